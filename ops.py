@@ -1,0 +1,259 @@
+"""The two hot spots of GAN losses as ops: the Minkowski power loss and the gradient penalty.
+
+Each op has an eager PyTorch reference here; `set_backend` swaps in the fused C++/CUDA
+kernels of csrc/ when they build. losses.py calls only the functions below.
+
+The fused ops (namespace `mink_gan`, see csrc/mink_ops.cpp) are built on first use with
+torch.utils.cpp_extension.load into a cache folder keyed by a hash of the sources, the torch
+version and the build flags: ~/.cache/mink-gan/ops/<hash>, or $MINK_OPS_CACHE/<hash>. The
+.cu file is compiled only when torch.cuda.is_available(). Builds are serialised with an OS
+file lock (released when a builder dies), so a killed build never hangs the next one; the
+stale cpp_extension `lock` file it leaves is removed.
+
+Autograd: each forward is one pass, each backward one pass (the `*_backward` ops), wired up
+by a C++ torch::autograd::Function on the Autograd key (Python's register_autograd costs
+more than the whole eager loss at batch 64); the fake kernels for torch.compile are
+registered here. No gradient flows to a tensor `target` of minkowski_power (labels are
+constants; the op returns None for it, and the public function falls back to eager when a
+target requires grad). Double backward through the fused ops raises a RuntimeError: use
+set_backend('off') for that.
+"""
+import fcntl
+import hashlib
+import os
+import shutil
+import sys
+import time
+import warnings
+
+import torch
+
+from utils import UserError
+
+SRC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "csrc")
+CPP_SOURCES = ("mink_ops.cpp",)
+CUDA_SOURCES = ("mink_ops_cuda.cu",)
+CFLAGS = ("-O3", "-fopenmp")
+LDFLAGS = ("-fopenmp",)
+NVCC_FLAGS = ("-O3",)
+BUILD_TIMEOUT_S = float(os.environ.get("MINK_OPS_BUILD_TIMEOUT", "1800"))
+
+_backend = "eager"
+_fused = None      # None (not tried), False (failed) or the backend name once loaded
+_fused_error = None
+_warned = False
+_registered = False
+_devices = set()   # device types the loaded library has kernels for
+_DTYPES = {"cpu": (torch.float32, torch.float64),
+           "cuda": (torch.float32, torch.float64, torch.float16, torch.bfloat16)}
+
+
+# ---------------------------------------------------------------------------------------
+# eager references
+
+
+def minkowski_power_eager(d, target, p, on_probs=True):
+    """(1/p) * mean |s - t|^p with s = sigmoid(d) (or s = d when on_probs is False)."""
+    s = torch.sigmoid(d) if on_probs else d
+    return (s - target).abs().pow(p).mean() / p
+
+
+def gradient_penalty_eager(g, lam, center=1.0):
+    """lam * mean_b (||g_b||_2 - center)^2 over the per-sample gradients g (B x ...)."""
+    norms = g.flatten(1).norm(2, dim=1)
+    return lam * (norms - center).pow(2).mean()
+
+
+# ---------------------------------------------------------------------------------------
+# public API (dispatches to the fused ops when they are active and support the input)
+
+
+def _fused_ok(x):
+    return _backend != "eager" and x.device.type in _devices and x.dtype in _DTYPES[x.device.type]
+
+
+def minkowski_power(d, target, p, on_probs=True):
+    """(1/p) * mean |s - t|^p, s = sigmoid(d) if on_probs else d; target a float or d-shaped tensor."""
+    if _fused_ok(d) and p >= 1 and p != float("inf"):
+        if isinstance(target, torch.Tensor):
+            if target.shape == d.shape and target.device == d.device and not target.requires_grad:
+                return torch.ops.mink_gan.minkowski_power(d, target.to(d.dtype), 0.0, float(p), bool(on_probs))
+        else:
+            return torch.ops.mink_gan.minkowski_power(d, None, float(target), float(p), bool(on_probs))
+    return minkowski_power_eager(d, target, p, on_probs)
+
+
+def gradient_penalty(g, lam, center=1.0):
+    """lam * mean_b (||g_b||_2 - center)^2 over the per-sample gradients g (B x ...)."""
+    if _fused_ok(g) and g.dim() >= 2 and g.shape[0] > 0:
+        return torch.ops.mink_gan.gradient_penalty(g, float(lam), float(center))[0]
+    return gradient_penalty_eager(g, lam, center)
+
+
+def set_backend(mode):
+    """Choose the implementation ('auto', 'on', 'off'); return the name of the one in use.
+
+    'on' raises UserError when the fused ops cannot be built; 'auto' then warns once and
+    uses eager.
+    """
+    global _backend, _warned
+    if mode not in ("auto", "on", "off"):
+        raise UserError(f"--fused must be auto, on or off, got {mode!r}")
+    if mode == "off":
+        _backend = "eager"
+        return _backend
+    name = _load()
+    if name:
+        _backend = name
+    else:
+        _backend = "eager"
+        if mode == "on":
+            raise UserError(f"could not build the fused ops ({_fused_error}); fix the compiler setup or use --fused off")
+        if not _warned:
+            _warned = True
+            warnings.warn(f"fused ops unavailable, using eager PyTorch ({_fused_error})", RuntimeWarning, stacklevel=2)
+    return _backend
+
+
+def backend():
+    return _backend
+
+
+# ---------------------------------------------------------------------------------------
+# build and load
+
+
+def cache_root():
+    return os.environ.get("MINK_OPS_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "mink-gan", "ops")
+
+
+def source_hash(src_dir, with_cuda):
+    """Hash of everything that changes the built library."""
+    h = hashlib.sha256()
+    names = CPP_SOURCES + (CUDA_SOURCES if with_cuda else ())
+    for name in names:
+        h.update(name.encode())
+        with open(os.path.join(src_dir, name), "rb") as f:
+            h.update(f.read())
+    h.update(repr((torch.__version__, sys.version_info[:2], with_cuda, CFLAGS, LDFLAGS, NVCC_FLAGS,
+                   os.environ.get("TORCH_CUDA_ARCH_LIST") if with_cuda else None)).encode())
+    return h.hexdigest()[:16]
+
+
+def build(src_dir=None, with_cuda=None, load=True, verbose=False):
+    """Build the library into cache_root()/<hash> and, if `load`, load it into this process.
+
+    Returns the path of the built .so. Serialised across processes by an flock on
+    <hash>.flock; holding it, any cpp_extension `lock` file in the build folder is stale
+    (its builder died) and is removed before building.
+    """
+    from torch.utils import cpp_extension
+
+    src_dir = src_dir or SRC_DIR
+    if with_cuda is None:
+        with_cuda = torch.cuda.is_available()
+    key = source_hash(src_dir, with_cuda)
+    name = f"mink_gan_ops_{key}"
+    root = cache_root()
+    build_dir = os.path.join(root, key)
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, key + ".flock"), "w") as lockf:
+        deadline = time.monotonic() + BUILD_TIMEOUT_S
+        while True:
+            try:
+                fcntl.flock(lockf, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"timed out after {BUILD_TIMEOUT_S:.0f}s waiting for another build in {build_dir}")
+                time.sleep(0.5)
+        try:
+            os.makedirs(build_dir, exist_ok=True)
+            stale = os.path.join(build_dir, "lock")
+            if os.path.exists(stale):
+                os.remove(stale)
+            sources = [os.path.join(src_dir, n) for n in CPP_SOURCES + (CUDA_SOURCES if with_cuda else ())]
+            kwargs = dict(name=name, sources=sources, build_directory=build_dir, extra_cflags=list(CFLAGS),
+                          extra_ldflags=list(LDFLAGS), with_cuda=with_cuda, is_python_module=False, verbose=verbose)
+            if with_cuda:
+                kwargs["extra_cuda_cflags"] = list(NVCC_FLAGS)
+            if load:
+                cpp_extension.load(**kwargs)
+            else:
+                _build_only(cpp_extension, kwargs)
+        finally:
+            fcntl.flock(lockf, fcntl.LOCK_UN)
+    return os.path.join(build_dir, name + ".so")
+
+
+def _build_only(cpp_extension, kwargs):
+    """The ninja build that load() runs, without loading the library into this process.
+
+    For CI without a GPU (and so without a second registration of the mink_gan ops in a
+    process that already loaded the CPU build). Uses a private cpp_extension function; the
+    arguments are filtered by its signature to survive small API changes.
+    """
+    import inspect
+
+    fn = cpp_extension._write_ninja_file_and_build_library
+    args = dict(kwargs, extra_cuda_cflags=kwargs.get("extra_cuda_cflags") or [], extra_sycl_cflags=[],
+                extra_include_paths=[], with_sycl=False, is_standalone=False)
+    params = inspect.signature(fn).parameters
+    fn(**{k: v for k, v in args.items() if k in params})
+
+
+def _load():
+    """Build and load the fused ops once per process; return the backend name or None."""
+    global _fused, _fused_error
+    if _fused is None:
+        with_cuda = torch.cuda.is_available()
+        try:
+            build(SRC_DIR, with_cuda)
+            _register_python_parts()
+        except Exception as e:  # any build or load failure: report it in one line
+            _fused, _fused_error = False, _one_line(e)
+        else:
+            _devices.clear()
+            _devices.update({"cpu", "cuda"} if with_cuda else {"cpu"})
+            _fused = "fused-cpu+cuda" if with_cuda else "fused-cpu"
+    return _fused or None
+
+
+def _one_line(e):
+    text = str(e).strip().splitlines()
+    errors = [ln.strip() for ln in text if "error" in ln.lower()]
+    line = (errors[-1] if errors else (text[-1] if text else type(e).__name__))
+    return f"{type(e).__name__}: {line}"[:300]
+
+
+# ---------------------------------------------------------------------------------------
+# fake kernels (pytorch/extension-cpp style; autograd is registered in C++, see csrc/mink_ops.cpp)
+
+
+def _register_python_parts():
+    global _registered
+    if _registered:
+        return
+    lib = "mink_gan::"
+
+    @torch.library.register_fake(lib + "minkowski_power")
+    def _(d, target, tval, p, on_probs):
+        if target is not None:
+            torch._check(target.shape == d.shape)
+        return d.new_empty(())
+
+    @torch.library.register_fake(lib + "minkowski_power_backward")
+    def _(grad, d, target, tval, p, on_probs):
+        return torch.empty_like(d, memory_format=torch.contiguous_format)
+
+    @torch.library.register_fake(lib + "gradient_penalty")
+    def _(g, lam, center):
+        torch._check(g.dim() >= 2)
+        norm_dtype = torch.float64 if g.dtype == torch.float64 else torch.float32
+        return g.new_empty(()), g.new_empty((g.shape[0],), dtype=norm_dtype)
+
+    @torch.library.register_fake(lib + "gradient_penalty_backward")
+    def _(grad, g, norms, lam, center):
+        return torch.empty_like(g, memory_format=torch.contiguous_format)
+
+    _registered = True

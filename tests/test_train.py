@@ -1,0 +1,227 @@
+"""train.py end to end on tiny budgets: every loss and architecture, resume, divergence, bad input."""
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import torch
+
+import losses
+import train
+from utils import run_main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOY = ["--dataset", "ring8", "--log-every", "5", "--sample-every", "10", "--ckpt-every", "10"]
+
+
+def run(argv):
+    """train.py's command line in-process: (exit code, stderr is checked by the caller)."""
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(lambda: train.main(argv))
+    return exit_info.value.code
+
+
+def summary(out):
+    with open(os.path.join(out, "summary.json")) as f:
+        return json.load(f)
+
+
+@pytest.mark.parametrize("loss", losses.LOSSES)
+def test_every_loss_trains_on_ring8(loss, tmp_path):
+    out = str(tmp_path / loss)
+    assert run(["--loss", loss, "--steps", "20", "--out", out, *TOY]) == 0
+    assert summary(out)["status"] == "completed" and summary(out)["step"] == 20
+    metrics = pd.read_csv(os.path.join(out, "metrics.csv"))
+    assert list(metrics.columns) == train.METRIC_COLUMNS
+    assert metrics["step"].tolist() == [5, 10, 15, 20]
+    assert metrics[["loss_d", "loss_g", "grad_norm_d", "grad_norm_g"]].notna().all().all()
+    assert os.path.exists(os.path.join(out, "samples", "step0000020.png"))
+    config = json.load(open(os.path.join(out, "config.json")))
+    assert config["loss"] == loss and config["torch"] == torch.__version__ and "backend" in config
+    ckpt = torch.load(os.path.join(out, "checkpoints", "last.pt"), weights_only=True)
+    assert ckpt["step"] == 20 and set(ckpt) >= {"G", "D", "opt_g", "opt_d", "rng"}
+
+
+def test_loss_dependent_defaults(tmp_path):
+    cfg = train.resolve(train.build_parser().parse_args(["--loss", "wgan-gp"]))
+    assert (cfg["clip"], cfg["gp"], cfg["n_critic"], cfg["d_norm"]) == (0.0, 10.0, 5, "none")
+    cfg = train.resolve(train.build_parser().parse_args([]))
+    assert (cfg["loss"], cfg["p"], cfg["clip"], cfg["gp"], cfg["n_critic"]) == ("minkowski", 4.0, 0.01, 0.0, 1)
+    assert (cfg["lr_d"], cfg["lr_g"], cfg["beta1"], cfg["beta2"], cfg["batch_size"], cfg["z_dim"], cfg["epochs"]) == \
+        (2e-4, 2e-4, 0.5, 0.999, 64, 100, 200)
+    assert cfg["out"] == os.path.join("runs", "cifar10", "minkowski-p4-seed0")
+
+
+@pytest.mark.parametrize("arch, extra", [
+    ("dcgan", ["--loss", "minkowski", "--p", "3", "--label-smooth", "0.1", "--instance-noise", "0.1"]),
+    ("dcgan", ["--loss", "wgan-gp", "--n-critic", "2", "--sn"]),
+    ("pytorchgan", ["--loss", "nsgan", "--lr-d", "4e-4", "--lr-g", "1e-4"]),
+])
+def test_image_models_train_on_a_folder(arch, extra, tiny_images, tmp_path):
+    out = str(tmp_path / "run")
+    argv = ["--dataset", "folder", "--data-root", tiny_images, "--arch", arch, "--width", "8", "--batch-size", "8",
+            "--steps", "4", "--log-every", "2", "--out", out, *extra]
+    assert run(argv) == 0
+    assert summary(out)["status"] == "completed"
+    G, cfg = train.load_generator(out)
+    assert not G.training and cfg["arch"] == arch
+    with torch.no_grad():
+        images = G(torch.randn(3, cfg["z_dim"]))
+    assert images.shape == (3, 3, 32, 32) and images.abs().max() <= 1
+    assert os.path.getsize(os.path.join(out, "samples", "step0000004.png")) > 0
+
+
+def test_weight_clipping_bounds_every_d_parameter(tmp_path):
+    out = str(tmp_path / "run")
+    assert run(["--loss", "gan", "--clip", "0.01", "--steps", "5", "--out", out, *TOY]) == 0
+    D = torch.load(os.path.join(out, "checkpoints", "last.pt"), weights_only=True)["D"]
+    assert max(v.abs().max().item() for v in D.values()) <= 0.01
+    out2 = str(tmp_path / "noclip")
+    assert run(["--loss", "gan", "--clip", "0", "--steps", "5", "--out", out2, *TOY]) == 0
+    D = torch.load(os.path.join(out2, "checkpoints", "last.pt"), weights_only=True)["D"]
+    assert max(v.abs().max().item() for v in D.values()) > 0.01
+
+
+def test_batches_cover_each_epoch_once_and_replay_from_a_position():
+    data = torch.arange(20)
+    b = train.Batches(data, 4, seed=3)
+    epoch0 = torch.cat([b.next() for _ in range(5)])
+    assert sorted(epoch0.tolist()) == list(range(20))
+    epoch1 = torch.cat([b.next() for _ in range(5)])
+    assert not torch.equal(epoch0, epoch1)
+    replay = train.Batches(data, 4, seed=3, drawn=7)
+    assert torch.equal(replay.next(), epoch1[8:12])
+
+
+def interrupt_at(monkeypatch, step):
+    original = train.Trainer.train_step
+
+    def train_step(self, batches, total_steps):
+        if self.step == step:
+            raise KeyboardInterrupt
+        return original(self, batches, total_steps)
+
+    monkeypatch.setattr(train.Trainer, "train_step", train_step)
+
+
+def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, monkeypatch):
+    argv = ["--loss", "wgan-gp", "--n-critic", "2", "--instance-noise", "0.5", "--steps", "30", *TOY]
+    straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
+    assert run([*argv, "--out", straight]) == 0
+    with monkeypatch.context() as m:
+        interrupt_at(m, 17)
+        assert run([*argv, "--out", resumed]) == 130
+    assert summary(resumed)["status"] == "interrupted" and summary(resumed)["step"] == 17
+    assert run([*argv, "--out", resumed]) == 2  # an existing run needs --resume
+    assert run([*argv, "--out", resumed, "--resume"]) == 0
+    assert summary(resumed)["status"] == "completed"
+    a = torch.load(os.path.join(straight, "checkpoints", "last.pt"), weights_only=True)
+    b = torch.load(os.path.join(resumed, "checkpoints", "last.pt"), weights_only=True)
+    for net in ("G", "D"):
+        for key in a[net]:
+            assert torch.equal(a[net][key], b[net][key]), f"{net}.{key} differs after resume"
+    assert torch.equal(a["rng"], b["rng"])
+    ma, mb = (pd.read_csv(os.path.join(d, "metrics.csv")) for d in (straight, resumed))
+    assert ma["step"].tolist() == mb["step"].tolist()  # rows after the checkpoint were not duplicated
+    pd.testing.assert_frame_equal(ma.drop(columns="seconds"), mb.drop(columns="seconds"))
+
+
+def test_resume_refuses_changed_settings(tmp_path):
+    out = str(tmp_path / "run")
+    assert run(["--steps", "10", "--out", out, *TOY]) == 0
+    assert run(["--steps", "20", "--lr", "1e-3", "--out", out, "--resume", *TOY]) == 2
+    assert run(["--steps", "20", "--out", out, "--resume", *TOY]) == 0  # a longer budget is fine
+    assert summary(out)["step"] == 20
+
+
+def test_a_nan_loss_stops_the_run_as_diverged_and_keeps_the_good_checkpoint(tmp_path, monkeypatch):
+    real_make_loss = losses.make_loss
+    calls = {"n": 0}
+
+    def make_loss(*args, **kwargs):
+        d_loss, g_loss = real_make_loss(*args, **kwargs)
+
+        def exploding_d_loss(r, f):
+            calls["n"] += 1
+            return d_loss(r, f) * (float("nan") if calls["n"] > 13 else 1.0)
+        return exploding_d_loss, g_loss
+
+    monkeypatch.setattr(losses, "make_loss", make_loss)
+    out = str(tmp_path / "run")
+    assert run(["--steps", "40", "--out", out, *TOY]) == 1
+    s = summary(out)
+    assert s["status"] == "diverged" and s["step"] == 15  # detected at the first log after step 14
+    ckpt = torch.load(os.path.join(out, "checkpoints", "last.pt"), weights_only=True)
+    assert ckpt["step"] == 10
+    assert all(torch.isfinite(v).all() for v in ckpt["G"].values())
+
+
+def test_existing_run_is_not_overwritten_without_a_flag(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    assert run(["--steps", "5", "--out", str(out), *TOY]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert (out / "precious.txt").read_text() == "keep me"
+    assert run(["--steps", "5", "--out", str(out), "--overwrite", *TOY]) == 0
+    assert not (out / "precious.txt").exists()
+
+
+def test_a_corrupt_checkpoint_is_a_one_line_error(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert run(["--steps", "10", "--out", out, *TOY]) == 0
+    path = os.path.join(out, "checkpoints", "last.pt")
+    with open(path, "wb") as f:
+        f.write(b"not a checkpoint")
+    capsys.readouterr()
+    assert run(["--steps", "20", "--out", out, "--resume", *TOY]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: checkpoint") and err.count("\n") == 1
+    assert open(path, "rb").read() == b"not a checkpoint"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--loss", "wasserstein"], "unknown loss"),
+    (["--p", "0.5"], "--p must be"),
+    (["--p", "nan"], "--p must be"),
+    (["--lr", "0"], "--lr-d must be a positive"),
+    (["--lr-g", "-0.0001"], "--lr-g must be a positive"),
+    (["--batch-size", "0"], "--batch-size must be at least 1"),
+    (["--steps", "0"], "--steps must be"),
+    (["--dataset", "mnist"], "unknown --dataset"),
+    (["--dataset", "folder", "--data-root", "/nonexistent/images"], "does not exist"),
+    (["--arch", "dcgan"], "does not fit"),
+    (["--label-smooth", "0.1", "--loss", "wgan"], "label smoothing"),
+    (["--epochs", "abc"], "invalid float value"),
+])
+def test_bad_input_is_a_one_line_error(argv, message, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["--dataset", "ring8", *argv] if "--dataset" not in argv else argv
+    assert run([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_an_undownloadable_cifar10_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    import torchvision
+
+    def offline(*args, **kwargs):
+        raise RuntimeError("<urlopen error [Errno -3] Temporary failure in name resolution>")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
+    out = tmp_path / "run"
+    assert run(["--dataset", "cifar10", "--data-root", str(tmp_path / "data"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "CIFAR-10" in err and "--data-root" in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_command_line_error_has_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "train.py", "--loss", "nope", "--out", str(tmp_path / "r")],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: unknown loss") and "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") == 1

@@ -1,0 +1,534 @@
+"""Train a GAN with any loss of losses.py; the defaults are the paper's Table 1.
+
+    python train.py --loss minkowski --p 4                 # CIFAR-10, 200 epochs, as the paper
+    python train.py --dataset ring8 --steps 3000           # the 2-D benchmark, minutes on a CPU
+
+A run directory holds config.json, metrics.csv, samples/, checkpoints/last.pt and summary.json;
+`--resume` continues a run exactly where it stopped.
+"""
+import argparse
+import csv
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import torch
+
+import data
+import losses
+import models
+import ops
+from utils import UserError, atomic_torch_save, atomic_write_csv, atomic_write_text, run_main
+
+TOY_TRAIN_SIZE = 100_000  # points drawn once per seed: the toy "dataset" an epoch goes through
+METRIC_COLUMNS = ["step", "epoch", "loss_d", "loss_g", "grad_norm_d", "grad_norm_g",
+                  "d_real", "d_fake", "logit_real", "logit_fake", "seconds"]
+# Settings that define the trained model; a resumed run must keep them.
+RUN_DEFINING = ["loss", "p", "minkowski_on", "dataset", "arch", "z_dim", "width", "d_norm", "sn",
+                "batch_size", "lr_d", "lr_g", "beta1", "beta2", "clip", "gp", "gp_center",
+                "n_critic", "label_smooth", "instance_noise", "seed"]
+
+
+# ----------------------------------------------------------------------------- settings
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UserError(f"{message} (see python {self.prog} --help)")
+
+
+def build_parser():
+    ap = OneLineParser(prog="train.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    a = ap.add_argument
+    a("--loss", default="minkowski", help=f"one of {', '.join(losses.LOSSES)}")
+    a("--p", type=float, default=4.0, help="Minkowski exponent, any real >= 1 (paper: 1..8, best 4)")
+    a("--minkowski-on", default="probs", choices=["probs", "logits"],
+      help="apply the distance to sigmoid(D) as the paper (probs) or to the raw output")
+    a("--dataset", default="cifar10", help=f"one of {', '.join(data.DATASETS)}")
+    a("--data-root", default="./data", help="where CIFAR-10 is downloaded, or the image folder")
+    a("--arch", default=None, help=f"one of {', '.join(models.ARCHS)}; default: mlp for 2-D data, else dcgan")
+    a("--width", type=int, default=None, help="base width of both nets (default: the architecture's)")
+    a("--z-dim", type=int, default=100)
+    a("--d-norm", default=None, choices=["batch", "none"], help="D normalisation; default none for wgan-gp")
+    a("--sn", action="store_true", help="spectral normalisation on every layer of D")
+    a("--epochs", type=float, default=200)
+    a("--steps", type=int, default=None, help="generator steps; overrides --epochs")
+    a("--batch-size", type=int, default=64)
+    a("--lr", type=float, default=2e-4, help="learning rate of both nets")
+    a("--lr-d", type=float, default=None, help="D learning rate (two time scales); default --lr")
+    a("--lr-g", type=float, default=None, help="G learning rate; default --lr")
+    a("--beta1", type=float, default=0.5)
+    a("--beta2", type=float, default=0.999)
+    a("--clip", type=float, default=None, help="clip D weights to [-C, C], 0 = off; default 0.01 (paper), 0 for wgan-gp")
+    a("--gp", type=float, default=None, help="gradient penalty weight; default 10 for wgan-gp, else 0")
+    a("--gp-center", type=float, default=1.0, help="target gradient norm (1: WGAN-GP; 0: zero-centred)")
+    a("--n-critic", type=int, default=None, help="D steps per G step; default 5 for wgan and wgan-gp, else 1")
+    a("--label-smooth", type=float, default=0.0, help="one-sided label smoothing: real target 1 - S")
+    a("--instance-noise", type=float, default=0.0, help="std of noise added to D's inputs, annealed to 0")
+    a("--seed", type=int, default=0)
+    a("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    a("--fused", default="auto", choices=["auto", "on", "off"], help="fused C++/CUDA loss ops (csrc/)")
+    a("--out", default=None, help="run directory; default runs/<dataset>/<loss>[-p<p>]-seed<seed>")
+    a("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    a("--overwrite", action="store_true", help="delete an existing run in --out and start again")
+    a("--log-every", type=int, default=100)
+    a("--sample-every", type=int, default=2000)
+    a("--ckpt-every", type=int, default=2000)
+    a("--eval-every", type=int, default=0, help="FID (images) or mode metrics (2-D) every N steps; 0 = off")
+    a("--eval-n", type=int, default=5000, help="samples per evaluation during training")
+    a("--fid-weights", default=None, help="path of pytorch-fid's Inception weights, for offline use")
+    return ap
+
+
+def resolve(args):
+    """Check every setting and fill the loss-dependent defaults; return the run's config dict."""
+    cfg = vars(args).copy()
+    if cfg["dataset"] not in data.DATASETS:
+        raise UserError(f"unknown --dataset {cfg['dataset']!r}; choose one of {', '.join(data.DATASETS)}")
+    wgan_like = cfg["loss"] in ("wgan", "wgan-gp")
+    cfg["arch"] = cfg["arch"] or ("mlp" if cfg["dataset"] in data.TOY_DATASETS else "dcgan")
+    cfg["clip"] = cfg["clip"] if cfg["clip"] is not None else (0.0 if cfg["loss"] == "wgan-gp" else 0.01)
+    cfg["gp"] = cfg["gp"] if cfg["gp"] is not None else (10.0 if cfg["loss"] == "wgan-gp" else 0.0)
+    cfg["n_critic"] = cfg["n_critic"] if cfg["n_critic"] is not None else (5 if wgan_like else 1)
+    cfg["d_norm"] = cfg["d_norm"] or ("none" if cfg["loss"] == "wgan-gp" else "batch")
+    cfg["lr_d"] = cfg["lr_d"] if cfg["lr_d"] is not None else cfg["lr"]
+    cfg["lr_g"] = cfg["lr_g"] if cfg["lr_g"] is not None else cfg["lr"]
+    losses.make_loss(cfg["loss"], cfg["p"], cfg["minkowski_on"], 1.0 - cfg["label_smooth"])  # validates
+    if (cfg["dataset"] in data.TOY_DATASETS) != (cfg["arch"] == "mlp"):
+        raise UserError(f"--arch {cfg['arch']} does not fit --dataset {cfg['dataset']}: use mlp for 2-D data only")
+    for name in ("lr_d", "lr_g"):
+        if not (math.isfinite(cfg[name]) and cfg[name] > 0):
+            raise UserError(f"--{name.replace('_', '-')} must be a positive number, got {cfg[name]}")
+    positive_ints = ["batch_size", "n_critic", "z_dim", "log_every", "sample_every", "ckpt_every"]
+    for name in positive_ints + (["width"] if cfg["width"] is not None else []):
+        if cfg[name] < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {cfg[name]}")
+    if cfg["steps"] is not None and cfg["steps"] < 1:
+        raise UserError(f"--steps must be at least 1, got {cfg['steps']}")
+    if not (math.isfinite(cfg["epochs"]) and cfg["epochs"] > 0):
+        raise UserError(f"--epochs must be a positive number, got {cfg['epochs']}")
+    for name in ("clip", "gp", "instance_noise", "eval_every"):
+        if not (math.isfinite(cfg[name]) and cfg[name] >= 0):
+            raise UserError(f"--{name.replace('_', '-')} must be >= 0, got {cfg[name]}")
+    if not 0 <= cfg["label_smooth"] < 1:
+        raise UserError(f"--label-smooth must be in [0, 1), got {cfg['label_smooth']}")
+    if cfg["eval_every"] and cfg["eval_n"] < 2:
+        raise UserError(f"--eval-n must be at least 2, got {cfg['eval_n']}")
+    if cfg["resume"] and cfg["overwrite"]:
+        raise UserError("--resume and --overwrite contradict each other; pass one")
+    cfg["out"] = cfg["out"] or default_run_dir(cfg)
+    cfg["device"] = resolve_device(cfg["device"])
+    return cfg
+
+
+def default_run_dir(cfg):
+    name = cfg["loss"] + (f"-p{cfg['p']:g}" if cfg["loss"] == "minkowski" else "") + f"-seed{cfg['seed']}"
+    return os.path.join("runs", cfg["dataset"], name)
+
+
+def resolve_device(name):
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown --device {name!r}; use auto, cpu or cuda") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for but no GPU is usable; use --device cpu")
+    return name
+
+
+def environment():
+    """What produced the run: versions, code revision and hardware, for the config."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        rev = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", here, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+        git = rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "") if rev.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired):
+        git = None
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    return {"torch": torch.__version__, "python": platform.python_version(), "git": git,
+            "hardware": gpu or f"{platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"}
+
+
+# ----------------------------------------------------------------------------- data
+
+class Batches:
+    """Shuffled mini-batches of an in-memory dataset, a pure function of (seed, batches drawn).
+
+    Each epoch's order comes from its own generator seeded by (seed, epoch), so a resumed
+    run continues with exactly the batches an uninterrupted one would have drawn.
+    """
+
+    def __init__(self, tensor, batch_size, seed, drawn=0):
+        if len(tensor) < batch_size:
+            raise UserError(f"the dataset has {len(tensor)} samples, fewer than --batch-size {batch_size}")
+        self.tensor, self.batch_size, self.seed, self.drawn = tensor, batch_size, seed, drawn
+        self.per_epoch = len(tensor) // batch_size
+        self._order_epoch, self._order = None, None
+
+    def epoch(self):
+        return self.drawn / self.per_epoch
+
+    def next(self):
+        epoch, i = divmod(self.drawn, self.per_epoch)
+        if epoch != self._order_epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._order = torch.randperm(len(self.tensor), generator=g).to(self.tensor.device)
+            self._order_epoch = epoch
+        self.drawn += 1
+        return self.tensor[self._order[i * self.batch_size:(i + 1) * self.batch_size]]
+
+
+def load_training_data(cfg):
+    """The training set as one tensor: uint8 images or float 2-D points."""
+    if cfg["dataset"] in data.TOY_DATASETS:
+        return data.sample_toy(cfg["dataset"], TOY_TRAIN_SIZE, torch.Generator().manual_seed(cfg["seed"]))
+    return data.load_images(cfg["dataset"], cfg["data_root"], "train")
+
+
+def to_input(batch):
+    """A batch as D's input: images to [-1, 1] floats, 2-D points as they are."""
+    return data.to_model_range(batch) if batch.dtype == torch.uint8 else batch
+
+
+# ----------------------------------------------------------------------------- models
+
+def build_models(cfg, device):
+    G, D = models.build(cfg["arch"], cfg["z_dim"], cfg["width"], cfg["d_norm"], cfg["sn"])
+    return G.to(device), D.to(device)
+
+
+def build_optimizers(cfg, G, D):
+    betas = (cfg["beta1"], cfg["beta2"])
+    return (torch.optim.Adam(G.parameters(), lr=cfg["lr_g"], betas=betas),
+            torch.optim.Adam(D.parameters(), lr=cfg["lr_d"], betas=betas))
+
+
+def load_checkpoint(path):
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise UserError(f"checkpoint {path} is unreadable ({type(e).__name__}); delete it or pass --overwrite") from None
+
+
+def read_config(run_dir):
+    path = os.path.join(run_dir, "config.json")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserError(f"{path} is missing or unreadable ({type(e).__name__}); is {run_dir} a run directory?") from None
+
+
+def load_generator(run_dir, checkpoint=None, device="cpu"):
+    """(G in eval mode, config) of a run, from its last checkpoint or the one given."""
+    cfg = read_config(run_dir)
+    path = checkpoint or os.path.join(run_dir, "checkpoints", "last.pt")
+    if not os.path.exists(path):
+        raise UserError(f"no checkpoint at {path}; train the run first or pass --checkpoint")
+    G, _ = build_models(cfg, device)
+    G.load_state_dict(load_checkpoint(path)["G"])
+    return G.eval(), cfg
+
+
+# ----------------------------------------------------------------------------- training
+
+def grad_norm(module):
+    """L2 norm of all parameter gradients of a module, as a device tensor (no host sync)."""
+    return torch.nn.utils.get_total_norm([p.grad for p in module.parameters() if p.grad is not None])
+
+
+@torch.no_grad()
+def clip_weights(module, c):
+    params = list(module.parameters())
+    torch._foreach_clamp_min_(params, -c)
+    torch._foreach_clamp_max_(params, c)
+
+
+class Trainer:
+    """One GAN training run: the models, their optimisers, and a step that updates both."""
+
+    def __init__(self, cfg, device):
+        self.cfg, self.device = cfg, device
+        self.G, self.D = build_models(cfg, device)
+        self.opt_g, self.opt_d = build_optimizers(cfg, self.G, self.D)
+        self.d_loss, self.g_loss = losses.make_loss(cfg["loss"], cfg["p"], cfg["minkowski_on"], 1.0 - cfg["label_smooth"])
+        self.step = 0
+
+    def noise_std(self, total_steps):
+        """Instance noise, annealed linearly from --instance-noise to 0 (Sonderby et al. 2017)."""
+        return self.cfg["instance_noise"] * max(0.0, 1.0 - self.step / total_steps)
+
+    def discriminator_step(self, real, fake, sigma):
+        cfg = self.cfg
+        real_in = real + sigma * torch.randn_like(real) if sigma else real
+        fake_in = fake + sigma * torch.randn_like(fake) if sigma else fake
+        logit_real, logit_fake = self.D(real_in), self.D(fake_in)
+        loss_d = self.d_loss(logit_real, logit_fake)
+        if cfg["gp"]:
+            loss_d = loss_d + losses.gradient_penalty(self.D, losses.interpolate(real, fake), cfg["gp"], cfg["gp_center"])
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        norm_d = grad_norm(self.D)
+        self.opt_d.step()
+        if cfg["clip"]:
+            clip_weights(self.D, cfg["clip"])
+        return loss_d.detach(), norm_d, logit_real.detach(), logit_fake.detach()
+
+    def generator_step(self, fake, sigma):
+        fake_in = fake + sigma * torch.randn_like(fake) if sigma else fake
+        self.D.requires_grad_(False)  # G's step needs no gradients for D's weights
+        loss_g = self.g_loss(self.D(fake_in))
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.D.requires_grad_(True)
+        norm_g = grad_norm(self.G)
+        self.opt_g.step()
+        return loss_g.detach(), norm_g
+
+    def train_step(self, batches, total_steps):
+        """n_critic D updates, then one G update on the last critic step's fakes; device stats."""
+        sigma = self.noise_std(total_steps)
+        n_critic = self.cfg["n_critic"]
+        for i in range(n_critic):
+            real = to_input(batches.next())
+            z = torch.randn(real.shape[0], self.cfg["z_dim"], device=self.device)
+            with torch.set_grad_enabled(i == n_critic - 1):
+                fake = self.G(z)
+            loss_d, norm_d, logit_real, logit_fake = self.discriminator_step(real, fake.detach(), sigma)
+        loss_g, norm_g = self.generator_step(fake, sigma)
+        self.step += 1
+        return torch.stack([loss_d, loss_g, norm_d, norm_g, torch.sigmoid(logit_real).mean(),
+                            torch.sigmoid(logit_fake).mean(), logit_real.mean(), logit_fake.mean()])
+
+    def state(self, extra):
+        return {"G": self.G.state_dict(), "D": self.D.state_dict(), "opt_g": self.opt_g.state_dict(),
+                "opt_d": self.opt_d.state_dict(), "step": self.step, "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [], **extra}
+
+    def load_state(self, ckpt):
+        self.G.load_state_dict(ckpt["G"])
+        self.D.load_state_dict(ckpt["D"])
+        self.opt_g.load_state_dict(ckpt["opt_g"])
+        self.opt_d.load_state_dict(ckpt["opt_d"])
+        self.step = ckpt["step"]
+        torch.set_rng_state(ckpt["rng"])
+        if ckpt["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
+
+
+# ----------------------------------------------------------------------------- run directory
+
+class MetricsLog:
+    """metrics.csv, one row per logged step; rows past a resumed checkpoint are dropped."""
+
+    def __init__(self, path, resume_step=None):
+        self.path = path
+        if resume_step is not None and os.path.exists(path):
+            rows = pd.read_csv(path, on_bad_lines="skip")
+            atomic_write_csv(rows[rows["step"] <= resume_step], path)
+        new = not os.path.exists(path)
+        self.file = open(path, "a", newline="")
+        self.writer = csv.writer(self.file)
+        if new:
+            self.writer.writerow(METRIC_COLUMNS)
+
+    def write(self, row):
+        self.writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
+        self.file.flush()
+
+    def close(self):
+        self.file.close()
+
+
+def save_samples(G, fixed_z, path, real_points=None):
+    """An 8x8 grid of G's images, or a scatter of its 2-D points over the data."""
+    was_training = G.training
+    G.eval()
+    with torch.no_grad():
+        fake = G(fixed_z).cpu()
+    G.train(was_training)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if fake.dim() == 4:
+        import torchvision
+        torchvision.utils.save_image(fake[:64], path, nrow=8, normalize=True, value_range=(-1, 1))
+        return
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
+    ax.scatter(real_points[:, 0], real_points[:, 1], s=2, c="0.7", label="data")
+    ax.scatter(fake[:, 0], fake[:, 1], s=2, c="tab:orange", label="G(z)")
+    lim = real_points.abs().max().item() * 1.4
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", title=os.path.basename(path)[:-4])
+    ax.legend(loc="upper right", markerscale=4, fontsize=7)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+
+
+def prepare_run_dir(cfg):
+    """Decide between a fresh run and a resumed one; return the checkpoint to resume or None."""
+    out, ckpt_path = cfg["out"], os.path.join(cfg["out"], "checkpoints", "last.pt")
+    exists = os.path.isdir(out) and os.listdir(out)
+    if exists and not (cfg["resume"] or cfg["overwrite"]):
+        raise UserError(f"run directory {out} already exists; pass --resume to continue it, "
+                        f"--overwrite to start again, or another --out")
+    if not (cfg["resume"] and os.path.exists(ckpt_path)):
+        return None
+    saved = read_config(out)
+    changed = [k for k in RUN_DEFINING if saved.get(k) != cfg[k]]
+    if changed:
+        k = changed[0]
+        raise UserError(f"{out} was trained with --{k.replace('_', '-')} {saved.get(k)}, not {cfg[k]}; "
+                        f"resume with the same settings or use another --out")
+    return load_checkpoint(ckpt_path)
+
+
+def write_summary(cfg, status, trainer, total_steps, last_row, evals, seconds):
+    summary = {"status": status, "step": trainer.step, "total_steps": total_steps, "seconds": round(seconds, 1)}
+    if last_row:
+        summary.update(epoch=last_row["epoch"], loss_d=last_row["loss_d"], loss_g=last_row["loss_g"])
+    summary.update(eval_summary(evals))
+    atomic_write_text(os.path.join(cfg["out"], "summary.json"), json.dumps(summary, indent=2) + "\n")
+
+
+def eval_summary(evals):
+    """Final and best value of each evaluation metric (lower is better, but modes: higher)."""
+    out = {}
+    if not evals:
+        return out
+    for key in evals[-1]:
+        if key == "step":
+            continue
+        pick = max if key == "modes" else min
+        best = pick(evals, key=lambda r: r[key])
+        out[f"final_{key}"], out[f"best_{key}"], out[f"best_{key}_step"] = evals[-1][key], best[key], best["step"]
+    return out
+
+
+def install_sigterm_as_interrupt():
+    """A scheduler's SIGTERM becomes KeyboardInterrupt, so the run checkpoints before it stops."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, handler)
+
+
+# ----------------------------------------------------------------------------- main
+
+def main(argv=None):
+    cfg = resolve(build_parser().parse_args(argv))
+    ckpt = prepare_run_dir(cfg)
+    cfg["backend"] = ops.set_backend(cfg["fused"])
+    device = torch.device(cfg["device"])
+    dataset = load_training_data(cfg)
+    if cfg["overwrite"] and os.path.isdir(cfg["out"]):
+        shutil.rmtree(cfg["out"])
+    return train(cfg, device, dataset, ckpt)
+
+
+def train(cfg, device, dataset, ckpt):
+    torch.manual_seed(cfg["seed"])
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    trainer = Trainer(cfg, device)
+    batches = Batches(dataset.to(device), cfg["batch_size"], cfg["seed"])
+    total_steps = cfg["steps"] or math.ceil(cfg["epochs"] * batches.per_epoch / cfg["n_critic"])
+    cfg["total_steps"] = total_steps
+    out = cfg["out"]
+    os.makedirs(os.path.join(out, "checkpoints"), exist_ok=True)
+    seconds, evals = 0.0, []
+    if ckpt is not None:
+        trainer.load_state(ckpt)
+        batches.drawn = trainer.step * cfg["n_critic"]
+        seconds, evals = ckpt["seconds"], ckpt["evals"]
+        if trainer.step >= total_steps:
+            print(f"{out} already has {trainer.step} of {total_steps} steps")
+            return 0
+    atomic_write_text(os.path.join(out, "config.json"), json.dumps({**cfg, **environment()}, indent=2) + "\n")
+    log = MetricsLog(os.path.join(out, "metrics.csv"), resume_step=trainer.step if ckpt else None)
+    images = dataset.dtype == torch.uint8
+    fixed_z = torch.randn(64 if images else 2000, cfg["z_dim"], generator=torch.Generator().manual_seed(cfg["seed"] + 1))
+    fixed_z, real_points = fixed_z.to(device), None if images else dataset[:2000]
+    evaluator = make_evaluator(cfg, device)
+    install_sigterm_as_interrupt()
+
+    def checkpoint():
+        extra = {"seconds": seconds, "evals": evals, "epoch": batches.epoch(), "window": window.cpu(), "window_n": window_n}
+        atomic_torch_save(trainer.state(extra), os.path.join(out, "checkpoints", "last.pt"))
+
+    from tqdm import tqdm
+    bar = tqdm(total=total_steps, initial=trainer.step, desc=os.path.basename(out), dynamic_ncols=True,
+               disable=None)  # no bar when stderr is not a terminal (logs, CI, sweeps)
+    window, window_n = torch.zeros(8, device=device), 0  # sums of the step statistics since the last log
+    if ckpt is not None:
+        window, window_n = ckpt["window"].to(device), ckpt["window_n"]
+    finite = torch.ones((), dtype=torch.bool, device=device)
+    last_row, status, start = None, "completed", time.time() - seconds
+    try:
+        while trainer.step < total_steps:
+            stats = trainer.train_step(batches, total_steps)
+            window += stats
+            window_n += 1
+            finite &= torch.isfinite(stats).all()
+            bar.update(1)
+            step = trainer.step
+            due = lambda every: every and (step % every == 0 or step == total_steps)  # noqa: E731
+            if due(cfg["log_every"]):
+                seconds = time.time() - start
+                values = (window / window_n).tolist()  # the one host sync per log interval
+                last_row = dict(zip(METRIC_COLUMNS, [step, round(batches.epoch(), 4), *values, round(seconds, 2)]))
+                log.write(list(last_row.values()))
+                bar.set_postfix(loss_d=f"{values[0]:.4f}", loss_g=f"{values[1]:.4f}")
+                window.zero_()
+                window_n = 0
+            if not any(due(cfg[k]) for k in ("log_every", "eval_every", "sample_every", "ckpt_every")):
+                continue
+            if not finite.item():  # checked before anything is evaluated or saved
+                status = "diverged"
+                break
+            if evaluator and due(cfg["eval_every"]):
+                evals.append({"step": step, **evaluator(trainer.G, step)})
+                atomic_write_csv(pd.DataFrame(evals), os.path.join(out, "eval.csv"))
+            if due(cfg["sample_every"]):
+                save_samples(trainer.G, fixed_z, os.path.join(out, "samples", f"step{step:07d}.png"), real_points)
+            if due(cfg["ckpt_every"]):
+                seconds = time.time() - start
+                checkpoint()
+    except KeyboardInterrupt:
+        status = "interrupted"
+        if finite.item():
+            seconds = time.time() - start
+            checkpoint()
+    finally:
+        bar.close()
+        log.close()
+    write_summary(cfg, status, trainer, total_steps, last_row, evals, time.time() - start)
+    if status == "diverged":
+        print(f"{out}: diverged (NaN or Inf loss) before step {trainer.step}; the last good checkpoint is kept",
+              file=sys.stderr)
+        return 1
+    if status == "interrupted":
+        print(f"{out}: interrupted at step {trainer.step}; continue with --resume", file=sys.stderr)
+        return 130
+    print(f"{out}: completed {trainer.step} steps in {time.time() - start:.0f} s")
+    return 0
+
+
+def make_evaluator(cfg, device):
+    if not cfg["eval_every"]:
+        return None
+    import evaluate
+    return evaluate.TrainingEvaluator(cfg, device)
+
+
+if __name__ == "__main__":
+    run_main(main)
