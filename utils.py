@@ -1,4 +1,5 @@
 """Small helpers every script shares: one-line user errors and atomic writes."""
+import argparse
 import os
 import sys
 import tempfile
@@ -8,6 +9,13 @@ import torch
 
 class UserError(Exception):
     """Bad input from the user: reported as one line, exit code 2, no traceback."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are UserErrors: one line, exit code 2, no usage dump."""
+
+    def error(self, message):
+        raise UserError(f"{message} (see python {self.prog} --help)")
 
 
 def run_main(main):
@@ -25,6 +33,9 @@ def _atomic(path, write):
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make results unreadable to others
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)

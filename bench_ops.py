@@ -1,0 +1,184 @@
+"""Benchmark the fused ops (csrc/) against the same math in eager PyTorch. Not a test.
+
+    python bench_ops.py                 # ops + a training step, every device present
+    python bench_ops.py --no-step       # ops only
+    python bench_ops.py --rounds 9      # more repeats (medians over rounds)
+
+Per device (and per CPU thread count, --threads; default 1 and torch's default): forward + backward (torch.autograd.grad) of the Minkowski power loss (p = 4 on
+probabilities, target 1) for N in {64, 4096, 262144}, and of the gradient penalty on
+B x 3072 per-sample gradients for B in {64, 256, 1024}. Eager and fused runs alternate,
+round by round, and each figure is the median over rounds, so load from other processes
+hits both alike. Writes results/bench_ops.csv; the training-step comparison (DCGAN, batch
+64: Minkowski p=4, and WGAN-GP with its penalty) goes to results/bench_step.csv.
+"""
+import argparse
+import os
+import statistics
+import time
+
+import pandas as pd
+import torch
+
+import losses
+import models
+import ops
+from utils import atomic_write_csv, run_main
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def per_call_ms(fn, device, iters):
+    sync(device)
+    t = time.perf_counter()
+    for _ in range(iters):
+        fn()
+    sync(device)
+    return (time.perf_counter() - t) / iters * 1e3
+
+
+def compare(make_call, device, rounds, budget_s=0.05):
+    """Median ms per call of make_call(mode)() for mode 'off' (eager) and 'on' (fused)."""
+    calls = {}
+    for mode in ("off", "on"):
+        ops.set_backend(mode)
+        fn = make_call()
+        for _ in range(3):
+            fn()
+        calls[mode] = fn
+    ops.set_backend("off")
+    one = per_call_ms(calls["off"], device, 3)
+    iters = max(3, min(2000, int(budget_s * 1e3 / max(one, 1e-3))))
+    times = {"off": [], "on": []}
+    for _ in range(rounds):
+        for mode in ("off", "on"):
+            ops.set_backend(mode)
+            times[mode].append(per_call_ms(calls[mode], device, iters))
+    ops.set_backend("off")
+    return statistics.median(times["off"]), statistics.median(times["on"])
+
+
+def bench_ops(device, rounds):
+    rows = []
+    gen = torch.Generator().manual_seed(0)
+    for n in (64, 4096, 262144):
+        d = torch.randn(n, generator=gen).to(device).requires_grad_(True)
+
+        def make_call():
+            def call():
+                (g,) = torch.autograd.grad(ops.minkowski_power(d, 1.0, 4.0, True), d)
+                return g
+            return call
+
+        rows.append(("minkowski_p4", n, *compare(make_call, device, rounds)))
+    for b in (64, 256, 1024):
+        g = torch.randn(b, 3072, generator=gen).to(device).requires_grad_(True)
+
+        def make_call():
+            def call():
+                (gg,) = torch.autograd.grad(ops.gradient_penalty(g, 10.0, 1.0), g)
+                return gg
+            return call
+
+        rows.append(("gradient_penalty", f"{b}x3072", *compare(make_call, device, rounds)))
+    return rows
+
+
+def train_step_fn(loss, device, batch=64):
+    """One D step and one G step of the DCGAN at 32x32, as train.py does them."""
+    torch.manual_seed(0)
+    G, D = models.build("dcgan", d_norm="none" if loss == "wgan-gp" else "batch")
+    G, D = G.to(device), D.to(device)
+    opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    d_loss, g_loss = losses.make_loss(loss, p=4.0)
+    real = torch.randn(batch, 3, 32, 32, device=device).clamp(-1, 1)
+
+    def step():
+        z = torch.randn(batch, 100, device=device)
+        fake = G(z)
+        opt_d.zero_grad(set_to_none=True)
+        ld = d_loss(D(real), D(fake.detach()))
+        if loss == "wgan-gp":
+            ld = ld + losses.gradient_penalty(D, losses.interpolate(real, fake.detach()), 10.0, 1.0)
+        ld.backward()
+        opt_d.step()
+        opt_g.zero_grad(set_to_none=True)
+        g_loss(D(fake)).backward()
+        opt_g.step()
+
+    return step
+
+
+def bench_step(device, rounds):
+    rows = []
+    for loss in ("minkowski", "wgan-gp"):
+        step = train_step_fn(loss, device)
+        for mode in ("off", "on"):
+            ops.set_backend(mode)
+            step()
+        times = {"off": [], "on": []}
+        for _ in range(rounds):
+            for mode in ("off", "on"):
+                ops.set_backend(mode)
+                times[mode].append(per_call_ms(step, device, 2))
+        ops.set_backend("off")
+        rows.append((f"train_step_dcgan_{loss}" + ("_p4" if loss == "minkowski" else ""), "batch64",
+                     statistics.median(times["off"]), statistics.median(times["on"])))
+    return rows
+
+
+def frame(device, rows):
+    df = pd.DataFrame(rows, columns=["op", "size", "eager_ms", "fused_ms"])
+    df.insert(0, "device", device.type)
+    df["speedup"] = df.eager_ms / df.fused_ms
+    df["torch"] = torch.__version__
+    df["cpu_threads"] = torch.get_num_threads()
+    df["loadavg_1m"] = round(os.getloadavg()[0], 2)  # other processes on the machine skew the figures
+    df["backend"] = ops.set_backend("on")
+    ops.set_backend("off")
+    return df
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=7, help="alternating eager/fused rounds per figure (median)")
+    ap.add_argument("--step-rounds", type=int, default=5, help="rounds for the training-step figure")
+    ap.add_argument("--threads", default=f"1,{torch.get_num_threads()}",
+                    help="comma-separated CPU thread counts to run (torch.set_num_threads)")
+    ap.add_argument("--no-step", action="store_true", help="skip the training-step benchmark")
+    ap.add_argument("--out", default=os.path.join(HERE, "results", "bench_ops.csv"))
+    ap.add_argument("--step-out", default=os.path.join(HERE, "results", "bench_step.csv"))
+    args = ap.parse_args(argv)
+
+    name = ops.set_backend("on")  # builds on first use; fails loudly if it cannot
+    print(f"backend {name}, torch {torch.__version__}, {os.cpu_count()} CPUs", flush=True)
+    threads = sorted({int(t) for t in args.threads.split(",")})
+    runs = [(torch.device("cpu"), t) for t in threads]
+    runs += [(torch.device("cuda"), max(threads))] if torch.cuda.is_available() else []
+    fmt = {"eager_ms": "{:.4f}".format, "fused_ms": "{:.4f}".format, "speedup": "{:.2f}x".format}
+    cols = ["device", "cpu_threads", "op", "size", "eager_ms", "fused_ms", "speedup"]
+    tables, steps = [], []
+    for device, nthreads in runs:
+        torch.set_num_threads(nthreads)
+        df = frame(device, bench_ops(device, args.rounds))
+        print(df[cols].to_string(index=False, formatters=fmt), flush=True)
+        tables.append(df)
+        if not args.no_step:
+            sf = frame(device, bench_step(device, args.step_rounds))
+            print(sf[cols].to_string(index=False, formatters=fmt), flush=True)
+            steps.append(sf)
+    atomic_write_csv(pd.concat(tables, ignore_index=True), args.out)
+    print(f"wrote {args.out}")
+    if steps:
+        atomic_write_csv(pd.concat(steps, ignore_index=True), args.step_out)
+        print(f"wrote {args.step_out}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
