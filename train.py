@@ -25,7 +25,7 @@ import data
 import losses
 import models
 import ops
-from utils import UserError, atomic_torch_save, atomic_write_csv, atomic_write_text, run_main
+from utils import OneLineParser, UserError, atomic_torch_save, atomic_write_csv, atomic_write_text, run_main
 
 TOY_TRAIN_SIZE = 100_000  # points drawn once per seed: the toy "dataset" an epoch goes through
 METRIC_COLUMNS = ["step", "epoch", "loss_d", "loss_g", "grad_norm_d", "grad_norm_g",
@@ -37,11 +37,6 @@ RUN_DEFINING = ["loss", "p", "minkowski_on", "dataset", "arch", "z_dim", "width"
 
 
 # ----------------------------------------------------------------------------- settings
-
-class OneLineParser(argparse.ArgumentParser):
-    def error(self, message):
-        raise UserError(f"{message} (see python {self.prog} --help)")
-
 
 def build_parser():
     ap = OneLineParser(prog="train.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -65,7 +60,9 @@ def build_parser():
     a("--lr-g", type=float, default=None, help="G learning rate; default --lr")
     a("--beta1", type=float, default=0.5)
     a("--beta2", type=float, default=0.999)
-    a("--clip", type=float, default=None, help="clip D weights to [-C, C], 0 = off; default 0.01 (paper), 0 for wgan-gp")
+    a("--clip", type=float, default=None,
+      help="clip D weights to [-C, C], 0 = off; default 0.01 (the paper's, for every loss on images, and for wgan), "
+           "0 for wgan-gp and on 2-D data")
     a("--gp", type=float, default=None, help="gradient penalty weight; default 10 for wgan-gp, else 0")
     a("--gp-center", type=float, default=1.0, help="target gradient norm (1: WGAN-GP; 0: zero-centred)")
     a("--n-critic", type=int, default=None, help="D steps per G step; default 5 for wgan and wgan-gp, else 1")
@@ -81,7 +78,7 @@ def build_parser():
     a("--sample-every", type=int, default=2000)
     a("--ckpt-every", type=int, default=2000)
     a("--eval-every", type=int, default=0, help="FID (images) or mode metrics (2-D) every N steps; 0 = off")
-    a("--eval-n", type=int, default=5000, help="samples per evaluation during training")
+    a("--eval-n", type=int, default=None, help="samples per evaluation; default 5000 images, 2500 2-D points")
     a("--fid-weights", default=None, help="path of pytorch-fid's Inception weights, for offline use")
     return ap
 
@@ -93,10 +90,11 @@ def resolve(args):
         raise UserError(f"unknown --dataset {cfg['dataset']!r}; choose one of {', '.join(data.DATASETS)}")
     wgan_like = cfg["loss"] in ("wgan", "wgan-gp")
     cfg["arch"] = cfg["arch"] or ("mlp" if cfg["dataset"] in data.TOY_DATASETS else "dcgan")
-    cfg["clip"] = cfg["clip"] if cfg["clip"] is not None else (0.0 if cfg["loss"] == "wgan-gp" else 0.01)
+    cfg["clip"] = cfg["clip"] if cfg["clip"] is not None else default_clip(cfg["loss"], cfg["dataset"])
     cfg["gp"] = cfg["gp"] if cfg["gp"] is not None else (10.0 if cfg["loss"] == "wgan-gp" else 0.0)
     cfg["n_critic"] = cfg["n_critic"] if cfg["n_critic"] is not None else (5 if wgan_like else 1)
     cfg["d_norm"] = cfg["d_norm"] or ("none" if cfg["loss"] == "wgan-gp" else "batch")
+    cfg["eval_n"] = cfg["eval_n"] or (2500 if cfg["dataset"] in data.TOY_DATASETS else 5000)
     cfg["lr_d"] = cfg["lr_d"] if cfg["lr_d"] is not None else cfg["lr"]
     cfg["lr_g"] = cfg["lr_g"] if cfg["lr_g"] is not None else cfg["lr"]
     losses.make_loss(cfg["loss"], cfg["p"], cfg["minkowski_on"], 1.0 - cfg["label_smooth"])  # validates
@@ -125,6 +123,14 @@ def resolve(args):
     cfg["out"] = cfg["out"] or default_run_dir(cfg)
     cfg["device"] = resolve_device(cfg["device"])
     return cfg
+
+
+def default_clip(loss, dataset):
+    """0.01 for WGAN (its constraint) and for every loss on images (the paper's protocol); none
+    for WGAN-GP, and none on 2-D data, where it leaves the MLP's D constant (D(x) = 0.5)."""
+    if loss == "wgan":
+        return 0.01
+    return 0.0 if loss == "wgan-gp" or dataset in data.TOY_DATASETS else 0.01
 
 
 def default_run_dir(cfg):
@@ -401,17 +407,23 @@ def write_summary(cfg, status, trainer, total_steps, last_row, evals, seconds):
     atomic_write_text(os.path.join(cfg["out"], "summary.json"), json.dumps(summary, indent=2) + "\n")
 
 
+BEST = {"fid": min, "kid": min, "rkl": min, "modes": max, "hq_pct": max}  # how "best" reads per metric
+
+
 def eval_summary(evals):
-    """Final and best value of each evaluation metric (lower is better, but modes: higher)."""
+    """The final value of every evaluation metric, and the best one (with its step) of each in BEST."""
     out = {}
     if not evals:
         return out
-    for key in evals[-1]:
+    finite = lambda v: v is not None and v == v  # noqa: E731  (NaN, e.g. rkl with no mode captured)
+    for key, value in evals[-1].items():
         if key == "step":
             continue
-        pick = max if key == "modes" else min
-        best = pick(evals, key=lambda r: r[key])
-        out[f"final_{key}"], out[f"best_{key}"], out[f"best_{key}_step"] = evals[-1][key], best[key], best["step"]
+        out[f"final_{key}"] = value if finite(value) else None
+        candidates = [r for r in evals if finite(r.get(key))]
+        if key in BEST and candidates:
+            best = BEST[key](candidates, key=lambda r: r[key])
+            out[f"best_{key}"], out[f"best_{key}_step"] = best[key], best["step"]
     return out
 
 

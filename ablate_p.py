@@ -1,0 +1,286 @@
+"""Sweep the Minkowski exponent p (the paper's Table 3) and the baselines (Table 2) in one call.
+
+    python ablate_p.py                                   # p = 1..8, CIFAR-10, the paper's settings
+    python ablate_p.py --losses gan wgan minkowski --p 4 --seeds 0 1 2 --epochs 20
+    python ablate_p.py --dataset ring8 grid25 --losses all --seeds 0 1 2 --steps 10000 --jobs 2
+    python ablate_p.py --shard 3/10 ...                  # one share of the runs (Slurm: see slurm/)
+    python ablate_p.py --collect --runs runs/sweep       # merge finished runs into the tables
+
+Every run is a `train.py` process in <runs>/<dataset>/<loss>[-p<p>]-seed<s> with `--resume`, so a finished
+run is skipped, an interrupted one continues, and a failed or diverged one is recorded and the
+sweep goes on. Each run evaluates itself (FID/KID, or modes for 2-D data) every --eval-every
+steps and at its end; its summary.json holds the final and best values, which --collect reads.
+The exit code is 0 only when every run of the sweep (or shard) completed.
+"""
+import argparse
+import glob
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pandas as pd
+
+import data
+import figures
+import losses
+import train
+from utils import OneLineParser, UserError, atomic_write_csv, atomic_write_text, run_main
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results")
+
+
+def build_parser():
+    ap = OneLineParser(prog="ablate_p.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    a = ap.add_argument
+    a("--p", type=float, nargs="+", default=[1, 2, 3, 4, 5, 6, 7, 8], help="Minkowski exponents (reals >= 1)")
+    a("--losses", nargs="+", default=["minkowski"], help=f"losses to sweep, or 'all': {', '.join(losses.LOSSES)}")
+    a("--seeds", type=int, nargs="+", default=[0])
+    a("--dataset", nargs="+", default=["cifar10"], help=f"one or more of {', '.join(data.DATASETS)}")
+    a("--runs", default=os.path.join("runs", "sweep"), help="the sweep's folder: <runs>/<dataset>/<run>")
+    a("--jobs", type=int, default=1, help="trainings at once (small models leave a GPU mostly idle)")
+    a("--shard", default=None, help="K/N: run only the K-th of N shares (K from 0); default $SLURM_ARRAY_TASK_ID/N")
+    a("--eval-every", type=int, default=2000, help="evaluate each run every N steps and at its end")
+    a("--collect", action="store_true", help="only merge the run directories into the tables")
+    a("--results", default=RESULTS, help="where the tables and figures go")
+    a("--dry-run", action="store_true", help="print the planned runs and exit")
+    return ap
+
+
+def parse(argv):
+    """(sweep options, the train.py flags to pass through)."""
+    args, passthrough = build_parser().parse_known_args(argv)
+    names = list(losses.LOSSES) if args.losses == ["all"] else args.losses
+    for name in names:
+        if name not in losses.LOSSES:
+            raise UserError(f"unknown loss {name!r} in --losses; choose from {', '.join(losses.LOSSES)} or 'all'")
+    args.losses = names
+    for p in args.p:
+        if not (p >= 1 and p != float("inf")):
+            raise UserError(f"--p values must be finite reals >= 1, got {p}")
+    for dataset in args.dataset:
+        if dataset not in data.DATASETS:
+            raise UserError(f"unknown --dataset {dataset!r}; choose one of {', '.join(data.DATASETS)}")
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be at least 1, got {args.jobs}")
+    args.shard = parse_shard(args.shard)
+    return args, passthrough
+
+
+def parse_shard(text):
+    """'K/N' -> (K, N); with no --shard, Slurm's array index and $SHARDS (or (0, 1))."""
+    if text is None and "SLURM_ARRAY_TASK_ID" in os.environ:
+        text = f"{os.environ['SLURM_ARRAY_TASK_ID']}/{os.environ.get('SHARDS', os.environ.get('SLURM_ARRAY_TASK_COUNT', 1))}"
+    if text is None:
+        return 0, 1
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise UserError(f"--shard must look like K/N, e.g. 0/4, got {text!r}") from None
+    if not (n >= 1 and 0 <= k < n):
+        raise UserError(f"--shard {text}: K must be in 0..N-1")
+    return k, n
+
+
+def plan(args, passthrough):
+    """Every run of the sweep as (name, train.py argv, settings), in a fixed order."""
+    runs = []
+    for dataset in args.dataset:
+        for loss in args.losses:
+            for p in (args.p if loss == "minkowski" else [None]):
+                for seed in args.seeds:
+                    name = f"{dataset}/{loss}" + (f"-p{p:g}" if p is not None else "") + f"-seed{seed}"
+                    argv = ["--loss", loss, "--dataset", dataset, "--seed", str(seed), "--out",
+                            os.path.join(args.runs, name), "--eval-every", str(args.eval_every), "--resume"]
+                    argv += (["--p", f"{p:g}"] if p is not None else []) + passthrough
+                    runs.append((name, argv, {"dataset": dataset, "loss": loss, "p": p, "seed": seed}))
+    return runs
+
+
+def shard(runs, k, n):
+    """The K-th of N interleaved shares: every run in exactly one share, the shares balanced."""
+    return runs[k::n]
+
+
+def read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def run_status(run_dir):
+    summary = read_json(os.path.join(run_dir, "summary.json"))
+    return summary["status"] if summary else None
+
+
+def train_one(name, argv, settings, runs_dir, threads):
+    """One train.py process, its output in <runs>/logs/<name>.log; returns its final status.
+
+    A run that ends without a status of its own (a crash, bad input) gets a failed.json with
+    its settings, exit code and log, so that --collect counts it.
+    """
+    out = argv[argv.index("--out") + 1]
+    failed_json = os.path.join(out, "failed.json")
+    if run_status(out) in ("completed", "diverged"):
+        return name, run_status(out), "skipped (already done)"
+    if os.path.exists(failed_json):
+        os.remove(failed_json)
+    log_path = os.path.join(runs_dir, "logs", f"{name}.log")
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    start = time.time()
+    with open(log_path, "a") as log:
+        code = subprocess.call([sys.executable, os.path.join(HERE, "train.py"), *argv],
+                               stdout=log, stderr=subprocess.STDOUT, env=env)
+    status = run_status(out) if code in (0, 1, 130) else None
+    if status is None:
+        status = "failed"
+        atomic_write_text(failed_json, json.dumps({**settings, "status": status, "exit_code": code, "log": log_path}))
+    return name, status, f"exit {code} after {time.time() - start:.0f} s, log {log_path}"
+
+
+def progress_line(name, run_dir):
+    """'name: step s/t, ETA' from the run's last metrics row."""
+    try:
+        rows = pd.read_csv(os.path.join(run_dir, "metrics.csv"), on_bad_lines="skip")
+        cfg = read_json(os.path.join(run_dir, "config.json")) or {}
+        step, seconds, total = int(rows["step"].iloc[-1]), float(rows["seconds"].iloc[-1]), cfg["total_steps"]
+    except (OSError, KeyError, IndexError, ValueError, pd.errors.EmptyDataError):
+        return f"  {name}: starting"
+    eta = seconds / max(step, 1) * (total - step)
+    return f"  {name}: step {step}/{total}, ETA {eta / 60:.1f} min"
+
+
+def run_sweep(args, runs):
+    """Run the planned runs, --jobs at a time; print progress; return {name: status}."""
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    statuses, last_report = {}, time.time()
+    with ThreadPoolExecutor(args.jobs) as pool:
+        futures = {pool.submit(train_one, name, argv, settings, args.runs, threads): name
+                   for name, argv, settings in runs}
+        while futures:
+            for f in [f for f in futures if f.done()]:
+                name, status, note = f.result()
+                statuses[name] = status
+                print(f"[{len(statuses)}/{len(runs)}] {name}: {status} ({note})", flush=True)
+                del futures[f]
+            running = [name for f, name in futures.items() if f.running()]
+            if running and time.time() - last_report > 60:
+                print("\n".join(progress_line(n, os.path.join(args.runs, n)) for n in running), flush=True)
+                last_report = time.time()
+            time.sleep(0.5)
+    return statuses
+
+
+# ----------------------------------------------------------------------------- collecting
+
+def collect_rows(runs_dir):
+    """One row per run directory under runs_dir: its settings, budget, status and metrics."""
+    rows = []
+    for run_dir in sorted(glob.glob(os.path.join(runs_dir, "*", "*"))):
+        name = os.path.relpath(run_dir, runs_dir)
+        failed = read_json(os.path.join(run_dir, "failed.json"))
+        cfg = read_json(os.path.join(run_dir, "config.json")) or failed
+        if cfg is None:
+            continue
+        summary = failed or read_json(os.path.join(run_dir, "summary.json")) or {"status": "failed"}
+        row = {"run": name, "dataset": cfg["dataset"], "loss": cfg["loss"],
+               "p": cfg["p"] if cfg["loss"] == "minkowski" else None, "seed": cfg["seed"],
+               "status": summary["status"], "steps": summary.get("step"), "epochs": summary.get("epoch"),
+               "n_fake": cfg.get("eval_n"), "n_real": cfg.get("eval_n"),
+               "device": cfg.get("hardware", cfg.get("device")), "seconds": summary.get("seconds")}
+        row.update({k: v for k, v in summary.items() if k.startswith(("final_", "best_"))})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+METRICS = {"image": ["final_fid", "best_fid", "final_kid"], "toy": ["final_modes", "final_hq_pct", "final_rkl"]}
+
+
+def aggregate(rows, metrics):
+    """Mean and std over seeds of each metric per (dataset, loss, p), with the budget beside them."""
+    keys = ["dataset", "loss", "p"]
+    rows = rows.assign(p=rows["p"].fillna(-1))
+    out = []
+    for key, group in rows.groupby(keys, sort=True):
+        done = group[group["status"] == "completed"]
+        row = dict(zip(keys, key))
+        row["p"] = None if row["p"] == -1 else row["p"]
+        for m in metrics:
+            values = done[m] if m in done else pd.Series(dtype=float)
+            row[f"{m}_mean"], row[f"{m}_std"] = values.mean(), values.std(ddof=1) if len(values) > 1 else 0.0
+        row.update(seeds=len(group), completed=len(done), diverged=int((group["status"] == "diverged").sum()),
+                   failed=int(group["status"].isin(["failed", "interrupted"]).sum()),
+                   steps=int(group["steps"].max()) if group["steps"].notna().any() else None,
+                   epochs=round(float(group["epochs"].max()), 2) if group["epochs"].notna().any() else None,
+                   device=group["device"].iloc[0])
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def paper_tables(images):
+    """evaluate.build_tables on the runs' final FIDs, with the best FIDs (mean, std) beside them."""
+    import evaluate
+
+    final = evaluate.build_tables(images.assign(fid=images["final_fid"], kid=images["final_kid"]))
+    best = evaluate.build_tables(images.assign(fid=images["best_fid"], kid=images["final_kid"]))
+    for table, best_table in zip(final, best):
+        at = table.columns.get_loc("fid_std") + 1
+        table.insert(at, "best_fid_std", best_table["fid_std"])
+        table.insert(at, "best_fid_mean", best_table["fid_mean"])
+    return final
+
+
+def write_tables(rows, results):
+    """results/toy_table.csv for 2-D runs; table2.csv and table3.csv beside the paper for images."""
+    written = []
+    toy = rows[rows["dataset"].isin(data.TOY_DATASETS)]
+    if len(toy):
+        path = os.path.join(results, "toy_table.csv")
+        atomic_write_csv(aggregate(toy, METRICS["toy"]), path)
+        written.append(path)
+    images = rows[rows["dataset"].isin(data.IMAGE_DATASETS) & (rows["status"] == "completed")]
+    if len(images):
+        for name, table in zip(("table2.csv", "table3.csv"), paper_tables(images)):
+            atomic_write_csv(table, os.path.join(results, name))
+            written.append(os.path.join(results, name))
+    return written
+
+
+def main(argv=None):
+    args, passthrough = parse(sys.argv[1:] if argv is None else argv)
+    if not args.collect:
+        runs = plan(args, passthrough)
+        train.resolve(train.build_parser().parse_args(runs[0][1]))  # bad pass-through flags fail here, once
+        mine = shard(runs, *args.shard)
+        print(f"{len(mine)} of {len(runs)} runs (shard {args.shard[0]}/{args.shard[1]}) in {args.runs}, "
+              f"{args.jobs} at a time", flush=True)
+        if args.dry_run:
+            print("\n".join(f"  {name}: train.py {' '.join(argv)}" for name, argv, _ in mine))
+            return 0
+        statuses = run_sweep(args, mine)
+    rows = collect_rows(args.runs)
+    if not len(rows):
+        raise UserError(f"no run directories in {args.runs}; run the sweep first or pass --runs")
+    written = write_tables(rows, args.results)
+    for dataset in sorted(rows["dataset"].unique()):
+        written += figures.make_figures(os.path.join(args.runs, dataset), os.path.join(args.results, "figures"),
+                                        prefix=f"{dataset}-")
+    print("wrote " + ", ".join(written))
+    print(rows.drop(columns=["device"]).to_string(index=False))
+    if args.collect:
+        return 0
+    unfinished = {n: s for n, s in statuses.items() if s != "completed"}
+    if unfinished:
+        print(f"{len(unfinished)} run(s) did not complete: " + ", ".join(f"{n} ({s})" for n, s in unfinished.items()),
+              file=sys.stderr)
+    return 1 if unfinished else 0
+
+
+if __name__ == "__main__":
+    run_main(main)

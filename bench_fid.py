@@ -1,0 +1,121 @@
+"""Benchmark (not a test): evaluate.py's FID against the PNG + `python -m pytorch_fid` route.
+
+    python bench_fid.py --data-root /path/to/imagefolder --n 1000 [--run RUN_DIR] [--real-n 1000]
+
+1. Inception throughput (images/s): evaluate.py's extractor (BatchNorm folded into the convs,
+   channels_last, batch 200) against pytorch-fid's InceptionV3 as its CLI runs it (batch 50).
+2. End to end, from a checkpoint, with the real statistics cached (both routes read the same
+   pytorch-fid compatible .npz):
+     ours:     python evaluate.py RUN --n N        (generate in memory -> uint8 -> Inception)
+     baseline: generate, save N PNGs, python -m pytorch_fid PNG_DIR real.npz
+   and the two FIDs, which must agree (same samples, same quantisation).
+Without --run it makes a run directory with a randomly initialised DCGAN generator (the FID is
+then meaningless, the timing is not). --data-root: an ImageFolder (--dataset folder) or CIFAR-10.
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+import pandas as pd
+import torch
+from PIL import Image
+
+import data
+import evaluate
+import models
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def make_random_run(root, dataset, data_root):
+    run = os.path.join(root, "random-run")
+    os.makedirs(os.path.join(run, "checkpoints"), exist_ok=True)
+    cfg = dict(loss="minkowski", p=4.0, dataset=dataset, data_root=data_root, arch="dcgan", z_dim=100, width=64,
+               d_norm="batch", sn=False, seed=0, epochs=0, steps=0, batch_size=64, device="cpu")
+    with open(os.path.join(run, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    torch.manual_seed(0)
+    G, D = models.build("dcgan", 100, 64)
+    torch.save({"G": G.state_dict(), "D": D.state_dict(), "step": 0, "epoch": 0}, os.path.join(run, "checkpoints", "last.pt"))
+    return run
+
+
+def throughput(n, batch_sizes=(50, 200)):
+    x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    plain = evaluate.pytorch_fid_inception()
+    res = {}
+    with torch.inference_mode():
+        plain(x[:4].float() / 255)
+        t = time.time()
+        for i in range(0, n, 50):
+            plain(x[i:i + 50].float() / 255)
+        res["pytorch-fid InceptionV3, batch 50"] = n / (time.time() - t)
+    for bs in batch_sizes:
+        ext = evaluate.InceptionFeatures(None, "cpu", bs)
+        ext(x[:4])
+        t = time.time()
+        ext(x)
+        res[f"evaluate.py (folded BN, channels_last), batch {bs}"] = n / (time.time() - t)
+    return res
+
+
+def timed(cmd):
+    t = time.time()
+    r = subprocess.run(cmd, cwd=HERE, capture_output=True, text=True)
+    dt = time.time() - t
+    if r.returncode:
+        sys.exit(f"{' '.join(cmd)} failed:\n{r.stderr[-2000:]}")
+    return dt, r.stdout
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", default=None)
+    ap.add_argument("--dataset", default="folder")
+    ap.add_argument("--data-root", required=True)
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--real-n", type=int, default=1000)
+    ap.add_argument("--throughput-n", type=int, default=200)
+    ap.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
+    args = ap.parse_args()
+    work = args.work or tempfile.mkdtemp(prefix="bench_fid-")
+    stats_dir = os.path.join(work, "stats")
+    run = args.run or make_random_run(work, args.dataset, args.data_root)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; work dir {work}")
+
+    for name, ips in throughput(args.throughput_n).items():
+        print(f"throughput  {name}: {ips:.2f} images/s")
+
+    common = [sys.executable, "evaluate.py", run, "--n", str(args.n), "--real-n", str(args.real_n), "--stats-dir",
+              stats_dir, "--data-root", args.data_root, "--csv", os.path.join(work, "fid.csv"), "--device", "cpu"]
+    dt, _ = timed(common)  # computes and caches the real statistics
+    print(f"real statistics ({args.real_n} images) + first evaluation: {dt:.1f} s")
+    (stats,) = [os.path.join(stats_dir, f) for f in os.listdir(stats_dir)]
+
+    dt_ours, _ = timed(common)
+    fid_ours = float(pd.read_csv(os.path.join(work, "fid.csv"))["fid"].iloc[-1])
+    print(f"ours      end to end, {args.n} samples: {dt_ours:.1f} s  (FID {fid_ours:.4f})")
+
+    t = time.time()
+    G, cfg, _ = evaluate.load_run(run)
+    samples = data.to_uint8(evaluate.generate(G, cfg["z_dim"], args.n, seed=0))
+    png_dir = os.path.join(work, "png")
+    os.makedirs(png_dir, exist_ok=True)
+    for i, img in enumerate(samples.permute(0, 2, 3, 1).numpy()):
+        Image.fromarray(img).save(os.path.join(png_dir, f"{i:05d}.png"))
+    dt_png = time.time() - t
+    dt_pf, out = timed([sys.executable, "-m", "pytorch_fid", png_dir, stats, "--device", "cpu"])
+    fid_pf = float(re.search(r"FID:\s+(\S+)", out).group(1))
+    print(f"baseline  generate + save PNG: {dt_png:.1f} s; python -m pytorch_fid: {dt_pf:.1f} s; "
+          f"total {dt_png + dt_pf:.1f} s  (FID {fid_pf:.4f})")
+    print(f"speed-up end to end: {(dt_png + dt_pf) / dt_ours:.2f}x; FID relative difference "
+          f"{abs(fid_ours - fid_pf) / abs(fid_pf):.2e}")
+
+
+if __name__ == "__main__":
+    main()

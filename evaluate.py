@@ -1,0 +1,709 @@
+"""Evaluate trained runs: FID and KID of image runs, mode metrics of 2-D runs, paper tables.
+
+    python evaluate.py runs/cifar10/minkowski-p4-seed0 [RUN_DIR ...]   # FID/KID, 5000 samples
+    python evaluate.py runs/ring8/gan-seed0                              # modes, hq_pct, rkl
+    python evaluate.py --fake DIR_OR_NPZ --real DIR_OR_NPZ               # like python -m pytorch_fid
+    python evaluate.py --table                                           # results/table2.csv, table3.csv
+
+FID protocol (the paper's: 5000 generated samples). Samples come from the run's last checkpoint
+(or --checkpoint) with a fixed noise seed (--seed), are quantised to uint8 exactly as saving a
+PNG would (data.to_uint8), and go through pytorch-fid's InceptionV3 (2048-d pool3 features,
+its own bilinear resize to 299 and [0, 1] -> [-1, 1] scaling) as uint8 / 255, which is what
+`python -m pytorch_fid` computes from PNG files. Two exact speed-ups over pytorch-fid's forward:
+each BatchNorm (eval mode) is folded into the convolution before it, and the network runs in
+channels_last; features agree with pytorch-fid's to ~1e-6 relative, FID to ~1e-6. No bf16: its
+1.5% feature error moves FID by far more than 1e-3. On CUDA, TF32 is switched off for the pass.
+
+Real statistics: --real-n images (default 5000, drawn without replacement with --seed from the
+--real-split, default train; `--real-n all` uses every image) are computed once and cached in
+--stats-dir (default results/fid_stats) as a pytorch-fid compatible .npz (mu, sigma, plus up to
+5000 feature rows for KID), named <dataset>-<split>-<n|all>-seed<seed>.npz (folder datasets add
+a hash of their path, non-standard Inception weights a hash of theirs).
+
+Frechet distance: float64, Tr sqrt(S1 S2) = sum sqrt(eig(R S2 R^T)) with R^T R = S1 (Cholesky, or
+the symmetric square root when S1 is singular), tiny negative eigenvalues clipped to 0; equal to
+pytorch-fid's sqrtm formula to ~1e-9 relative and about 10x faster.
+
+KID (Binkowski et al. 2018, as clean-fid): unbiased MMD^2 with k(x, y) = (x.y / d + 1)^3,
+averaged over --kid-subsets (100) random subsets of --kid-subset-size (1000, or fewer when
+fewer samples) drawn from up to 5000 features per side; kid_std is the standard deviation of
+the subset estimates (the "+-" those papers print; the subsets overlap, so it is not a
+standard error of the mean).
+
+Toy metrics (ring8, grid25; VEEGAN / PacGAN protocol, 2500 samples): see toy_metrics().
+
+Inception weights: --fid-weights PATH, else torch hub's cache, where pytorch-fid itself keeps
+them (~/.cache/torch/hub/checkpoints/pt_inception-2015-12-05-6726825d.pth), else pytorch-fid
+downloads them; offline without the file it stops with a one-line error saying where to put it.
+
+Rows are appended (atomically) to --csv (default results/fid.csv, or results/toy_metrics.csv).
+"""
+import argparse
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from contextlib import contextmanager
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+
+import data
+from utils import OneLineParser, UserError, atomic_write_csv, run_main
+
+FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
+FID_WEIGHTS_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + FID_WEIGHTS_NAME
+IMAGE_EXTENSIONS = ("bmp", "jpg", "jpeg", "pgm", "png", "ppm", "tif", "tiff", "webp")  # as pytorch-fid
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_STATS_DIR = os.path.join("results", "fid_stats")
+DEFAULT_FID_CSV = os.path.join("results", "fid.csv")
+DEFAULT_TOY_CSV = os.path.join("results", "toy_metrics.csv")
+PAPER_CSV = os.path.join(HERE, "results", "paper.csv")
+KID_MAX_FEATURES = 5000
+TABLE2_LOSSES = ("gan", "wgan", "minkowski", "nsgan", "wgan-gp", "lsgan", "hinge")
+FID_COLUMNS = ["run", "dataset", "loss", "p", "seed", "steps", "epochs", "n_fake", "n_real", "fid", "kid", "kid_std",
+               "device", "seconds", "checkpoint", "real_split", "status"]
+TOY_COLUMNS = ["run", "dataset", "loss", "p", "seed", "steps", "epochs", "n_fake", "modes", "hq_pct", "rkl",
+               "device", "seconds", "checkpoint", "status"]
+
+
+# ----------------------------------------------------------------------------- Frechet distance, KID
+
+def frechet_distance(mu1, sigma1, mu2, sigma2):
+    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 sqrt(S1 S2)) in float64.
+
+    S1 S2 is similar to a symmetric PSD matrix R S2 R^T (R^T R = S1), so Tr sqrt(S1 S2) is the sum
+    of the square roots of that matrix's eigenvalues (tiny negative ones from rounding clipped to
+    0). R = chol(S1)^T when S1 is positive definite (one Cholesky and one eigvalsh: about 10x
+    faster than scipy's sqrtm at 2048-d), else R = sqrt(S1) from an eigen-decomposition.
+    """
+    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
+    s1, s2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
+    if mu1.shape != mu2.shape or s1.shape != s2.shape:
+        raise UserError(f"statistics of different sizes: {mu1.shape} vs {mu2.shape}, {s1.shape} vs {s2.shape}")
+    t1, t2 = torch.from_numpy(s1), torch.from_numpy(s2)  # torch's LAPACK calls are the fastest here
+    t1 = (t1 + t1.T) / 2
+    chol, info = torch.linalg.cholesky_ex(t1)
+    if int(info) == 0:
+        m = chol.T @ t2 @ chol
+    else:  # singular (fewer samples than dimensions): the symmetric square root
+        w, v = torch.linalg.eigh(t1)
+        root = (v * w.clamp(min=0).sqrt()) @ v.T
+        m = root @ t2 @ root
+    tr_covmean = float(torch.linalg.eigvalsh((m + m.T) / 2).clamp(min=0).sqrt().sum())
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
+
+
+def statistics(features):
+    """(mu, sigma) as pytorch-fid computes them: float64 mean and unbiased covariance."""
+    f = np.asarray(features, np.float64)
+    return f.mean(0), np.cov(f, rowvar=False)
+
+
+def kid(fake, real, n_subsets=100, subset_size=1000, seed=0):
+    """(KID, std over subsets): unbiased MMD^2, kernel (x.y/d + 1)^3, as clean-fid / Binkowski et al."""
+    rng = np.random.default_rng(seed)
+    fake, real = _kid_rows(fake, rng), _kid_rows(real, rng)
+    d = fake.shape[1]
+    m = min(len(fake), len(real), subset_size)
+    if m < 2:
+        return float("nan"), float("nan")
+
+    def gram(a, b):  # float32 dot products (fast), cubed in float64
+        return (torch.from_numpy(a) @ torch.from_numpy(b).T).double().div_(d).add_(1).pow_(3).numpy()
+
+    kxx, kyy, kxy = gram(fake, fake), gram(real, real), gram(fake, real)
+    est = np.empty(n_subsets)
+    for i in range(n_subsets):
+        x = rng.choice(len(fake), m, replace=False)
+        y = rng.choice(len(real), m, replace=False)
+        a, b = kxx[np.ix_(x, x)], kyy[np.ix_(y, y)]
+        off = (a.sum() - np.trace(a) + b.sum() - np.trace(b)) / (m * (m - 1))
+        est[i] = off - 2 * kxy[np.ix_(x, y)].mean()
+    return float(est.mean()), float(est.std())
+
+
+def _kid_rows(features, rng):
+    f = np.asarray(features, np.float32)
+    if len(f) > KID_MAX_FEATURES:
+        f = f[np.sort(rng.choice(len(f), KID_MAX_FEATURES, replace=False))]
+    return np.ascontiguousarray(f)
+
+
+# ----------------------------------------------------------------------------- Inception
+
+def hub_weights_path():
+    return os.path.join(torch.hub.get_dir(), "checkpoints", FID_WEIGHTS_NAME)
+
+
+def load_fid_weights(path=None):
+    """State dict of pytorch-fid's Inception: from path, torch hub's cache, or a download."""
+    if path:
+        if not os.path.isfile(path):
+            raise UserError(f"--fid-weights {path} does not exist")
+    else:
+        path = hub_weights_path()
+        if not os.path.isfile(path):
+            try:
+                torch.hub.load_state_dict_from_url(FID_WEIGHTS_URL, map_location="cpu", progress=False)
+            except Exception as e:
+                raise UserError(f"FID Inception weights are not in {path} and could not be downloaded "
+                                f"({type(e).__name__}); download {FID_WEIGHTS_URL} to that path "
+                                f"or pass --fid-weights PATH") from None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise UserError(f"FID Inception weights {path} are unreadable ({type(e).__name__}); "
+                        f"download {FID_WEIGHTS_URL} again") from None
+
+
+@contextmanager
+def _patched_loader(state_dict):
+    """Build pytorch-fid's network with this state dict instead of its download; None: no loading
+    (the architecture keeps its random initialisation) and the Inception3 built is recorded."""
+    import pytorch_fid.inception as pfi
+    import torchvision
+
+    built = []
+    saved_loader, cls = pfi.load_state_dict_from_url, torchvision.models.inception.Inception3
+    saved_load = cls.load_state_dict
+    pfi.load_state_dict_from_url = lambda *a, **k: state_dict
+    if state_dict is None:
+        cls.load_state_dict = lambda self, *a, **k: built.append(self)
+    try:
+        yield pfi, built
+    finally:
+        pfi.load_state_dict_from_url, cls.load_state_dict = saved_loader, saved_load
+
+
+def random_fid_weights(seed=0):
+    """A state dict in the format of pytorch-fid's weights file, randomly initialised (He normal
+    convolutions, so features stay O(1)): for plumbing tests only, never for a reported FID."""
+    with _patched_loader(None) as (pfi, built), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        pfi.fid_inception_v3()
+        net = built[0]
+        for module in net.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+    return net.state_dict()
+
+
+def pytorch_fid_inception(weights=None):
+    """pytorch-fid's InceptionV3([3]) in eval mode. weights: a state dict, a path, None (hub cache /
+    download) or "random" (random_fid_weights(): plumbing tests only, not a real FID)."""
+    if isinstance(weights, str) and weights == "random":
+        state = random_fid_weights()
+    elif isinstance(weights, dict):
+        state = weights
+    else:
+        state = load_fid_weights(weights)
+    with _patched_loader(state) as (pfi, _):
+        try:
+            model = pfi.InceptionV3([3])
+        except RuntimeError as e:
+            raise UserError(f"FID Inception weights do not fit pytorch-fid's network ({str(e).splitlines()[0]})") from None
+    return model.eval()
+
+
+def fold_batchnorm(model):
+    """Fold every eval-mode BatchNorm into the convolution before it (pytorch-fid's BasicConv2d)."""
+    for module in model.modules():
+        conv, bn = getattr(module, "conv", None), getattr(module, "bn", None)
+        if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                              conv.dilation, conv.groups, bias=True)
+            with torch.no_grad():
+                fused.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
+                bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+                fused.bias.copy_((bias - bn.running_mean) * scale + bn.bias)
+            module.conv, module.bn = fused, nn.Identity()
+    return model
+
+
+class InceptionFeatures:
+    """uint8 images (N, 3, H, W) -> float32 (N, 2048) pool3 features, as pytorch-fid computes them."""
+
+    def __init__(self, weights=None, device="cpu", batch_size=200, fast=True):
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.fast = fast
+        self.weights_tag = _weights_tag(weights)
+        model = pytorch_fid_inception(weights)
+        if fast:
+            model = fold_batchnorm(model).to(memory_format=torch.channels_last)
+        self.model = model.to(self.device).eval()
+
+    @torch.inference_mode()
+    def __call__(self, images, progress=None):
+        out = []
+        with _no_tf32():
+            for i in range(0, len(images), self.batch_size):
+                x = images[i:i + self.batch_size].to(self.device).float().div_(255)
+                if self.fast:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                out.append(self.model(x)[0].flatten(1).float().cpu())
+                if progress:
+                    progress(min(i + self.batch_size, len(images)), len(images))
+        return torch.cat(out).numpy() if out else np.zeros((0, 2048), np.float32)
+
+
+def _weights_tag(weights):
+    if isinstance(weights, str) and weights == "random":
+        return "random"
+    if weights is None or os.path.basename(str(weights)) == FID_WEIGHTS_NAME:
+        return ""  # the standard network
+    if isinstance(weights, dict):
+        return "custom"
+    return hashlib.sha1(os.path.abspath(weights).encode()).hexdigest()[:8]
+
+
+@contextmanager
+def _no_tf32():
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def _progress(label):
+    if not sys.stderr.isatty():
+        return None
+    return lambda done, total: print(f"\r{label}: {done}/{total}", end="\n" if done == total else "",
+                                     file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------- real statistics
+
+def stats_path(stats_dir, dataset, data_root, split, n, seed, weights_tag=""):
+    """Cache file of real statistics, keyed by dataset (and folder), split, count, seed, weights."""
+    name = dataset
+    if dataset == "folder":
+        name += "-" + hashlib.sha1(os.path.abspath(data_root).encode()).hexdigest()[:8]
+    name += f"-{split}-{'all' if n is None else n}-seed{seed}"
+    if weights_tag:
+        name += f"-w{weights_tag}"
+    return os.path.join(stats_dir, name + ".npz")
+
+
+def real_statistics(extractor, dataset, data_root, split="train", n=5000, seed=0, stats_dir=DEFAULT_STATS_DIR,
+                    download=True, log=None, allow_fewer=False):
+    """(mu, sigma, kid_features) of n real images (None: all), from the cache or computed and cached."""
+    path = stats_path(stats_dir, dataset, data_root, split, n, seed, extractor.weights_tag)
+    if os.path.isfile(path):
+        try:
+            with np.load(path) as f:
+                return f["mu"], f["sigma"], (f["features"] if "features" in f else None)
+        except Exception:
+            pass  # a torn or foreign file: recompute and replace it
+    images = data.load_images(dataset, data_root, split, download)
+    if n is not None:
+        if n > len(images) and allow_fewer:
+            n = len(images)
+        if n > len(images):
+            raise UserError(f"--real-n {n} is more than the {len(images)} images of {dataset} ({split})")
+        images = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]]
+    if log:
+        log(f"real statistics: {len(images)} {dataset} {split} images -> {path}")
+    features = extractor(images, _progress("real"))
+    mu, sigma = statistics(features)
+    kid_features = _kid_rows(features, np.random.default_rng(seed))
+    save_stats(path, mu, sigma, kid_features)
+    return mu, sigma, kid_features
+
+
+def save_stats(path, mu, sigma, features=None):
+    """pytorch-fid compatible .npz (mu, sigma; features optional), written atomically."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}.npz"
+    arrays = dict(mu=mu, sigma=sigma) if features is None else dict(mu=mu, sigma=sigma, features=features)
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------- toy metrics
+
+def toy_metrics(samples, centres, std, threshold=3.0):
+    """Mode metrics of 2-D samples against a Gaussian mixture (VEEGAN / PacGAN protocol).
+
+    A sample is high quality when it lies within `threshold` standard deviations (Euclidean
+    distance <= threshold * std, std = the mixture's) of some centre; it is assigned to its
+    nearest centre. Returns a dict:
+      modes:  the number of centres with at least one high-quality sample;
+      hq_pct: 100 * (high-quality samples) / (all samples);
+      rkl:    KL(q || uniform) = sum_k q_k log(q_k K), where q is the histogram of high-quality
+              samples over the K centres (q_k = n_k / sum n, terms with q_k = 0 are 0). It is 0
+              when every mode holds the same number, log(K / c) when c modes hold equal shares
+              and the rest none, and NaN when there is no high-quality sample.
+    """
+    x = torch.as_tensor(samples, dtype=torch.float64).reshape(-1, 2)
+    c = torch.as_tensor(centres, dtype=torch.float64)
+    if len(x) == 0:
+        raise UserError("no samples to evaluate")
+    dist = torch.cdist(x, c)
+    dmin, nearest = dist.min(1)
+    finite = torch.isfinite(x).all(1)
+    hq = (dmin <= threshold * std) & finite
+    counts = torch.bincount(nearest[hq], minlength=len(c)).double()
+    total = counts.sum()
+    if total > 0:
+        q = counts[counts > 0] / total
+        rkl = float((q * torch.log(q * len(c))).sum())
+    else:
+        rkl = float("nan")
+    return {"modes": int((counts > 0).sum()), "hq_pct": float(100 * hq.double().mean()), "rkl": rkl}
+
+
+# ----------------------------------------------------------------------------- runs
+
+def load_run(run_dir, checkpoint=None, device="cpu"):
+    """(G in eval mode, cfg, info dict) of a run; every bad input is a UserError."""
+    if not os.path.isdir(run_dir):
+        raise UserError(f"run directory {run_dir} does not exist")
+    if not os.path.isfile(os.path.join(run_dir, "config.json")):
+        raise UserError(f"{run_dir} has no config.json; is it a run directory?")
+    if checkpoint and not os.path.isfile(checkpoint):
+        alt = os.path.join(run_dir, "checkpoints", checkpoint)
+        checkpoint = alt if os.path.isfile(alt) else checkpoint
+    path = checkpoint or os.path.join(run_dir, "checkpoints", "last.pt")
+    if not os.path.isfile(path):
+        raise UserError(f"no checkpoint at {path}; train the run first or pass --checkpoint")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise UserError(f"checkpoint {path} is unreadable ({type(e).__name__}); is it corrupt?") from None
+    if not isinstance(ckpt, dict) or "G" not in ckpt:
+        raise UserError(f"checkpoint {path} holds no generator ('G'); is it a train.py checkpoint?")
+    from train import load_generator  # lazily: train.py imports this module for its evaluator
+    try:
+        G, cfg = load_generator(run_dir, checkpoint=path, device=device)
+    except UserError:
+        raise
+    except Exception as e:
+        raise UserError(f"cannot load the generator of {run_dir} from {path} "
+                        f"({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
+    summary = {}
+    try:
+        with open(os.path.join(run_dir, "summary.json")) as f:
+            summary = json.load(f)
+    except (OSError, ValueError):
+        pass
+    info = {"checkpoint": os.path.relpath(path, run_dir), "step": ckpt.get("step", summary.get("step")),
+            "status": summary.get("status", "")}
+    return G, cfg, info
+
+
+@torch.inference_mode()
+def generate(G, z_dim, n, seed=0, batch_size=500, device="cpu"):
+    """n samples of G (cpu, float32) from a fixed noise seed, in batches."""
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(0, n, batch_size):
+        z = torch.randn(min(batch_size, n - i), z_dim, generator=gen).to(device)
+        out.append(G(z).float().cpu())
+    return torch.cat(out)
+
+
+@contextmanager
+def eval_mode(module):
+    was = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was)
+
+
+def run_row(run_dir, cfg, info, n_fake, device, seconds):
+    loss = cfg.get("loss", "")
+    return {"run": os.path.normpath(run_dir), "dataset": cfg.get("dataset", ""), "loss": loss,
+            "p": cfg.get("p") if loss == "minkowski" else None, "seed": cfg.get("seed"),
+            "steps": info["step"], "epochs": cfg.get("epochs"), "n_fake": n_fake, "device": str(device),
+            "seconds": round(seconds, 1), "checkpoint": info["checkpoint"], "status": info["status"]}
+
+
+def append_rows(path, rows, columns):
+    """Append rows to a CSV atomically: read what is there, add, write via a temporary file."""
+    new = pd.DataFrame(rows)
+    new = new[[c for c in columns if c in new] + [c for c in new if c not in columns]]
+    if os.path.isfile(path) and os.path.getsize(path) > 0:
+        new = pd.concat([pd.read_csv(path), new], ignore_index=True)
+    atomic_write_csv(new, path)
+    return new
+
+
+class TrainingEvaluator:
+    """Metrics of G during training: FID/KID (images) or modes/hq_pct/rkl (2-D), on cfg["eval_n"]
+    samples from a fixed noise seed. Real statistics are computed once (and cached on disk).
+    __call__ puts G in eval mode and restores its previous mode."""
+
+    def __init__(self, cfg, device="cpu"):
+        self.cfg, self.device = cfg, torch.device(device)
+        self.n = int(cfg.get("eval_n") or 5000)
+        if self.n < 2:
+            raise UserError(f"--eval-n must be at least 2, got {self.n}")
+        self.toy = cfg["dataset"] in data.TOY_DATASETS
+        if self.toy:
+            self.centres, self.std = data.toy_mixture(cfg["dataset"])
+            return
+        if cfg["dataset"] not in data.IMAGE_DATASETS:
+            raise UserError(f"unknown dataset {cfg['dataset']!r}")
+        self.extractor = InceptionFeatures(cfg.get("fid_weights"), self.device)
+        self.mu, self.sigma, self.real_features = real_statistics(
+            self.extractor, cfg["dataset"], cfg["data_root"], "train", self.n, 0,
+            cfg.get("fid_stats_dir") or DEFAULT_STATS_DIR, allow_fewer=True)
+
+    def __call__(self, G, step):
+        with eval_mode(G):
+            samples = generate(G, self.cfg["z_dim"], self.n, seed=12345, device=next(G.parameters()).device)
+        if self.toy:
+            return {"step": step, **toy_metrics(samples, self.centres, self.std)}
+        features = self.extractor(data.to_uint8(samples))
+        mu, sigma = statistics(features)
+        k, k_std = kid(features, self.real_features)
+        return {"step": step, "fid": frechet_distance(mu, sigma, self.mu, self.sigma), "kid": k, "kid_std": k_std}
+
+
+def evaluate_runs(args, log=print):
+    """Evaluate every run dir of args.runs; append rows to the CSVs; return the rows."""
+    device = torch.device(args.device)
+    extractor = None
+    real_cache = {}
+    fid_rows, toy_rows = [], []
+    for run_dir in args.runs:
+        start = time.time()
+        G, cfg, info = load_run(run_dir, args.checkpoint, device)
+        dataset = cfg.get("dataset")
+        toy = dataset in data.TOY_DATASETS
+        if not toy and dataset not in data.IMAGE_DATASETS:
+            raise UserError(f"{run_dir}: unknown dataset {dataset!r}")
+        n = args.n or (2500 if toy else 5000)
+        samples = generate(G, cfg["z_dim"], n, seed=args.seed, device=device)
+        if toy:
+            centres, std = data.toy_mixture(dataset)
+            row = run_row(run_dir, cfg, info, n, device, 0) | toy_metrics(samples, centres, std)
+            row["seconds"] = round(time.time() - start, 1)
+            toy_rows.append(row)
+            log(f"{run_dir}: modes {row['modes']}, hq {row['hq_pct']:.1f}%, rkl {row['rkl']:.4f}")
+            continue
+        if extractor is None:
+            extractor = InceptionFeatures(args.fid_weights, device, args.batch_size)
+        root = args.data_root or cfg.get("data_root", "./data")
+        key = (dataset, os.path.abspath(root))
+        if key not in real_cache:
+            real_cache[key] = real_statistics(extractor, dataset, root, args.real_split, args.real_n, args.seed,
+                                              args.stats_dir, log=log)
+        mu_r, sigma_r, feats_r = real_cache[key]
+        features = extractor(data.to_uint8(samples), _progress(os.path.basename(os.path.normpath(run_dir))))
+        mu, sigma = statistics(features)
+        fid = frechet_distance(mu, sigma, mu_r, sigma_r)
+        k, k_std = (kid(features, feats_r, args.kid_subsets, args.kid_subset_size, args.seed)
+                    if feats_r is not None else (float("nan"), float("nan")))
+        row = run_row(run_dir, cfg, info, n, device, time.time() - start)
+        row.update(n_real=args.real_n if args.real_n is not None else "all", fid=fid, kid=k, kid_std=k_std, real_split=args.real_split)
+        fid_rows.append(row)
+        log(f"{run_dir}: FID {fid:.3f}  KID {k:.5f} +- {k_std:.5f}  ({n} samples, {row['seconds']} s)")
+    if fid_rows:
+        append_rows(args.csv or DEFAULT_FID_CSV, fid_rows, FID_COLUMNS)
+    if toy_rows:
+        append_rows(args.csv or DEFAULT_TOY_CSV, toy_rows, TOY_COLUMNS)
+    return fid_rows, toy_rows
+
+
+# ----------------------------------------------------------------------------- generic mode
+
+def load_image_dir(path):
+    """uint8 (N, 3, H, W) of the image files directly in path, sorted, as pytorch-fid reads them."""
+    from PIL import Image
+
+    files = sorted(os.path.join(path, f) for f in os.listdir(path)
+                   if "." in f and f.rsplit(".", 1)[1] in IMAGE_EXTENSIONS)
+    if len(files) < 2:
+        raise UserError(f"{path} holds {len(files)} image file(s); FID needs at least 2")
+    arrays = [np.asarray(Image.open(f).convert("RGB")) for f in files]
+    if len({a.shape for a in arrays}) > 1:
+        raise UserError(f"the images in {path} have different sizes; resize them to one size first")
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+def path_statistics(path, extractor_factory):
+    """(mu, sigma, features or None) of a folder of images or a .npz of statistics."""
+    if path.endswith(".npz"):
+        if not os.path.isfile(path):
+            raise UserError(f"{path} does not exist")
+        try:
+            with np.load(path) as f:
+                return f["mu"], f["sigma"], (f["features"] if "features" in f else None)
+        except Exception as e:
+            raise UserError(f"{path} is not a statistics file with mu and sigma ({type(e).__name__})") from None
+    if not os.path.isdir(path):
+        raise UserError(f"{path} is neither a folder of images nor a .npz of statistics")
+    features = extractor_factory()(load_image_dir(path), _progress(path))
+    return (*statistics(features), features)
+
+
+def generic_fid(fake, real, weights=None, device="cpu", batch_size=200):
+    extractor = []
+
+    def factory():
+        if not extractor:
+            extractor.append(InceptionFeatures(weights, device, batch_size))
+        return extractor[0]
+
+    mu1, s1, f1 = path_statistics(fake, factory)
+    mu2, s2, f2 = path_statistics(real, factory)
+    fid = frechet_distance(mu1, s1, mu2, s2)
+    k = kid(f1, f2) if f1 is not None and f2 is not None else (float("nan"), float("nan"))
+    return fid, k
+
+
+# ----------------------------------------------------------------------------- tables
+
+def read_paper(path=PAPER_CSV):
+    return pd.read_csv(path)
+
+
+def _budget(group):
+    def joined(col):
+        vals = [v for v in pd.unique(group[col]) if not (isinstance(v, float) and math.isnan(v))]
+        return "/".join(str(v) for v in vals)
+    return {"epochs": joined("epochs"), "steps": joined("steps"), "n_fake": joined("n_fake"),
+            "n_real": joined("n_real"), "device": joined("device")}
+
+
+def _ours(rows):
+    """One row per (dataset, loss, p, budget): mean/std of FID and mean KID over seeds."""
+    if rows is None or len(rows) == 0:
+        return pd.DataFrame(columns=["loss", "p", "dataset", "fid_mean", "fid_std", "kid_mean", "seeds",
+                                     "epochs", "steps", "n_fake", "n_real", "device"])
+    df = pd.DataFrame(rows).copy()
+    for col in ("dataset", "p", "epochs", "steps", "n_fake", "n_real", "kid", "device"):
+        if col not in df:
+            df[col] = np.nan
+    if "run" in df:
+        df = df.drop_duplicates("run", keep="last")  # the latest evaluation of each run
+    df["p"] = np.where(df["loss"] == "minkowski", pd.to_numeric(df["p"], errors="coerce"), np.nan)
+    df["n_real"] = df["n_real"].astype(str)
+    out = []
+    keys = ["dataset", "loss", "p", "epochs", "steps", "n_fake", "n_real"]
+    for _, g in df.groupby(keys, dropna=False, sort=False):
+        fid = pd.to_numeric(g["fid"], errors="coerce")
+        out.append({"loss": g["loss"].iloc[0], "p": g["p"].iloc[0], "dataset": g["dataset"].iloc[0],
+                    "fid_mean": fid.mean(), "fid_std": fid.std(ddof=1) if len(fid) > 1 else np.nan,
+                    "kid_mean": pd.to_numeric(g["kid"], errors="coerce").mean(), "seeds": len(g), **_budget(g)})
+    return pd.DataFrame(out)
+
+
+def build_tables(fid_rows, paper=None):
+    """(table2, table3) DataFrames: the paper's FIDs beside ours (mean, std over seeds, budget).
+
+    fid_rows: rows of results/fid.csv (a DataFrame or a list of dicts); paper: the rows of
+    results/paper.csv (default: that file). Table 2: gan, wgan, minkowski p=4 (the paper's), then
+    nsgan, wgan-gp, lsgan, hinge (ours only). Table 3: minkowski for every p of the paper or ours.
+    """
+    paper = read_paper() if paper is None else pd.DataFrame(paper)
+    ours = _ours(fid_rows)
+    p2 = paper[paper["table"] == 2].rename(columns={"fid": "paper_fid"})[["loss", "p", "paper_fid"]]
+    p3 = paper[paper["table"] == 3].rename(columns={"fid": "paper_fid"})[["loss", "p", "paper_fid"]]
+
+    t2_ours = ours[ours["loss"].isin(TABLE2_LOSSES) & ((ours["loss"] != "minkowski") | (ours["p"] == 4))]
+    t2 = p2.merge(t2_ours, on=["loss", "p"], how="outer")
+    extra = pd.DataFrame({"loss": [l for l in TABLE2_LOSSES if l not in set(t2["loss"])]})
+    t2 = pd.concat([t2, extra.assign(p=np.nan)], ignore_index=True) if len(extra) else t2
+    t2["order"] = t2["loss"].map({l: i for i, l in enumerate(TABLE2_LOSSES)})
+    t2 = t2.sort_values(["order", "p"], kind="stable").drop(columns="order").reset_index(drop=True)
+
+    t3_ours = ours[ours["loss"] == "minkowski"]
+    t3 = p3.merge(t3_ours, on=["loss", "p"], how="outer").sort_values("p", kind="stable").reset_index(drop=True)
+    cols = ["loss", "p", "paper_fid", "fid_mean", "fid_std", "kid_mean", "seeds", "dataset",
+            "epochs", "steps", "n_fake", "n_real", "device"]
+    return t2[cols], t3[cols]
+
+
+def write_tables(fid_csv, out_dir, log=print):
+    if not os.path.isfile(fid_csv):
+        raise UserError(f"{fid_csv} does not exist; evaluate some runs first")
+    t2, t3 = build_tables(pd.read_csv(fid_csv))
+    for name, table in (("table2", t2), ("table3", t3)):
+        path = os.path.join(out_dir, f"{name}.csv")
+        atomic_write_csv(table, path)
+        log(f"{path}:\n{table.to_string(index=False)}")
+    return t2, t3
+
+
+# ----------------------------------------------------------------------------- command line
+
+def build_parser():
+    ap = OneLineParser(prog="evaluate.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    a = ap.add_argument
+    a("runs", nargs="*", help="run directories written by train.py")
+    a("--checkpoint", default=None, help="checkpoint file (path, or name in RUN/checkpoints); default last.pt")
+    a("--n", type=int, default=None, help="generated samples (default 5000 for images, 2500 for 2-D data)")
+    a("--real-n", default="5000", help="real images for the statistics, or 'all' (default 5000)")
+    a("--real-split", default="train", choices=["train", "test"])
+    a("--seed", type=int, default=0, help="seed of the generator's noise and of the real subset")
+    a("--data-root", default=None, help="override the run's data root (where its dataset lies here)")
+    a("--stats-dir", default=DEFAULT_STATS_DIR, help="cache of real statistics (.npz, pytorch-fid format)")
+    a("--fid-weights", default=None, help=f"pytorch-fid Inception weights; default {hub_weights_path()}")
+    a("--batch-size", type=int, default=200, help="Inception batch size")
+    a("--device", default=None, help="cpu, cuda, ... (default cuda when available)")
+    a("--kid-subsets", type=int, default=100)
+    a("--kid-subset-size", type=int, default=1000)
+    a("--csv", default=None, help=f"append rows here (default {DEFAULT_FID_CSV} or {DEFAULT_TOY_CSV})")
+    a("--fake", default=None, help="generic mode: folder of images or .npz statistics")
+    a("--real", default=None, help="generic mode: folder of images or .npz statistics")
+    a("--table", action="store_true", help="write results/table2.csv and table3.csv from --csv")
+    a("--table-dir", default="results", help="where --table writes")
+    return ap
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        raise UserError(f"--device {args.device!r} is not a device (cpu, cuda, cuda:1, ...)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {args.device}: CUDA is not available here; use --device cpu")
+    if args.n is not None and args.n < 2:
+        raise UserError(f"--n must be at least 2, got {args.n}")
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.real_n == "all":
+        args.real_n = None
+    else:
+        try:
+            args.real_n = int(args.real_n)
+        except ValueError:
+            raise UserError(f"--real-n must be a number or 'all', got {args.real_n!r}") from None
+        if args.real_n < 2:
+            raise UserError(f"--real-n must be at least 2, got {args.real_n}")
+    if args.kid_subsets < 1 or args.kid_subset_size < 2:
+        raise UserError("--kid-subsets must be >= 1 and --kid-subset-size >= 2")
+    if (args.fake is None) != (args.real is None):
+        raise UserError("generic mode needs both --fake and --real")
+    if not args.runs and args.fake is None and not args.table:
+        raise UserError("nothing to do: give run directories, --fake/--real, or --table")
+    if args.fake is not None:
+        fid, (k, k_std) = generic_fid(args.fake, args.real, args.fid_weights, args.device, args.batch_size)
+        print(f"FID: {fid!r}")
+        if not math.isnan(k):
+            print(f"KID: {k!r} +- {k_std!r}")
+    if args.runs:
+        evaluate_runs(args)
+    if args.table:
+        write_tables(args.csv or DEFAULT_FID_CSV, args.table_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

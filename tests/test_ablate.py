@@ -1,0 +1,120 @@
+"""ablate_p.py: planning, sharding, skip and resume, failures recorded, --collect, a real sweep."""
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+import ablate_p
+import losses
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def args_for(argv):
+    return ablate_p.parse(argv)
+
+
+def test_plan_has_one_run_per_loss_p_and_seed():
+    args, passthrough = args_for(["--dataset", "ring8", "--losses", "all", "--p", "1", "2.5", "--seeds", "0", "1",
+                                  "--steps", "10"])
+    runs = ablate_p.plan(args, passthrough)
+    names = [name for name, _, _ in runs]
+    assert len(names) == len(set(names)) == (len(losses.LOSSES) - 1 + 2) * 2
+    assert "ring8/minkowski-p2.5-seed1" in names and "ring8/wgan-gp-seed0" in names
+    argv = {name: argv for name, argv, _ in runs}["ring8/minkowski-p2.5-seed1"]
+    assert argv[argv.index("--p") + 1] == "2.5" and argv[-2:] == ["--steps", "10"] and "--resume" in argv
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 7])
+def test_shards_cover_every_run_exactly_once(n):
+    runs = list(range(23))
+    shares = [ablate_p.shard(runs, k, n) for k in range(n)]
+    assert sorted(sum(shares, [])) == runs
+    assert max(map(len, shares)) - min(map(len, shares)) <= 1
+
+
+def test_shard_comes_from_slurm(monkeypatch):
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "2")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "4")
+    assert ablate_p.parse_shard(None) == (2, 4)
+    assert ablate_p.parse_shard("1/3") == (1, 3)
+
+
+@pytest.mark.parametrize("text", ["3/3", "a/b", "1", "-1/2"])
+def test_bad_shards_are_user_errors(text):
+    with pytest.raises(ablate_p.UserError):
+        ablate_p.parse_shard(text)
+
+
+def fabricate_run(runs_dir, name, loss, p, seed, status, **metrics):
+    dataset = metrics.pop("dataset", "ring8")
+    run_dir = os.path.join(runs_dir, dataset, name)
+    os.makedirs(run_dir)
+    cfg = {"dataset": dataset, "loss": loss, "p": p, "seed": seed, "eval_n": 2500,
+           "hardware": "test cpu"}
+    json.dump(cfg, open(os.path.join(run_dir, "config.json"), "w"))
+    json.dump({"status": status, "step": 100, "epoch": 0.5, **metrics}, open(os.path.join(run_dir, "summary.json"), "w"))
+
+
+def test_finished_runs_are_skipped_without_starting_a_process(tmp_path, monkeypatch):
+    fabricate_run(tmp_path, "gan-seed0", "gan", 4.0, 0, "completed")
+    monkeypatch.setattr(ablate_p.subprocess, "call", lambda *a, **k: pytest.fail("a finished run was started again"))
+    out = str(tmp_path / "ring8" / "gan-seed0")
+    name, status, note = ablate_p.train_one("ring8/gan-seed0", ["--out", out], {}, str(tmp_path), 1)
+    assert status == "completed" and "skipped" in note
+
+
+def test_collect_averages_seeds_and_counts_failures(tmp_path):
+    for seed, modes in enumerate([8, 6, 7]):
+        fabricate_run(tmp_path, f"minkowski-p4-seed{seed}", "minkowski", 4.0, seed, "completed",
+                      final_modes=modes, final_hq_pct=90.0 + seed, final_rkl=0.1)
+    fabricate_run(tmp_path, "gan-seed0", "gan", 4.0, 0, "diverged", final_modes=1)
+    fabricate_run(tmp_path, "gan-seed1", "gan", 4.0, 1, "completed", final_modes=3, final_hq_pct=50.0, final_rkl=1.0)
+    table = ablate_p.aggregate(ablate_p.collect_rows(str(tmp_path)), ablate_p.METRICS["toy"]).set_index("loss")
+    assert table.loc["minkowski", "final_modes_mean"] == 7 and table.loc["minkowski", "final_modes_std"] == 1
+    assert table.loc["minkowski", "p"] == 4 and pd.isna(table.loc["gan", "p"])
+    assert table.loc["gan", "final_modes_mean"] == 3  # the diverged seed is counted, not averaged
+    assert (table.loc["gan", "seeds"], table.loc["gan", "diverged"], table.loc["gan", "completed"]) == (2, 1, 1)
+
+
+def test_collect_writes_the_paper_tables_for_image_runs(tmp_path):
+    for seed, (final, best) in enumerate([(120.0, 110.0), (130.0, 100.0)]):
+        fabricate_run(tmp_path / "runs", f"minkowski-p4-seed{seed}", "minkowski", 4.0, seed, "completed",
+                      dataset="cifar10", final_fid=final, best_fid=best, final_kid=0.1)
+    fabricate_run(tmp_path / "runs", "gan-seed0", "gan", 4.0, 0, "completed", dataset="cifar10",
+                  final_fid=200.0, best_fid=190.0, final_kid=0.2)
+    rows = ablate_p.collect_rows(str(tmp_path / "runs"))
+    ablate_p.write_tables(rows, str(tmp_path / "results"))
+    t2 = pd.read_csv(tmp_path / "results" / "table2.csv")
+    mink = t2[(t2["loss"] == "minkowski")].iloc[0]
+    assert (mink["paper_fid"], mink["fid_mean"], mink["best_fid_mean"], mink["seeds"]) == (99.6, 125.0, 105.0, 2)
+    assert t2[t2["loss"] == "gan"].iloc[0]["fid_mean"] == 200.0
+    t3 = pd.read_csv(tmp_path / "results" / "table3.csv")
+    assert t3["p"].tolist() == [1, 2, 3, 4, 5, 6, 7, 8] and t3["paper_fid"].iloc[0] == 128.4
+
+
+def test_a_real_sweep_records_a_failed_run_and_goes_on(tmp_path):
+    """Two ring8 runs; one has a corrupt checkpoint and fails; the sweep finishes the other, exits 1."""
+    runs = tmp_path / "runs"
+    bad = runs / "ring8" / "minkowski-p2-seed0" / "checkpoints"
+    bad.mkdir(parents=True)
+    (bad / "last.pt").write_bytes(b"garbage")
+    cmd = [sys.executable, "ablate_p.py", "--dataset", "ring8", "--p", "2", "4", "--runs", str(runs),
+           "--results", str(tmp_path / "results"), "--jobs", "2", "--steps", "30", "--eval-every", "15",
+           "--log-every", "10"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stderr
+    assert "ring8/minkowski-p2-seed0: failed" in proc.stdout and "ring8/minkowski-p4-seed0: completed" in proc.stdout
+    assert "did not complete: ring8/minkowski-p2-seed0 (failed)" in proc.stderr
+    toy = pd.read_csv(tmp_path / "results" / "toy_table.csv")
+    assert toy.set_index("p")[["completed", "failed"]].to_dict("index") == {2: {"completed": 0, "failed": 1},
+                                                                            4: {"completed": 1, "failed": 0}}
+    assert (tmp_path / "results" / "figures" / "ring8-modes_vs_p.png").exists()
+    (bad / "last.pt").unlink()  # mend it: the rerun trains only that run and skips the finished one
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "ring8/minkowski-p4-seed0: completed (skipped" in proc.stdout
+    assert pd.read_csv(tmp_path / "results" / "toy_table.csv")["completed"].tolist() == [1, 1]
