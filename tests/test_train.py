@@ -47,6 +47,8 @@ def test_every_loss_trains_on_ring8(loss, tmp_path):
 def test_loss_dependent_defaults(tmp_path):
     cfg = train.resolve(train.build_parser().parse_args(["--loss", "wgan-gp"]))
     assert (cfg["clip"], cfg["gp"], cfg["n_critic"], cfg["d_norm"]) == (0.0, 10.0, 5, "none")
+    assert train.resolve(train.build_parser().parse_args(["--loss", "wgan", "--dataset", "ring8"]))["clip"] == 0.01
+    assert train.resolve(train.build_parser().parse_args(["--dataset", "ring8"]))["clip"] == 0.0
     cfg = train.resolve(train.build_parser().parse_args([]))
     assert (cfg["loss"], cfg["p"], cfg["clip"], cfg["gp"], cfg["n_critic"]) == ("minkowski", 4.0, 0.01, 0.0, 1)
     assert (cfg["lr_d"], cfg["lr_g"], cfg["beta1"], cfg["beta2"], cfg["batch_size"], cfg["z_dim"], cfg["epochs"]) == \
