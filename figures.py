@@ -59,12 +59,21 @@ def order(item):
     return (1, float(name.split("=")[1])) if name.startswith("minkowski") else (0, name)
 
 
+def line_style(name, curves):
+    """Minkowski curves shaded by p (viridis, solid); baselines in distinct colours, dashed."""
+    minkowski = [n for n in curves if n.startswith("minkowski")]
+    if name in minkowski:
+        return {"color": plt.cm.viridis(minkowski.index(name) / max(1, len(minkowski) - 1) * 0.9)}
+    baselines = [n for n in curves if n not in minkowski]
+    return {"color": plt.cm.tab10(baselines.index(name) % 10), "ls": "--"}
+
+
 def plot_lines(curves, columns, titles, path, logy=False):
     fig, axes = plt.subplots(1, len(columns), figsize=(5.5 * len(columns), 4), squeeze=False)
     for ax, column, title in zip(axes[0], columns, titles):
         for name, frame in curves.items():
             if column in frame:
-                ax.plot(frame.index, frame[column], label=name, lw=1.2)
+                ax.plot(frame.index, frame[column], label=name, lw=1.2, **line_style(name, curves))
         ax.set(xlabel="generator step", title=title, yscale="log" if logy else "linear")
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, ncol=2)

@@ -20,6 +20,7 @@ set_backend('off') for that.
 """
 import fcntl
 import hashlib
+import logging
 import os
 import platform
 import sys
@@ -164,6 +165,7 @@ def build(src_dir=None, with_cuda=None, load=True, verbose=False):
     <hash>.flock; holding it, any cpp_extension `lock` file in the build folder is stale
     (its builder died) and is removed before building.
     """
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # no "No CUDA runtime" on CPU machines
     from torch.utils import cpp_extension
 
     src_dir = src_dir or SRC_DIR
