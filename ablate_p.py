@@ -214,7 +214,7 @@ def aggregate(rows, metrics):
         for m in metrics:
             values = done[m] if m in done else pd.Series(dtype=float)
             row[f"{m}_mean"], row[f"{m}_std"] = values.mean(), values.std(ddof=1) if len(values) > 1 else 0.0
-        row.update(seeds=len(group), completed=len(done), diverged=int((group["status"] == "diverged").sum()),
+        row.update(seeds=len(group), samples=group["n_fake"].max(), completed=len(done), diverged=int((group["status"] == "diverged").sum()),
                    failed=int(group["status"].isin(["failed", "interrupted"]).sum()),
                    steps=int(group["steps"].max()) if group["steps"].notna().any() else None,
                    epochs=round(float(group["epochs"].max()), 2) if group["epochs"].notna().any() else None,

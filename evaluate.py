@@ -366,37 +366,19 @@ def toy_metrics(samples, centres, std, threshold=3.0):
 
 def load_run(run_dir, checkpoint=None, device="cpu"):
     """(G in eval mode, cfg, info dict) of a run; every bad input is a UserError."""
-    if not os.path.isdir(run_dir):
-        raise UserError(f"run directory {run_dir} does not exist")
-    if not os.path.isfile(os.path.join(run_dir, "config.json")):
-        raise UserError(f"{run_dir} has no config.json; is it a run directory?")
-    if checkpoint and not os.path.isfile(checkpoint):
+    if checkpoint and not os.path.isfile(checkpoint):  # a bare name means one in the run's checkpoints/
         alt = os.path.join(run_dir, "checkpoints", checkpoint)
         checkpoint = alt if os.path.isfile(alt) else checkpoint
-    path = checkpoint or os.path.join(run_dir, "checkpoints", "last.pt")
-    if not os.path.isfile(path):
-        raise UserError(f"no checkpoint at {path}; train the run first or pass --checkpoint")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise UserError(f"checkpoint {path} is unreadable ({type(e).__name__}); is it corrupt?") from None
-    if not isinstance(ckpt, dict) or "G" not in ckpt:
-        raise UserError(f"checkpoint {path} holds no generator ('G'); is it a train.py checkpoint?")
     from train import load_generator  # lazily: train.py imports this module for its evaluator
-    try:
-        G, cfg = load_generator(run_dir, checkpoint=path, device=device)
-    except UserError:
-        raise
-    except Exception as e:
-        raise UserError(f"cannot load the generator of {run_dir} from {path} "
-                        f"({type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''})") from None
+    G, cfg, step = load_generator(run_dir, checkpoint, device)
     summary = {}
     try:
         with open(os.path.join(run_dir, "summary.json")) as f:
             summary = json.load(f)
     except (OSError, ValueError):
         pass
-    info = {"checkpoint": os.path.relpath(path, run_dir), "step": ckpt.get("step", summary.get("step")),
+    path = checkpoint or os.path.join(run_dir, "checkpoints", "last.pt")
+    info = {"checkpoint": os.path.relpath(path, run_dir), "step": step if step is not None else summary.get("step"),
             "status": summary.get("status", "")}
     return G, cfg, info
 

@@ -236,14 +236,22 @@ def read_config(run_dir):
 
 
 def load_generator(run_dir, checkpoint=None, device="cpu"):
-    """(G in eval mode, config) of a run, from its last checkpoint or the one given."""
+    """(G in eval mode, config, step) of a run, from its last checkpoint or the one given."""
+    if not os.path.isdir(run_dir):
+        raise UserError(f"run directory {run_dir} does not exist")
     cfg = read_config(run_dir)
     path = checkpoint or os.path.join(run_dir, "checkpoints", "last.pt")
-    if not os.path.exists(path):
+    if not os.path.isfile(path):
         raise UserError(f"no checkpoint at {path}; train the run first or pass --checkpoint")
+    ckpt = load_checkpoint(path)
+    if not isinstance(ckpt, dict) or "G" not in ckpt:
+        raise UserError(f"checkpoint {path} holds no generator ('G'); is it a train.py checkpoint?")
     G, _ = build_models(cfg, device)
-    G.load_state_dict(load_checkpoint(path)["G"])
-    return G.eval(), cfg
+    try:
+        G.load_state_dict(ckpt["G"])
+    except RuntimeError:
+        raise UserError(f"the generator in {path} does not match {run_dir}/config.json; is it this run's?") from None
+    return G.eval(), cfg, ckpt.get("step")
 
 
 # ----------------------------------------------------------------------------- training

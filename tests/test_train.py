@@ -67,8 +67,8 @@ def test_image_models_train_on_a_folder(arch, extra, tiny_images, tmp_path):
             "--steps", "4", "--log-every", "2", "--out", out, *extra]
     assert run(argv) == 0
     assert summary(out)["status"] == "completed"
-    G, cfg = train.load_generator(out)
-    assert not G.training and cfg["arch"] == arch
+    G, cfg, step = train.load_generator(out)
+    assert not G.training and cfg["arch"] == arch and step == 4
     with torch.no_grad():
         images = G(torch.randn(3, cfg["z_dim"]))
     assert images.shape == (3, 3, 32, 32) and images.abs().max() <= 1
