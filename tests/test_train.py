@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
+import data
 import losses
 import train
 from utils import run_main
@@ -54,6 +55,27 @@ def test_loss_dependent_defaults(tmp_path):
     assert (cfg["lr_d"], cfg["lr_g"], cfg["beta1"], cfg["beta2"], cfg["batch_size"], cfg["z_dim"], cfg["epochs"]) == \
         (2e-4, 2e-4, 0.5, 0.999, 64, 100, 200)
     assert cfg["out"] == os.path.join("runs", "cifar10", "minkowski-p4-seed0")
+
+
+@pytest.mark.parametrize("loss", losses.LOSSES)
+def test_every_loss_trains_on_tiny_images(loss, tiny_images, tmp_path):
+    out = str(tmp_path / loss)
+    argv = ["--loss", loss, "--dataset", "folder", "--data-root", tiny_images, "--width", "4", "--batch-size", "8",
+            "--steps", "3", "--n-critic", "2", "--log-every", "1", "--out", out]
+    assert run(argv) == 0
+    metrics = pd.read_csv(os.path.join(out, "metrics.csv"))
+    assert metrics["step"].tolist() == [1, 2, 3] and metrics.notna().all().all()
+
+
+def test_embedded_2d_benchmarks_follow_the_protocol():
+    centres, std = data.toy_mixture("ring8")
+    assert len(centres) == 8 and std == 0.02
+    torch.testing.assert_close(centres.norm(dim=1), torch.full((8,), 2.0, dtype=torch.float64))
+    centres, std = data.toy_mixture("grid25")
+    assert std == 0.05 and sorted(set(centres[:, 0].tolist())) == [-4.0, -2.0, 0.0, 2.0, 4.0] and len(centres) == 25
+    points = data.sample_toy("grid25", 5000, torch.Generator().manual_seed(0)).double()
+    nearest = torch.cdist(points, centres).min(dim=1)
+    assert nearest.values.max() < 6 * std and len(nearest.indices.unique()) == 25
 
 
 @pytest.mark.parametrize("arch, extra", [
