@@ -27,7 +27,7 @@ import data
 import figures
 import losses
 import train
-from utils import OneLineParser, UserError, atomic_write_csv, atomic_write_text, run_main
+from utils import OneLineParser, UserError, atomic_write_csv, atomic_write_text, read_json, run_main
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
@@ -103,14 +103,6 @@ def plan(args, passthrough):
 def shard(runs, k, n):
     """The K-th of N interleaved shares: every run in exactly one share, the shares balanced."""
     return runs[k::n]
-
-
-def read_json(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, json.JSONDecodeError):
-        return None
 
 
 def run_status(run_dir):

@@ -40,7 +40,6 @@ Rows are appended (atomically) to --csv (default results/fid.csv, or results/toy
 """
 import argparse
 import hashlib
-import json
 import math
 import os
 import sys
@@ -53,7 +52,7 @@ import torch
 import torch.nn as nn
 
 import data
-from utils import OneLineParser, UserError, atomic_write_csv, run_main
+from utils import OneLineParser, UserError, atomic_write_csv, eval_mode, read_json, run_main
 
 FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + FID_WEIGHTS_NAME
@@ -371,12 +370,7 @@ def load_run(run_dir, checkpoint=None, device="cpu"):
         checkpoint = alt if os.path.isfile(alt) else checkpoint
     from train import load_generator  # lazily: train.py imports this module for its evaluator
     G, cfg, step = load_generator(run_dir, checkpoint, device)
-    summary = {}
-    try:
-        with open(os.path.join(run_dir, "summary.json")) as f:
-            summary = json.load(f)
-    except (OSError, ValueError):
-        pass
+    summary = read_json(os.path.join(run_dir, "summary.json")) or {}
     path = checkpoint or os.path.join(run_dir, "checkpoints", "last.pt")
     info = {"checkpoint": os.path.relpath(path, run_dir), "step": step if step is not None else summary.get("step"),
             "status": summary.get("status", "")}
@@ -392,16 +386,6 @@ def generate(G, z_dim, n, seed=0, batch_size=500, device="cpu"):
         z = torch.randn(min(batch_size, n - i), z_dim, generator=gen).to(device)
         out.append(G(z).float().cpu())
     return torch.cat(out)
-
-
-@contextmanager
-def eval_mode(module):
-    was = module.training
-    module.eval()
-    try:
-        yield module
-    finally:
-        module.train(was)
 
 
 def run_row(run_dir, cfg, info, n_fake, device, seconds):

@@ -10,7 +10,6 @@ Curves are means over seeds at each logged step.
 """
 import argparse
 import glob
-import json
 import os
 
 import matplotlib
@@ -19,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from utils import OneLineParser, UserError, run_main  # noqa: E402
+from utils import OneLineParser, UserError, read_json, run_main  # noqa: E402
 
 
 def label(cfg):
@@ -31,10 +30,9 @@ def load_runs(runs_dir):
     runs = []
     for run_dir in sorted(glob.glob(os.path.join(runs_dir, "*"))):
         config, metrics = os.path.join(run_dir, "config.json"), os.path.join(run_dir, "metrics.csv")
-        if not (os.path.exists(config) and os.path.exists(metrics)):
+        cfg = read_json(config)
+        if cfg is None or not os.path.exists(metrics):
             continue
-        with open(config) as f:
-            cfg = json.load(f)
         evals = os.path.join(run_dir, "eval.csv")
         runs.append((cfg, pd.read_csv(metrics, on_bad_lines="skip"),
                      pd.read_csv(evals) if os.path.exists(evals) else None, run_dir))

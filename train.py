@@ -25,7 +25,8 @@ import data
 import losses
 import models
 import ops
-from utils import OneLineParser, UserError, atomic_torch_save, atomic_write_csv, atomic_write_text, run_main
+from utils import (OneLineParser, UserError, atomic_torch_save, atomic_write_csv, atomic_write_text, eval_mode,
+                   read_json, run_main)
 
 TOY_TRAIN_SIZE = 100_000  # points drawn once per seed: the toy "dataset" an epoch goes through
 METRIC_COLUMNS = ["step", "epoch", "loss_d", "loss_g", "grad_norm_d", "grad_norm_g",
@@ -228,11 +229,10 @@ def load_checkpoint(path):
 
 def read_config(run_dir):
     path = os.path.join(run_dir, "config.json")
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise UserError(f"{path} is missing or unreadable ({type(e).__name__}); is {run_dir} a run directory?") from None
+    cfg = read_json(path)
+    if cfg is None:
+        raise UserError(f"{path} is missing or unreadable; is {run_dir} a run directory?")
+    return cfg
 
 
 def load_generator(run_dir, checkpoint=None, device="cpu"):
@@ -366,11 +366,8 @@ class MetricsLog:
 
 def save_samples(G, fixed_z, path, real_points=None):
     """An 8x8 grid of G's images, or a scatter of its 2-D points over the data."""
-    was_training = G.training
-    G.eval()
-    with torch.no_grad():
+    with eval_mode(G), torch.no_grad():
         fake = G(fixed_z).cpu()
-    G.train(was_training)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     if fake.dim() == 4:
         import torchvision

@@ -1,5 +1,7 @@
 """Small helpers every script shares: one-line user errors and atomic writes."""
 import argparse
+import contextlib
+import json
 import os
 import sys
 import tempfile
@@ -59,3 +61,23 @@ def atomic_torch_save(obj, path):
 def atomic_write_csv(df, path):
     """Write a pandas DataFrame as CSV atomically."""
     atomic_write_text(path, df.to_csv(index=False))
+
+
+def read_json(path):
+    """The JSON object in path, or None when it is missing or unreadable (a run still starting)."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def eval_mode(module):
+    """Put a module in eval mode for a block, then back in the mode it was in."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
