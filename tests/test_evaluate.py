@@ -236,7 +236,7 @@ def test_generated_samples_are_quantised_like_png(tmp_path, tiny_images):
     import torchvision.utils as vutils
     for i in range(4):
         vutils.save_image(samples[i] * 0.5 + 0.5, tmp_path / f"{i}.png")
-    png = torch.stack([torch.from_numpy(np.asarray(Image.open(tmp_path / f"{i}.png").convert("RGB"))).permute(2, 0, 1)
+    png = torch.stack([torch.from_numpy(np.array(Image.open(tmp_path / f"{i}.png").convert("RGB"))).permute(2, 0, 1)
                        for i in range(4)])
     assert torch.equal(data.to_uint8(samples), png)
 
