@@ -195,7 +195,8 @@ METRICS = {"image": ["final_fid", "best_fid", "final_kid"], "toy": ["final_modes
 
 
 def aggregate(rows, metrics):
-    """Mean and std over seeds of each metric per (dataset, loss, p), with the budget beside them."""
+    """Mean, std and count of the seeds that have a value, for each metric per (dataset, loss, p),
+    with the budget beside them (std is NaN for one value)."""
     keys = ["dataset", "loss", "p"]
     rows = rows.assign(p=rows["p"].fillna(-1))
     out = []
@@ -203,9 +204,9 @@ def aggregate(rows, metrics):
         done = group[group["status"] == "completed"]
         row = dict(zip(keys, key))
         row["p"] = None if row["p"] == -1 else row["p"]
-        for m in metrics:
-            values = done[m] if m in done else pd.Series(dtype=float)
-            row[f"{m}_mean"], row[f"{m}_std"] = values.mean(), values.std(ddof=1) if len(values) > 1 else 0.0
+        for m in metrics:  # a metric can be undefined for a run (reverse KL with no mode captured)
+            values = (done[m] if m in done else pd.Series(dtype=float)).dropna()
+            row[f"{m}_mean"], row[f"{m}_std"], row[f"{m}_n"] = values.mean(), values.std(ddof=1), len(values)
         row.update(seeds=len(group), samples=group["n_fake"].max(), completed=len(done), diverged=int((group["status"] == "diverged").sum()),
                    failed=int(group["status"].isin(["failed", "interrupted"]).sum()),
                    steps=int(group["steps"].max()) if group["steps"].notna().any() else None,

@@ -397,7 +397,7 @@ def cmd_two_point(args):
                      f"max|q-pi| = {np.abs(sub.q_after_hold_at_lambda0 - args.pi).max():.3g}")
         print(f"two-point: {name}: max|q_end - pi| = {sub.dist_end.max():.3g}, "
               f"converged {int(sub.converged.sum())}/{len(sub)}{extra}")
-    print(f"two-point: spectral radius at q = pi: " + ", ".join(f"lambda={k:g}: {v:.4f}" for k, v in rho.items()))
+    print("two-point: spectral radius at q = pi: " + ", ".join(f"lambda={k:g}: {v:.4f}" for k, v in rho.items()))
     print(f"wrote {csv} and {png}")
 
 

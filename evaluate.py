@@ -234,9 +234,10 @@ class InceptionFeatures:
         self.batch_size = batch_size
         self.fast = fast
         self.weights_tag = _weights_tag(weights)
-        model = pytorch_fid_inception(weights)
-        if fast:
-            model = fold_batchnorm(model).to(memory_format=torch.channels_last)
+        with torch.random.fork_rng(devices=[]):  # layer init draws random numbers: keep training's stream intact
+            model = pytorch_fid_inception(weights)
+            if fast:
+                model = fold_batchnorm(model).to(memory_format=torch.channels_last)
         self.model = model.to(self.device).eval()
 
     @torch.inference_mode()

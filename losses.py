@@ -94,10 +94,20 @@ def interpolate(real, fake):
     return (alpha * real + (1 - alpha) * fake).requires_grad_(True)
 
 
+def mode_seeking(fake, z, eps=1e-5):
+    """MSGAN's diversity term (Mao et al. 2019), added to G's loss times a weight: 1 / (ratio + eps),
+    ratio = mean|G(z1) - G(z2)| / mean|z1 - z2| over the two halves of the batch. It is small when
+    distinct noise gives distinct samples, so G is pushed away from collapsing z onto few outputs."""
+    half = fake.shape[0] // 2
+    ratio = (fake[:half] - fake[half:2 * half]).abs().mean() / (z[:half] - z[half:2 * half]).abs().mean()
+    return 1.0 / (ratio + eps)
+
+
 def gradient_penalty(D, x, lam, center=1.0):
     """lam * E(||grad_x D(x)|| - center)^2 at the points x, differentiable w.r.t. D's weights.
 
-    center = 1 with interpolates is WGAN-GP; center = 0 on real data is R1 (Mescheder et al.).
+    center = 1 with interpolates is WGAN-GP (what train.py's --gp does); center = 0 with x the
+    real data is R1 (Mescheder et al.).
     """
     if not x.requires_grad:
         x = x.detach().requires_grad_(True)

@@ -15,7 +15,6 @@
 - `mlp`: 3 hidden layers of 128 units (ReLU in G, LeakyReLU in D, no normalisation) for the
   2-D benchmarks.
 """
-import torch
 import torch.nn as nn
 from torch.nn.utils.parametrizations import spectral_norm
 
@@ -136,6 +135,16 @@ def init_weights(m):
         nn.init.zeros_(m.bias)
 
 
+def init_pytorchgan(m):
+    """PyTorch-GAN's weights_init_normal: conv weights and BatchNorm only; Linear layers and conv
+    biases keep PyTorch's default initialisation, as in the original dcgan.py."""
+    if isinstance(m, nn.Conv2d):
+        nn.init.normal_(m.weight, 0.0, 0.02)
+    elif isinstance(m, nn.BatchNorm2d):
+        nn.init.normal_(m.weight, 1.0, 0.02)
+        nn.init.zeros_(m.bias)
+
+
 def build(arch, z_dim=100, width=None, d_norm="batch", sn=False):
     """Return (G, D) for an architecture name; width None means the architecture's default."""
     if arch == "mlp":
@@ -147,8 +156,9 @@ def build(arch, z_dim=100, width=None, d_norm="batch", sn=False):
     else:
         raise UserError(f"unknown --arch {arch!r}; choose one of {', '.join(ARCHS)}")
     if arch != "mlp":
-        G.apply(init_weights)
-        D.apply(init_weights)
+        init = init_pytorchgan if arch == "pytorchgan" else init_weights
+        G.apply(init)
+        D.apply(init)
     if sn:
         apply_spectral_norm(D)
     return G, D

@@ -34,7 +34,7 @@ METRIC_COLUMNS = ["step", "epoch", "loss_d", "loss_g", "grad_norm_d", "grad_norm
 # Settings that define the trained model; a resumed run must keep them.
 RUN_DEFINING = ["loss", "p", "minkowski_on", "dataset", "arch", "z_dim", "width", "d_norm", "sn",
                 "batch_size", "lr_d", "lr_g", "beta1", "beta2", "clip", "gp", "gp_center",
-                "n_critic", "label_smooth", "instance_noise", "seed"]
+                "n_critic", "label_smooth", "instance_noise", "diversity", "seed"]
 
 
 # ----------------------------------------------------------------------------- settings
@@ -51,7 +51,9 @@ def build_parser():
     a("--arch", default=None, help=f"one of {', '.join(models.ARCHS)}; default: mlp for 2-D data, else dcgan")
     a("--width", type=int, default=None, help="base width of both nets (default: the architecture's)")
     a("--z-dim", type=int, default=100)
-    a("--d-norm", default=None, choices=["batch", "none"], help="D normalisation; default none for wgan-gp")
+    a("--d-norm", default=None, choices=["batch", "none"],
+      help="D normalisation; default none with a gradient penalty (BatchNorm would mix the per-sample "
+           "gradients), else batch")
     a("--sn", action="store_true", help="spectral normalisation on every layer of D")
     a("--epochs", type=float, default=200)
     a("--steps", type=int, default=None, help="generator steps; overrides --epochs")
@@ -65,16 +67,19 @@ def build_parser():
       help="clip D weights to [-C, C], 0 = off; default 0.01 (the paper's, for every loss on images, and for wgan), "
            "0 for wgan-gp and on 2-D data")
     a("--gp", type=float, default=None, help="gradient penalty weight; default 10 for wgan-gp, else 0")
-    a("--gp-center", type=float, default=1.0, help="target gradient norm (1: WGAN-GP; 0: zero-centred)")
+    a("--gp-center", type=float, default=1.0,
+      help="target gradient norm at the interpolates (1: WGAN-GP; 0: zero-centred, not R1)")
     a("--n-critic", type=int, default=None, help="D steps per G step; default 5 for wgan and wgan-gp, else 1")
     a("--label-smooth", type=float, default=0.0, help="one-sided label smoothing: real target 1 - S")
     a("--instance-noise", type=float, default=0.0, help="std of noise added to D's inputs, annealed to 0")
+    a("--diversity", type=float, default=0.0,
+      help="weight of the mode-seeking diversity term in G's loss (MSGAN, Mao et al. 2019), 0 = off")
     a("--seed", type=int, default=0)
     a("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     a("--fused", default="auto", choices=["auto", "on", "off"], help="fused C++/CUDA loss ops (csrc/)")
     a("--out", default=None, help="run directory; default runs/<dataset>/<loss>[-p<p>]-seed<seed>")
     a("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    a("--overwrite", action="store_true", help="delete an existing run in --out and start again")
+    a("--overwrite", action="store_true", help="delete the run in --out (the files train.py writes) and start again")
     a("--log-every", type=int, default=100)
     a("--sample-every", type=int, default=2000)
     a("--ckpt-every", type=int, default=2000)
@@ -94,7 +99,7 @@ def resolve(args):
     cfg["clip"] = cfg["clip"] if cfg["clip"] is not None else default_clip(cfg["loss"], cfg["dataset"])
     cfg["gp"] = cfg["gp"] if cfg["gp"] is not None else (10.0 if cfg["loss"] == "wgan-gp" else 0.0)
     cfg["n_critic"] = cfg["n_critic"] if cfg["n_critic"] is not None else (5 if wgan_like else 1)
-    cfg["d_norm"] = cfg["d_norm"] or ("none" if cfg["loss"] == "wgan-gp" else "batch")
+    cfg["d_norm"] = cfg["d_norm"] or ("none" if cfg["gp"] else "batch")
     cfg["eval_n"] = cfg["eval_n"] or (2500 if cfg["dataset"] in data.TOY_DATASETS else 5000)
     cfg["lr_d"] = cfg["lr_d"] if cfg["lr_d"] is not None else cfg["lr"]
     cfg["lr_g"] = cfg["lr_g"] if cfg["lr_g"] is not None else cfg["lr"]
@@ -112,9 +117,11 @@ def resolve(args):
         raise UserError(f"--steps must be at least 1, got {cfg['steps']}")
     if not (math.isfinite(cfg["epochs"]) and cfg["epochs"] > 0):
         raise UserError(f"--epochs must be a positive number, got {cfg['epochs']}")
-    for name in ("clip", "gp", "instance_noise", "eval_every"):
+    for name in ("clip", "gp", "instance_noise", "diversity", "eval_every"):
         if not (math.isfinite(cfg[name]) and cfg[name] >= 0):
             raise UserError(f"--{name.replace('_', '-')} must be >= 0, got {cfg[name]}")
+    if cfg["diversity"] and cfg["batch_size"] < 2:
+        raise UserError("--diversity compares the two halves of a batch: use --batch-size 2 or more")
     if not 0 <= cfg["label_smooth"] < 1:
         raise UserError(f"--label-smooth must be in [0, 1), got {cfg['label_smooth']}")
     if cfg["eval_every"] and cfg["eval_n"] < 2:
@@ -298,10 +305,12 @@ class Trainer:
             clip_weights(self.D, cfg["clip"])
         return loss_d.detach(), norm_d, logit_real.detach(), logit_fake.detach()
 
-    def generator_step(self, fake, sigma):
+    def generator_step(self, fake, z, sigma):
         fake_in = fake + sigma * torch.randn_like(fake) if sigma else fake
         self.D.requires_grad_(False)  # G's step needs no gradients for D's weights
         loss_g = self.g_loss(self.D(fake_in))
+        if self.cfg["diversity"]:
+            loss_g = loss_g + self.cfg["diversity"] * losses.mode_seeking(fake, z)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.D.requires_grad_(True)
@@ -319,7 +328,7 @@ class Trainer:
             with torch.set_grad_enabled(i == n_critic - 1):
                 fake = self.G(z)
             loss_d, norm_d, logit_real, logit_fake = self.discriminator_step(real, fake.detach(), sigma)
-        loss_g, norm_g = self.generator_step(fake, sigma)
+        loss_g, norm_g = self.generator_step(fake, z, sigma)
         self.step += 1
         return torch.stack([loss_d, loss_g, norm_d, norm_g, torch.sigmoid(logit_real).mean(),
                             torch.sigmoid(logit_fake).mean(), logit_real.mean(), logit_fake.mean()])
@@ -396,12 +405,26 @@ def prepare_run_dir(cfg):
     if not (cfg["resume"] and os.path.exists(ckpt_path)):
         return None
     saved = read_config(out)
-    changed = [k for k in RUN_DEFINING if saved.get(k) != cfg[k]]
+    defaults = vars(build_parser().parse_args([]))  # for settings added after the run was started
+    changed = [k for k in RUN_DEFINING if saved.get(k, defaults[k]) != cfg[k]]
     if changed:
         k = changed[0]
         raise UserError(f"{out} was trained with --{k.replace('_', '-')} {saved.get(k)}, not {cfg[k]}; "
                         f"resume with the same settings or use another --out")
     return load_checkpoint(ckpt_path)
+
+
+RUN_FILES = ["config.json", "metrics.csv", "eval.csv", "summary.json", "samples", "checkpoints"]
+
+
+def clear_run_files(out):
+    """Delete what train.py writes in a run directory (only that: --out may hold other files)."""
+    for name in RUN_FILES:
+        path = os.path.join(out, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
 
 
 def write_summary(cfg, status, trainer, total_steps, last_row, evals, seconds):
@@ -432,11 +455,26 @@ def eval_summary(evals):
     return out
 
 
-def install_sigterm_as_interrupt():
-    """A scheduler's SIGTERM becomes KeyboardInterrupt, so the run checkpoints before it stops."""
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, handler)
+class StopRequest:
+    """Ctrl-C or a scheduler's SIGTERM asks the loop to stop after the current step, so the
+    checkpoint never holds a half-done step (exact resume). A second Ctrl-C stops at once,
+    without a checkpoint: the last periodic one is kept. Restores the previous handlers on exit."""
+
+    def __init__(self):
+        self.requested = False
+
+    def _handler(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        self.previous = {sig: signal.signal(sig, self._handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
 
 
 # ----------------------------------------------------------------------------- main
@@ -447,8 +485,8 @@ def main(argv=None):
     cfg["backend"] = ops.set_backend(cfg["fused"])
     device = torch.device(cfg["device"])
     dataset = load_training_data(cfg)
-    if cfg["overwrite"] and os.path.isdir(cfg["out"]):
-        shutil.rmtree(cfg["out"])
+    if ckpt is None:  # --overwrite, or --resume of a run that never wrote a checkpoint: start clean
+        clear_run_files(cfg["out"])
     return train(cfg, device, dataset, ckpt)
 
 
@@ -476,7 +514,6 @@ def train(cfg, device, dataset, ckpt):
     fixed_z = torch.randn(64 if images else 2000, cfg["z_dim"], generator=torch.Generator().manual_seed(cfg["seed"] + 1))
     fixed_z, real_points = fixed_z.to(device), None if images else dataset[:2000]
     evaluator = make_evaluator(cfg, device)
-    install_sigterm_as_interrupt()
 
     def checkpoint():
         extra = {"seconds": seconds, "evals": evals, "epoch": batches.epoch(), "window": window.cpu(), "window_n": window_n}
@@ -491,40 +528,44 @@ def train(cfg, device, dataset, ckpt):
     finite = torch.ones((), dtype=torch.bool, device=device)
     last_row, status, start = None, "completed", time.time() - seconds
     try:
-        while trainer.step < total_steps:
-            stats = trainer.train_step(batches, total_steps)
-            window += stats
-            window_n += 1
-            finite &= torch.isfinite(stats).all()
-            bar.update(1)
-            step = trainer.step
-            due = lambda every: every and (step % every == 0 or step == total_steps)  # noqa: E731
-            if due(cfg["log_every"]):
-                seconds = time.time() - start
-                values = (window / window_n).tolist()  # the one host sync per log interval
-                last_row = dict(zip(METRIC_COLUMNS, [step, round(batches.epoch(), 4), *values, round(seconds, 2)]))
-                log.write(list(last_row.values()))
-                bar.set_postfix(loss_d=f"{values[0]:.4f}", loss_g=f"{values[1]:.4f}")
-                window.zero_()
-                window_n = 0
-            if not any(due(cfg[k]) for k in ("log_every", "eval_every", "sample_every", "ckpt_every")):
-                continue
-            if not finite.item():  # checked before anything is evaluated or saved
-                status = "diverged"
-                break
-            if evaluator and due(cfg["eval_every"]):
-                evals.append({"step": step, **evaluator(trainer.G, step)})
-                atomic_write_csv(pd.DataFrame(evals), os.path.join(out, "eval.csv"))
-            if due(cfg["sample_every"]):
-                save_samples(trainer.G, fixed_z, os.path.join(out, "samples", f"step{step:07d}.png"), real_points)
-            if due(cfg["ckpt_every"]):
-                seconds = time.time() - start
-                checkpoint()
-    except KeyboardInterrupt:
+        with StopRequest() as stop:
+            while trainer.step < total_steps:
+                if stop.requested:  # between steps: the state is whole
+                    status = "interrupted"
+                    if finite.item():
+                        seconds = time.time() - start
+                        checkpoint()
+                    break
+                stats = trainer.train_step(batches, total_steps)
+                window += stats
+                window_n += 1
+                finite &= torch.isfinite(stats).all()
+                bar.update(1)
+                step = trainer.step
+                due = lambda every: every and (step % every == 0 or step == total_steps)  # noqa: E731
+                if due(cfg["log_every"]):
+                    seconds = time.time() - start
+                    values = (window / window_n).tolist()  # the one host sync per log interval
+                    last_row = dict(zip(METRIC_COLUMNS, [step, round(batches.epoch(), 4), *values, round(seconds, 2)]))
+                    log.write(list(last_row.values()))
+                    bar.set_postfix(loss_d=f"{values[0]:.4f}", loss_g=f"{values[1]:.4f}")
+                    window.zero_()
+                    window_n = 0
+                if not any(due(cfg[k]) for k in ("log_every", "eval_every", "sample_every", "ckpt_every")):
+                    continue
+                if not finite.item():  # checked before anything is evaluated or saved
+                    status = "diverged"
+                    break
+                if evaluator and due(cfg["eval_every"]):
+                    evals.append({"step": step, **evaluator(trainer.G, step)})
+                    atomic_write_csv(pd.DataFrame(evals), os.path.join(out, "eval.csv"))
+                if due(cfg["sample_every"]):
+                    save_samples(trainer.G, fixed_z, os.path.join(out, "samples", f"step{step:07d}.png"), real_points)
+                if due(cfg["ckpt_every"]):
+                    seconds = time.time() - start
+                    checkpoint()
+    except KeyboardInterrupt:  # a second Ctrl-C: stop now, keep the last periodic checkpoint
         status = "interrupted"
-        if finite.item():
-            seconds = time.time() - start
-            checkpoint()
     finally:
         bar.close()
         log.close()
@@ -534,7 +575,7 @@ def train(cfg, device, dataset, ckpt):
               file=sys.stderr)
         return 1
     if status == "interrupted":
-        print(f"{out}: interrupted at step {trainer.step}; continue with --resume", file=sys.stderr)
+        print(f"{out}: interrupted at step {trainer.step}; --resume continues from its last checkpoint", file=sys.stderr)
         return 130
     print(f"{out}: completed {trainer.step} steps in {time.time() - start:.0f} s")
     return 0

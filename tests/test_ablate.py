@@ -80,6 +80,19 @@ def test_collect_averages_seeds_and_counts_failures(tmp_path):
     assert (table.loc["gan", "seeds"], table.loc["gan", "diverged"], table.loc["gan", "completed"]) == (2, 1, 1)
 
 
+def test_a_metric_missing_in_some_seeds_is_averaged_over_the_others_and_counted(tmp_path):
+    """Reverse KL is undefined when no mode is captured: the mean covers the seeds that have it, and says how many."""
+    for seed, (modes, rkl) in enumerate([(1, 3.2), (0, None), (1, 3.0)]):
+        fabricate_run(tmp_path, f"minkowski-p1-seed{seed}", "minkowski", 1.0, seed, "completed",
+                      final_modes=modes, final_hq_pct=10.0, final_rkl=rkl)
+    fabricate_run(tmp_path, "gan-seed0", "gan", None, 0, "completed", final_modes=8, final_hq_pct=5.0, final_rkl=0.3)
+    table = ablate_p.aggregate(ablate_p.collect_rows(str(tmp_path)), ablate_p.METRICS["toy"]).set_index("loss")
+    mink = table.loc["minkowski"]
+    assert mink["final_rkl_mean"] == pytest.approx(3.1) and mink["final_rkl_n"] == 2
+    assert mink["final_modes_n"] == 3 and mink["completed"] == 3
+    assert table.loc["gan", "final_modes_n"] == 1 and pd.isna(table.loc["gan", "final_modes_std"])  # one seed: no std
+
+
 def test_collect_writes_the_paper_tables_for_image_runs(tmp_path):
     for seed, (final, best) in enumerate([(120.0, 110.0), (130.0, 100.0)]):
         fabricate_run(tmp_path / "runs", f"minkowski-p4-seed{seed}", "minkowski", 4.0, seed, "completed",

@@ -85,6 +85,13 @@ def extractor():
     return evaluate.InceptionFeatures("random", "cpu", batch_size=16)
 
 
+def test_building_the_extractor_leaves_the_global_rng_alone():
+    """train.py builds it after restoring a checkpoint's RNG state: it must not shift the training noise."""
+    state = torch.get_rng_state()
+    evaluate.InceptionFeatures("random", "cpu")
+    assert torch.equal(torch.get_rng_state(), state)
+
+
 # ----------------------------------------------------------------------------- Frechet distance, KID
 
 @pytest.mark.parametrize("d,n", [(16, 200), (128, 1000), (128, 60)])  # last: singular covariances

@@ -143,6 +143,17 @@ def test_interpolates_lie_between_real_and_fake():
     assert x[:, 0].std() > 0.2
 
 
+def test_mode_seeking_is_one_over_the_distance_ratio_of_the_batch_halves():
+    fake = torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 0.0], [1.0, 3.0]], dtype=torch.float64, requires_grad=True)
+    z = torch.tensor([[0.0], [0.0], [4.0], [2.0]], dtype=torch.float64)
+    # halves (rows 0-1 vs 2-3): mean|fake diff| = (2 + 0 + 0 + 2) / 4 = 1, mean|z diff| = (4 + 2) / 2 = 3
+    value = losses.mode_seeking(fake, z)
+    assert value.item() == pytest.approx(1 / (1 / 3 + 1e-5), rel=1e-12)
+    assert torch.autograd.gradcheck(lambda f: losses.mode_seeking(f, z), (fake.detach().clone().requires_grad_(),))
+    # spreading the samples apart lowers the term
+    assert losses.mode_seeking(fake * 2, z) < value
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"name": "wasserstein"}, "unknown loss"),
     ({"name": "minkowski", "p": 0.5}, "--p must be"),

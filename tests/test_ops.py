@@ -4,7 +4,6 @@ The fused library is built once into the cache (~45 s the first time on 2 cores,
 loaded from ~/.cache/mink-gan/ops/<hash> or $MINK_OPS_CACHE). test_cuda_sources_compile
 also compiles the .cu with nvcc (~2-3 min the first time) and is skipped without nvcc.
 """
-import math
 import os
 import shutil
 import subprocess

@@ -55,6 +55,10 @@ def test_loss_dependent_defaults(tmp_path):
     assert (cfg["lr_d"], cfg["lr_g"], cfg["beta1"], cfg["beta2"], cfg["batch_size"], cfg["z_dim"], cfg["epochs"]) == \
         (2e-4, 2e-4, 0.5, 0.999, 64, 100, 200)
     assert cfg["out"] == os.path.join("runs", "cifar10", "minkowski-p4-seed0")
+    assert cfg["d_norm"] == "batch"
+    parse = lambda *a: train.resolve(train.build_parser().parse_args(list(a)))  # noqa: E731
+    assert parse("--loss", "wgan", "--gp", "10")["d_norm"] == "none"  # any penalty: no BatchNorm in D
+    assert parse("--loss", "gan", "--gp", "1", "--d-norm", "batch")["d_norm"] == "batch"  # unless asked for
 
 
 @pytest.mark.parametrize("loss", losses.LOSSES)
@@ -119,37 +123,86 @@ def test_batches_cover_each_epoch_once_and_replay_from_a_position():
     assert torch.equal(replay.next(), epoch1[8:12])
 
 
-def interrupt_at(monkeypatch, step):
-    original = train.Trainer.train_step
+def signal_mid_step(monkeypatch, step, signals):
+    """Send `signals` to this process inside G's update of `step`: D has already taken its step."""
+    original = train.Trainer.generator_step
 
-    def train_step(self, batches, total_steps):
+    def generator_step(self, *args):
         if self.step == step:
-            raise KeyboardInterrupt
-        return original(self, batches, total_steps)
+            for sig in signals:
+                os.kill(os.getpid(), sig)
+        return original(self, *args)
 
-    monkeypatch.setattr(train.Trainer, "train_step", train_step)
+    monkeypatch.setattr(train.Trainer, "generator_step", generator_step)
 
 
-def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, monkeypatch):
-    argv = ["--loss", "wgan-gp", "--n-critic", "2", "--instance-noise", "0.5", "--steps", "30", *TOY]
-    straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
-    assert run([*argv, "--out", straight]) == 0
-    with monkeypatch.context() as m:
-        interrupt_at(m, 17)
-        assert run([*argv, "--out", resumed]) == 130
-    assert summary(resumed)["status"] == "interrupted" and summary(resumed)["step"] == 17
-    assert run([*argv, "--out", resumed]) == 2  # an existing run needs --resume
-    assert run([*argv, "--out", resumed, "--resume"]) == 0
-    assert summary(resumed)["status"] == "completed"
-    a = torch.load(os.path.join(straight, "checkpoints", "last.pt"), weights_only=True)
-    b = torch.load(os.path.join(resumed, "checkpoints", "last.pt"), weights_only=True)
-    for net in ("G", "D"):
-        for key in a[net]:
-            assert torch.equal(a[net][key], b[net][key]), f"{net}.{key} differs after resume"
+def assert_same_run(a_dir, b_dir):
+    a = torch.load(os.path.join(a_dir, "checkpoints", "last.pt"), weights_only=True)
+    b = torch.load(os.path.join(b_dir, "checkpoints", "last.pt"), weights_only=True)
+    for net in ("G", "D", "opt_d", "opt_g"):
+        torch.testing.assert_close(a[net], b[net], rtol=0, atol=0, msg=lambda m: f"{net} differs after resume: {m}")
     assert torch.equal(a["rng"], b["rng"])
-    ma, mb = (pd.read_csv(os.path.join(d, "metrics.csv")) for d in (straight, resumed))
+    ma, mb = (pd.read_csv(os.path.join(d, "metrics.csv")) for d in (a_dir, b_dir))
     assert ma["step"].tolist() == mb["step"].tolist()  # rows after the checkpoint were not duplicated
     pd.testing.assert_frame_equal(ma.drop(columns="seconds"), mb.drop(columns="seconds"))
+
+
+RESUME_ARGV = ["--loss", "wgan-gp", "--n-critic", "2", "--instance-noise", "0.5", "--steps", "30", *TOY]
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("straight") / "run")
+    assert run([*RESUME_ARGV, "--out", out]) == 0
+    return out
+
+
+def test_a_signal_mid_step_stops_after_that_step_and_resume_is_exact(tmp_path, monkeypatch, straight_run):
+    """SIGTERM (a scheduler) while G updates at step 17: the step finishes, the checkpoint is whole."""
+    import signal
+    resumed = str(tmp_path / "resumed")
+    with monkeypatch.context() as m:
+        signal_mid_step(m, 17, [signal.SIGTERM])
+        assert run([*RESUME_ARGV, "--out", resumed]) == 130
+    assert summary(resumed)["status"] == "interrupted" and summary(resumed)["step"] == 18
+    assert torch.load(os.path.join(resumed, "checkpoints", "last.pt"), weights_only=True)["step"] == 18
+    assert run([*RESUME_ARGV, "--out", resumed]) == 2  # an existing run needs --resume
+    assert run([*RESUME_ARGV, "--out", resumed, "--resume"]) == 0
+    assert summary(resumed)["status"] == "completed"
+    assert_same_run(straight_run, resumed)
+
+
+def test_a_second_ctrl_c_stops_at_once_and_resumes_from_the_last_checkpoint(tmp_path, monkeypatch, straight_run):
+    import signal
+    resumed = str(tmp_path / "resumed")
+    with monkeypatch.context() as m:
+        signal_mid_step(m, 17, [signal.SIGINT, signal.SIGINT])
+        assert run([*RESUME_ARGV, "--out", resumed]) == 130
+    assert summary(resumed)["status"] == "interrupted"
+    assert torch.load(os.path.join(resumed, "checkpoints", "last.pt"), weights_only=True)["step"] == 10
+    assert run([*RESUME_ARGV, "--out", resumed, "--resume"]) == 0
+    assert_same_run(straight_run, resumed)
+
+
+def test_resume_without_a_checkpoint_starts_clean(tmp_path, monkeypatch, straight_run):
+    """A run that crashed before its first checkpoint: --resume starts again and keeps no stale rows."""
+    resumed = str(tmp_path / "resumed")
+    with monkeypatch.context() as m:
+        original = train.Trainer.generator_step
+
+        def crash_at_17(self, *args):
+            if self.step == 17:
+                raise RuntimeError("crash")
+            return original(self, *args)
+
+        m.setattr(train.Trainer, "generator_step", crash_at_17)
+        with pytest.raises(RuntimeError):
+            train.main([*RESUME_ARGV, "--ckpt-every", "100", "--out", resumed])
+    assert pd.read_csv(os.path.join(resumed, "metrics.csv"))["step"].tolist() == [5, 10, 15]
+    (tmp_path / "resumed" / "keep.txt").write_text("not train.py's")
+    assert run([*RESUME_ARGV, "--out", resumed, "--resume"]) == 0
+    assert_same_run(straight_run, resumed)
+    assert (tmp_path / "resumed" / "keep.txt").exists()
 
 
 def test_resume_refuses_changed_settings(tmp_path):
@@ -158,6 +211,12 @@ def test_resume_refuses_changed_settings(tmp_path):
     assert run(["--steps", "20", "--lr", "1e-3", "--out", out, "--resume", *TOY]) == 2
     assert run(["--steps", "20", "--out", out, "--resume", *TOY]) == 0  # a longer budget is fine
     assert summary(out)["step"] == 20
+    path = os.path.join(out, "config.json")  # a run from before --diversity existed resumes with its default
+    cfg = json.load(open(path))
+    del cfg["diversity"]
+    json.dump(cfg, open(path, "w"))
+    assert run(["--steps", "25", "--out", out, "--resume", *TOY]) == 0
+    assert run(["--steps", "30", "--diversity", "1", "--out", out, "--resume", *TOY]) == 2
 
 
 def test_a_nan_loss_stops_the_run_as_diverged_and_keeps_the_good_checkpoint(tmp_path, monkeypatch):
@@ -189,8 +248,10 @@ def test_existing_run_is_not_overwritten_without_a_flag(tmp_path, capsys):
     assert run(["--steps", "5", "--out", str(out), *TOY]) == 2
     assert "--resume" in capsys.readouterr().err
     assert (out / "precious.txt").read_text() == "keep me"
-    assert run(["--steps", "5", "--out", str(out), "--overwrite", *TOY]) == 0
-    assert not (out / "precious.txt").exists()
+    assert run(["--steps", "5", "--out", str(out), *TOY, "--overwrite"]) == 0
+    assert run(["--steps", "10", "--out", str(out), *TOY, "--overwrite"]) == 0  # the old run is gone...
+    assert pd.read_csv(out / "metrics.csv")["step"].tolist() == [5, 10]
+    assert (out / "precious.txt").read_text() == "keep me"  # ...and only what train.py wrote
 
 
 def test_a_corrupt_checkpoint_is_a_one_line_error(tmp_path, capsys):
@@ -219,6 +280,8 @@ def test_a_corrupt_checkpoint_is_a_one_line_error(tmp_path, capsys):
     (["--arch", "dcgan"], "does not fit"),
     (["--label-smooth", "0.1", "--loss", "wgan"], "label smoothing"),
     (["--epochs", "abc"], "invalid float value"),
+    (["--diversity", "-1"], "--diversity must be >= 0"),
+    (["--diversity", "1", "--batch-size", "1"], "two halves of a batch"),
 ])
 def test_bad_input_is_a_one_line_error(argv, message, tmp_path, capsys):
     out = tmp_path / "run"
@@ -249,3 +312,31 @@ def test_command_line_error_has_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: unknown loss") and "Traceback" not in proc.stderr
     assert proc.stderr.count("\n") == 1
+
+
+def test_pytorchgan_is_initialised_as_the_original():
+    """PyTorch-GAN's weights_init_normal touches conv weights and BatchNorm only; the DCGAN init does more."""
+    import models
+    torch.manual_seed(0)
+    G, D = models.build("pytorchgan")
+    assert 0.05 < G.l1.weight.std().item() < 0.065  # nn.Linear's default U(+-1/sqrt(100)), std 0.058
+    assert G.l1.bias.abs().max().item() > 0 and D.fc.bias.abs().item() > 0
+    conv = G.conv[2]
+    assert abs(conv.weight.std().item() - 0.02) < 0.002 and conv.bias.abs().max().item() > 0
+    bn = G.conv[3]
+    assert abs(bn.weight.mean().item() - 1) < 0.01 and bn.bias.abs().max().item() == 0
+    G, D = models.build("dcgan")
+    assert all(m.bias is None or m.bias.abs().max().item() == 0 for m in G.modules() if isinstance(m, torch.nn.ConvTranspose2d))
+
+
+def test_diversity_term_enters_g_loss(tmp_path, monkeypatch):
+    """--diversity adds weight * losses.mode_seeking(G(z), z) to G's loss, and nothing when it is 0."""
+    seen = []
+    original = losses.mode_seeking
+    monkeypatch.setattr(losses, "mode_seeking", lambda fake, z: seen.append((fake.shape, z.shape)) or original(fake, z))
+    base = ["--loss", "nsgan", "--steps", "5", "--batch-size", "16", *TOY]
+    assert run([*base, "--out", str(tmp_path / "off")]) == 0 and seen == []
+    assert run([*base, "--diversity", "1", "--out", str(tmp_path / "on")]) == 0
+    assert seen == [(torch.Size([16, 2]), torch.Size([16, 100]))] * 5
+    off, on = (pd.read_csv(tmp_path / d / "metrics.csv")["loss_g"] for d in ("off", "on"))
+    assert (on > off).all()  # the term is positive: 1 / (ratio + eps)
