@@ -170,7 +170,17 @@ def environment():
         git = None
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
     return {"torch": torch.__version__, "python": platform.python_version(), "git": git,
-            "hardware": gpu or f"{platform.processor() or platform.machine()} x{torch.get_num_threads()} threads"}
+            "hardware": gpu or f"{cpu_name()} x{torch.get_num_threads()} threads"}
+
+
+def cpu_name(cpuinfo="/proc/cpuinfo"):
+    """The CPU model: GAN training amplifies last-bit differences, so one seed gives different
+    runs on different CPUs, and the config should say which one ran."""
+    try:
+        with open(cpuinfo) as f:
+            return next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
 
 
 # ----------------------------------------------------------------------------- data

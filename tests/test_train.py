@@ -340,3 +340,11 @@ def test_diversity_term_enters_g_loss(tmp_path, monkeypatch):
     assert seen == [(torch.Size([16, 2]), torch.Size([16, 100]))] * 5
     off, on = (pd.read_csv(tmp_path / d / "metrics.csv")["loss_g"] for d in ("off", "on"))
     assert (on > off).all()  # the term is positive: 1 / (ratio + eps)
+
+
+def test_config_hardware_names_the_cpu_model(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: Fake\nmodel name\t: Fake CPU 9000 16-Core\n")
+    assert train.cpu_name(cpuinfo) == "Fake CPU 9000 16-Core"
+    cpuinfo.write_text("processor\t: 0\n")  # no model line (some ARM kernels): the platform's name
+    assert train.cpu_name(cpuinfo) and train.cpu_name(tmp_path / "missing") == train.cpu_name(cpuinfo)
