@@ -347,4 +347,5 @@ def test_config_hardware_names_the_cpu_model(tmp_path):
     cpuinfo.write_text("processor\t: 0\nvendor_id\t: Fake\nmodel name\t: Fake CPU 9000 16-Core\n")
     assert train.cpu_name(cpuinfo) == "Fake CPU 9000 16-Core"
     cpuinfo.write_text("processor\t: 0\n")  # no model line (some ARM kernels): the platform's name
-    assert train.cpu_name(cpuinfo) and train.cpu_name(tmp_path / "missing") == train.cpu_name(cpuinfo)
+    fallback = train.cpu_name(cpuinfo)
+    assert fallback and train.cpu_name(tmp_path / "missing") == fallback
