@@ -366,9 +366,12 @@ class MetricsLog:
 
     def __init__(self, path, resume_step=None):
         self.path = path
+        self.last_row = None  # as written (or kept from a resumed run), for the summary
         if resume_step is not None and os.path.exists(path):
             rows = pd.read_csv(path, on_bad_lines="skip")
-            atomic_write_csv(rows[rows["step"] <= resume_step], path)
+            rows = rows[rows["step"] <= resume_step]
+            atomic_write_csv(rows, path)
+            self.last_row = rows.iloc[-1].to_dict() if len(rows) else None
         new = not os.path.exists(path)
         self.file = open(path, "a", newline="")
         self.writer = csv.writer(self.file)
@@ -376,8 +379,10 @@ class MetricsLog:
             self.writer.writerow(METRIC_COLUMNS)
 
     def write(self, row):
-        self.writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
+        row = [float(f"{v:.6g}") if isinstance(v, float) else v for v in row]
+        self.writer.writerow(row)
         self.file.flush()
+        self.last_row = dict(zip(METRIC_COLUMNS, row))
 
     def close(self):
         self.file.close()
@@ -403,6 +408,16 @@ def save_samples(G, fixed_z, path, real_points=None):
     ax.legend(loc="upper right", markerscale=4, fontsize=7)
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
+
+
+def due(every, step, total_steps):
+    """Whether a periodic action (every N steps, 0 = never) falls on `step`; the last step always counts."""
+    return bool(every) and (step % every == 0 or step == total_steps)
+
+
+def eval_missing(cfg, step, total_steps, evals):
+    """An eval falls on `step` and is not yet done (a resumed run may have been killed during it)."""
+    return due(cfg["eval_every"], step, total_steps) and not (evals and evals[-1]["step"] == step)
 
 
 def prepare_run_dir(cfg):
@@ -515,7 +530,7 @@ def train(cfg, device, dataset, ckpt):
         trainer.load_state(ckpt)
         batches.drawn = trainer.step * cfg["n_critic"]
         seconds, evals = ckpt["seconds"], ckpt["evals"]
-        if trainer.step >= total_steps:
+        if trainer.step >= total_steps and not eval_missing(cfg, trainer.step, total_steps, evals):
             print(f"{out} already has {trainer.step} of {total_steps} steps")
             return 0
     atomic_write_text(os.path.join(out, "config.json"), json.dumps({**cfg, **environment()}, indent=2) + "\n")
@@ -526,8 +541,22 @@ def train(cfg, device, dataset, ckpt):
     evaluator = make_evaluator(cfg, device)
 
     def checkpoint():
-        extra = {"seconds": seconds, "evals": evals, "epoch": batches.epoch(), "window": window.cpu(), "window_n": window_n}
+        extra = {"seconds": time.time() - start, "evals": evals, "epoch": batches.epoch(),
+                 "window": window.cpu(), "window_n": window_n}
         atomic_torch_save(trainer.state(extra), os.path.join(out, "checkpoints", "last.pt"))
+
+    def save_outputs(step):
+        """The eval, samples and checkpoint due at `step`. A checkpoint comes before the eval (an FID
+        takes minutes), so a run killed during it resumes with its training and only redoes the eval."""
+        missing = evaluator and eval_missing(cfg, step, total_steps, evals)
+        if missing:
+            checkpoint()
+            evals.append({"step": step, **evaluator(trainer.G, step)})
+            atomic_write_csv(pd.DataFrame(evals), os.path.join(out, "eval.csv"))
+        if due(cfg["sample_every"], step, total_steps):
+            save_samples(trainer.G, fixed_z, os.path.join(out, "samples", f"step{step:07d}.png"), real_points)
+        if missing or due(cfg["ckpt_every"], step, total_steps):
+            checkpoint()
 
     from tqdm import tqdm
     bar = tqdm(total=total_steps, initial=trainer.step, desc=os.path.basename(out), dynamic_ncols=True,
@@ -536,14 +565,15 @@ def train(cfg, device, dataset, ckpt):
     if ckpt is not None:
         window, window_n = ckpt["window"].to(device), ckpt["window_n"]
     finite = torch.ones((), dtype=torch.bool, device=device)
-    last_row, status, start = None, "completed", time.time() - seconds
+    status, start = "completed", time.time() - seconds
     try:
         with StopRequest() as stop:
+            if ckpt is not None and evaluator and eval_missing(cfg, trainer.step, total_steps, evals):
+                save_outputs(trainer.step)  # killed during this eval: redo it, and what came after it
             while trainer.step < total_steps:
                 if stop.requested:  # between steps: the state is whole
                     status = "interrupted"
                     if finite.item():
-                        seconds = time.time() - start
                         checkpoint()
                     break
                 stats = trainer.train_step(batches, total_steps)
@@ -552,34 +582,25 @@ def train(cfg, device, dataset, ckpt):
                 finite &= torch.isfinite(stats).all()
                 bar.update(1)
                 step = trainer.step
-                due = lambda every: every and (step % every == 0 or step == total_steps)  # noqa: E731
-                if due(cfg["log_every"]):
-                    seconds = time.time() - start
+                if due(cfg["log_every"], step, total_steps):
                     values = (window / window_n).tolist()  # the one host sync per log interval
-                    last_row = dict(zip(METRIC_COLUMNS, [step, round(batches.epoch(), 4), *values, round(seconds, 2)]))
-                    log.write(list(last_row.values()))
+                    log.write([step, round(batches.epoch(), 4), *values, round(time.time() - start, 2)])
                     bar.set_postfix(loss_d=f"{values[0]:.4f}", loss_g=f"{values[1]:.4f}")
                     window.zero_()
                     window_n = 0
-                if not any(due(cfg[k]) for k in ("log_every", "eval_every", "sample_every", "ckpt_every")):
+                periodic = ("log_every", "eval_every", "sample_every", "ckpt_every")
+                if not any(due(cfg[k], step, total_steps) for k in periodic):
                     continue
                 if not finite.item():  # checked before anything is evaluated or saved
                     status = "diverged"
                     break
-                if evaluator and due(cfg["eval_every"]):
-                    evals.append({"step": step, **evaluator(trainer.G, step)})
-                    atomic_write_csv(pd.DataFrame(evals), os.path.join(out, "eval.csv"))
-                if due(cfg["sample_every"]):
-                    save_samples(trainer.G, fixed_z, os.path.join(out, "samples", f"step{step:07d}.png"), real_points)
-                if due(cfg["ckpt_every"]):
-                    seconds = time.time() - start
-                    checkpoint()
+                save_outputs(step)
     except KeyboardInterrupt:  # a second Ctrl-C: stop now, keep the last periodic checkpoint
         status = "interrupted"
     finally:
         bar.close()
         log.close()
-    write_summary(cfg, status, trainer, total_steps, last_row, evals, time.time() - start)
+    write_summary(cfg, status, trainer, total_steps, log.last_row, evals, time.time() - start)
     if status == "diverged":
         print(f"{out}: diverged (NaN or Inf loss) before step {trainer.step}; the last good checkpoint is kept",
               file=sys.stderr)

@@ -205,6 +205,35 @@ def test_resume_without_a_checkpoint_starts_clean(tmp_path, monkeypatch, straigh
     assert (tmp_path / "resumed" / "keep.txt").exists()
 
 
+@pytest.mark.parametrize("killed_at", [20, 30])
+def test_a_run_killed_during_an_eval_resumes_with_its_training(killed_at, tmp_path, monkeypatch):
+    """The checkpoint before an eval (an FID takes minutes) keeps the training: --resume redoes only the eval."""
+    import evaluate
+    argv = [*RESUME_ARGV, "--eval-every", "10", "--eval-n", "200"]
+    straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
+    assert run([*argv, "--out", straight]) == 0
+    with monkeypatch.context() as m:
+        original = evaluate.TrainingEvaluator.__call__
+
+        def killed_during_eval(self, G, step):
+            if step == killed_at:
+                raise RuntimeError("killed")
+            return original(self, G, step)
+
+        m.setattr(evaluate.TrainingEvaluator, "__call__", killed_during_eval)
+        with pytest.raises(RuntimeError):
+            train.main([*argv, "--out", resumed])
+    assert torch.load(os.path.join(resumed, "checkpoints", "last.pt"), weights_only=True)["step"] == killed_at
+    assert run([*argv, "--out", resumed, "--resume"]) == 0
+    assert_same_run(straight, resumed)
+    evals = [pd.read_csv(os.path.join(d, "eval.csv")) for d in (straight, resumed)]
+    assert evals[1]["step"].tolist() == [10, 20, 30]
+    pd.testing.assert_frame_equal(*evals)
+    s_straight, s_resumed = summary(straight), summary(resumed)
+    del s_straight["seconds"], s_resumed["seconds"]
+    assert s_resumed == s_straight
+
+
 def test_resume_refuses_changed_settings(tmp_path):
     out = str(tmp_path / "run")
     assert run(["--steps", "10", "--out", out, *TOY]) == 0
