@@ -548,14 +548,14 @@ def train(cfg, device, dataset, ckpt):
     def save_outputs(step):
         """The eval, samples and checkpoint due at `step`. A checkpoint comes before the eval (an FID
         takes minutes), so a run killed during it resumes with its training and only redoes the eval."""
-        missing = evaluator and eval_missing(cfg, step, total_steps, evals)
-        if missing:
+        eval_now = evaluator is not None and eval_missing(cfg, step, total_steps, evals)
+        if eval_now:
             checkpoint()
             evals.append({"step": step, **evaluator(trainer.G, step)})
             atomic_write_csv(pd.DataFrame(evals), os.path.join(out, "eval.csv"))
         if due(cfg["sample_every"], step, total_steps):
             save_samples(trainer.G, fixed_z, os.path.join(out, "samples", f"step{step:07d}.png"), real_points)
-        if missing or due(cfg["ckpt_every"], step, total_steps):
+        if eval_now or due(cfg["ckpt_every"], step, total_steps):
             checkpoint()
 
     from tqdm import tqdm
@@ -568,7 +568,7 @@ def train(cfg, device, dataset, ckpt):
     status, start = "completed", time.time() - seconds
     try:
         with StopRequest() as stop:
-            if ckpt is not None and evaluator and eval_missing(cfg, trainer.step, total_steps, evals):
+            if ckpt is not None and evaluator is not None and eval_missing(cfg, trainer.step, total_steps, evals):
                 save_outputs(trainer.step)  # killed during this eval: redo it, and what came after it
             while trainer.step < total_steps:
                 if stop.requested:  # between steps: the state is whole
