@@ -410,6 +410,9 @@ def save_samples(G, fixed_z, path, real_points=None):
     plt.close(fig)
 
 
+PERIODIC = ("log_every", "eval_every", "sample_every", "ckpt_every")
+
+
 def due(every, step, total_steps):
     """Whether a periodic action (every N steps, 0 = never) falls on `step`; the last step always counts."""
     return bool(every) and (step % every == 0 or step == total_steps)
@@ -548,7 +551,7 @@ def train(cfg, device, dataset, ckpt):
     def save_outputs(step):
         """The eval, samples and checkpoint due at `step`. A checkpoint comes before the eval (an FID
         takes minutes), so a run killed during it resumes with its training and only redoes the eval."""
-        eval_now = evaluator is not None and eval_missing(cfg, step, total_steps, evals)
+        eval_now = eval_missing(cfg, step, total_steps, evals)  # False with --eval-every 0 (no evaluator)
         if eval_now:
             checkpoint()
             evals.append({"step": step, **evaluator(trainer.G, step)})
@@ -568,7 +571,7 @@ def train(cfg, device, dataset, ckpt):
     status, start = "completed", time.time() - seconds
     try:
         with StopRequest() as stop:
-            if ckpt is not None and evaluator is not None and eval_missing(cfg, trainer.step, total_steps, evals):
+            if ckpt is not None and eval_missing(cfg, trainer.step, total_steps, evals):
                 save_outputs(trainer.step)  # killed during this eval: redo it, and what came after it
             while trainer.step < total_steps:
                 if stop.requested:  # between steps: the state is whole
@@ -588,8 +591,7 @@ def train(cfg, device, dataset, ckpt):
                     bar.set_postfix(loss_d=f"{values[0]:.4f}", loss_g=f"{values[1]:.4f}")
                     window.zero_()
                     window_n = 0
-                periodic = ("log_every", "eval_every", "sample_every", "ckpt_every")
-                if not any(due(cfg[k], step, total_steps) for k in periodic):
+                if not any(due(cfg[k], step, total_steps) for k in PERIODIC):
                     continue
                 if not finite.item():  # checked before anything is evaluated or saved
                     status = "diverged"
