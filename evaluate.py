@@ -20,17 +20,12 @@ Real statistics: --real-n images (default 5000, drawn without replacement with -
 5000 feature rows for KID), named <dataset>-<split>-<n|all>-seed<seed>.npz (folder datasets add
 a hash of their path, non-standard Inception weights a hash of theirs).
 
-Frechet distance: float64, Tr sqrt(S1 S2) = sum sqrt(eig(R S2 R^T)) with R^T R = S1 (Cholesky, or
-the symmetric square root when S1 is singular), tiny negative eigenvalues clipped to 0; equal to
-pytorch-fid's sqrtm formula to ~1e-9 relative and about 10x faster.
-
-KID (Binkowski et al. 2018, as clean-fid): unbiased MMD^2 with k(x, y) = (x.y / d + 1)^3,
-averaged over --kid-subsets (100) random subsets of --kid-subset-size (1000, or fewer when
-fewer samples) drawn from up to 5000 features per side; kid_std is the standard deviation of
-the subset estimates (the "+-" those papers print; the subsets overlap, so it is not a
-standard error of the mean).
-
-Toy metrics (ring8, grid25; VEEGAN / PacGAN protocol, 2500 samples): see toy_metrics().
+Metrics (metrics.py): FID, KID (over --kid-subsets subsets of --kid-subset-size), precision and
+recall (Kynkaanniemi et al. 2019, k = 3), density and coverage (Naeem et al. 2020, k = 5) of the
+generated against the real features (up to 5000 per side); the 2-D mode metrics of toy runs
+(modes, hq_pct, rkl; VEEGAN / PacGAN protocol, 2500 samples). Precision and density fall when
+samples leave the data, recall and coverage when modes are dropped. IS is not computed: the
+FID weights carry no classifier layer.
 
 Inception weights: --fid-weights PATH, else torch hub's cache, where pytorch-fid itself keeps
 them (~/.cache/torch/hub/checkpoints/pt_inception-2015-12-05-6726825d.pth), else pytorch-fid
@@ -52,6 +47,7 @@ import torch
 import torch.nn as nn
 
 import data
+from metrics import KID_MAX_FEATURES, at_most, frechet_distance, kid, statistics, toy_metrics
 from utils import OneLineParser, UserError, atomic_write_csv, eval_mode, read_json, run_main
 
 FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
@@ -62,76 +58,11 @@ DEFAULT_STATS_DIR = os.path.join("results", "fid_stats")
 DEFAULT_FID_CSV = os.path.join("results", "fid.csv")
 DEFAULT_TOY_CSV = os.path.join("results", "toy_metrics.csv")
 PAPER_CSV = os.path.join(HERE, "results", "paper.csv")
-KID_MAX_FEATURES = 5000
 TABLE2_LOSSES = ("gan", "wgan", "minkowski", "nsgan", "wgan-gp", "lsgan", "hinge")
 FID_COLUMNS = ["run", "dataset", "loss", "p", "seed", "steps", "epochs", "n_fake", "n_real", "fid", "kid", "kid_std",
                "device", "seconds", "checkpoint", "real_split", "status"]
 TOY_COLUMNS = ["run", "dataset", "loss", "p", "seed", "steps", "epochs", "n_fake", "modes", "hq_pct", "rkl",
                "device", "seconds", "checkpoint", "status"]
-
-
-# ----------------------------------------------------------------------------- Frechet distance, KID
-
-def frechet_distance(mu1, sigma1, mu2, sigma2):
-    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 sqrt(S1 S2)) in float64.
-
-    S1 S2 is similar to a symmetric PSD matrix R S2 R^T (R^T R = S1), so Tr sqrt(S1 S2) is the sum
-    of the square roots of that matrix's eigenvalues (tiny negative ones from rounding clipped to
-    0). R = chol(S1)^T when S1 is positive definite (one Cholesky and one eigvalsh: about 10x
-    faster than scipy's sqrtm at 2048-d), else R = sqrt(S1) from an eigen-decomposition.
-    """
-    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
-    s1, s2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
-    if mu1.shape != mu2.shape or s1.shape != s2.shape:
-        raise UserError(f"statistics of different sizes: {mu1.shape} vs {mu2.shape}, {s1.shape} vs {s2.shape}")
-    t1, t2 = torch.from_numpy(s1), torch.from_numpy(s2)  # torch's LAPACK calls are the fastest here
-    t1 = (t1 + t1.T) / 2
-    chol, info = torch.linalg.cholesky_ex(t1)
-    if int(info) == 0:
-        m = chol.T @ t2 @ chol
-    else:  # singular (fewer samples than dimensions): the symmetric square root
-        w, v = torch.linalg.eigh(t1)
-        root = (v * w.clamp(min=0).sqrt()) @ v.T
-        m = root @ t2 @ root
-    tr_covmean = float(torch.linalg.eigvalsh((m + m.T) / 2).clamp(min=0).sqrt().sum())
-    diff = mu1 - mu2
-    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
-
-
-def statistics(features):
-    """(mu, sigma) as pytorch-fid computes them: float64 mean and unbiased covariance."""
-    f = np.asarray(features, np.float64)
-    return f.mean(0), np.cov(f, rowvar=False)
-
-
-def kid(fake, real, n_subsets=100, subset_size=1000, seed=0):
-    """(KID, std over subsets): unbiased MMD^2, kernel (x.y/d + 1)^3, as clean-fid / Binkowski et al."""
-    rng = np.random.default_rng(seed)
-    fake, real = _kid_rows(fake, rng), _kid_rows(real, rng)
-    d = fake.shape[1]
-    m = min(len(fake), len(real), subset_size)
-    if m < 2:
-        return float("nan"), float("nan")
-
-    def gram(a, b):  # float32 dot products (fast), cubed in float64
-        return (torch.from_numpy(a) @ torch.from_numpy(b).T).double().div_(d).add_(1).pow_(3).numpy()
-
-    kxx, kyy, kxy = gram(fake, fake), gram(real, real), gram(fake, real)
-    est = np.empty(n_subsets)
-    for i in range(n_subsets):
-        x = rng.choice(len(fake), m, replace=False)
-        y = rng.choice(len(real), m, replace=False)
-        a, b = kxx[np.ix_(x, x)], kyy[np.ix_(y, y)]
-        off = (a.sum() - np.trace(a) + b.sum() - np.trace(b)) / (m * (m - 1))
-        est[i] = off - 2 * kxy[np.ix_(x, y)].mean()
-    return float(est.mean()), float(est.std())
-
-
-def _kid_rows(features, rng):
-    f = np.asarray(features, np.float32)
-    if len(f) > KID_MAX_FEATURES:
-        f = f[np.sort(rng.choice(len(f), KID_MAX_FEATURES, replace=False))]
-    return np.ascontiguousarray(f)
 
 
 # ----------------------------------------------------------------------------- Inception
@@ -315,7 +246,7 @@ def real_statistics(extractor, dataset, data_root, split="train", n=5000, seed=0
         log(f"real statistics: {len(images)} {dataset} {split} images -> {path}")
     features = extractor(images, _progress("real"))
     mu, sigma = statistics(features)
-    kid_features = _kid_rows(features, np.random.default_rng(seed))
+    kid_features = at_most(features, KID_MAX_FEATURES, np.random.default_rng(seed))
     save_stats(path, mu, sigma, kid_features)
     return mu, sigma, kid_features
 
@@ -327,39 +258,6 @@ def save_stats(path, mu, sigma, features=None):
     arrays = dict(mu=mu, sigma=sigma) if features is None else dict(mu=mu, sigma=sigma, features=features)
     np.savez(tmp, **arrays)
     os.replace(tmp, path)
-
-
-# ----------------------------------------------------------------------------- toy metrics
-
-def toy_metrics(samples, centres, std, threshold=3.0):
-    """Mode metrics of 2-D samples against a Gaussian mixture (VEEGAN / PacGAN protocol).
-
-    A sample is high quality when it lies within `threshold` standard deviations (Euclidean
-    distance <= threshold * std, std = the mixture's) of some centre; it is assigned to its
-    nearest centre. Returns a dict:
-      modes:  the number of centres with at least one high-quality sample;
-      hq_pct: 100 * (high-quality samples) / (all samples);
-      rkl:    KL(q || uniform) = sum_k q_k log(q_k K), where q is the histogram of high-quality
-              samples over the K centres (q_k = n_k / sum n, terms with q_k = 0 are 0). It is 0
-              when every mode holds the same number, log(K / c) when c modes hold equal shares
-              and the rest none, and NaN when there is no high-quality sample.
-    """
-    x = torch.as_tensor(samples, dtype=torch.float64).reshape(-1, 2)
-    c = torch.as_tensor(centres, dtype=torch.float64)
-    if len(x) == 0:
-        raise UserError("no samples to evaluate")
-    dist = torch.cdist(x, c)
-    dmin, nearest = dist.min(1)
-    finite = torch.isfinite(x).all(1)
-    hq = (dmin <= threshold * std) & finite
-    counts = torch.bincount(nearest[hq], minlength=len(c)).double()
-    total = counts.sum()
-    if total > 0:
-        q = counts[counts > 0] / total
-        rkl = float((q * torch.log(q * len(c))).sum())
-    else:
-        rkl = float("nan")
-    return {"modes": int((counts > 0).sum()), "hq_pct": float(100 * hq.double().mean()), "rkl": rkl}
 
 
 # ----------------------------------------------------------------------------- runs
