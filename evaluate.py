@@ -1,6 +1,7 @@
-"""Evaluate trained runs: FID and KID of image runs, mode metrics of 2-D runs, paper tables.
+"""Evaluate trained runs: FID, KID, precision/recall, density/coverage of image runs, mode metrics
+of 2-D runs, paper tables.
 
-    python evaluate.py runs/cifar10/minkowski-p4-seed0 [RUN_DIR ...]   # FID/KID, 5000 samples
+    python evaluate.py runs/cifar10/minkowski-p4-seed0 [RUN_DIR ...]   # FID, KID, P/R/D/C, 5000 samples
     python evaluate.py runs/ring8/gan-seed0                              # modes, hq_pct, rkl
     python evaluate.py --fake DIR_OR_NPZ --real DIR_OR_NPZ               # like python -m pytorch_fid
     python evaluate.py --table                                           # results/table2.csv, table3.csv
@@ -20,6 +21,11 @@ Real statistics: --real-n images (default 5000, drawn without replacement with -
 5000 feature rows for KID), named <dataset>-<split>-<n|all>-seed<seed>.npz (folder datasets add
 a hash of their path, non-standard Inception weights a hash of theirs).
 
+FID floor: the FID of real against real at the same count, --real-n train images against as many
+other train images (fid_floor) and against as many test images (fid_floor_test; CIFAR-10's test
+split, or for a folder dataset a sibling folder named test beside a data root named train),
+computed once and cached like the real statistics. No generator scores below it at that count.
+
 Metrics (metrics.py): FID, KID (over --kid-subsets subsets of --kid-subset-size), precision and
 recall (Kynkaanniemi et al. 2019, k = 3), density and coverage (Naeem et al. 2020, k = 5) of the
 generated against the real features (up to 5000 per side); the 2-D mode metrics of toy runs
@@ -35,6 +41,7 @@ Rows are appended (atomically) to --csv (default results/fid.csv, or results/toy
 """
 import argparse
 import hashlib
+import json
 import math
 import os
 import sys
@@ -47,8 +54,8 @@ import torch
 import torch.nn as nn
 
 import data
-from metrics import KID_MAX_FEATURES, at_most, frechet_distance, kid, statistics, toy_metrics
-from utils import OneLineParser, UserError, atomic_write_csv, eval_mode, read_json, run_main
+from metrics import KID_MAX_FEATURES, PRDC_COLUMNS, at_most, frechet_distance, kid, prdc, statistics, toy_metrics
+from utils import OneLineParser, UserError, atomic_write_csv, atomic_write_text, eval_mode, read_json, run_main
 
 FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + FID_WEIGHTS_NAME
@@ -59,8 +66,10 @@ DEFAULT_FID_CSV = os.path.join("results", "fid.csv")
 DEFAULT_TOY_CSV = os.path.join("results", "toy_metrics.csv")
 PAPER_CSV = os.path.join(HERE, "results", "paper.csv")
 TABLE2_LOSSES = ("gan", "wgan", "minkowski", "nsgan", "wgan-gp", "lsgan", "hinge")
+FLOOR_COLUMNS = ["fid_floor", "fid_floor_test"]
+TABLE_MEANS = ["fid_floor", "fid_floor_test", "kid_mean", *(f"{m}_mean" for m in PRDC_COLUMNS)]  # after fid_std
 FID_COLUMNS = ["run", "dataset", "loss", "p", "seed", "steps", "epochs", "n_fake", "n_real", "fid", "kid", "kid_std",
-               "device", "seconds", "checkpoint", "real_split", "status"]
+               *PRDC_COLUMNS, *FLOOR_COLUMNS, "device", "seconds", "checkpoint", "real_split", "status"]
 TOY_COLUMNS = ["run", "dataset", "loss", "p", "seed", "steps", "epochs", "n_fake", "modes", "hq_pct", "rkl",
                "device", "seconds", "checkpoint", "status"]
 
@@ -241,7 +250,7 @@ def real_statistics(extractor, dataset, data_root, split="train", n=5000, seed=0
             n = len(images)
         if n > len(images):
             raise UserError(f"--real-n {n} is more than the {len(images)} images of {dataset} ({split})")
-        images = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]]
+        images = images[_permutation(len(images), seed)[:n]]
     if log:
         log(f"real statistics: {len(images)} {dataset} {split} images -> {path}")
     features = extractor(images, _progress("real"))
@@ -249,6 +258,54 @@ def real_statistics(extractor, dataset, data_root, split="train", n=5000, seed=0
     kid_features = at_most(features, KID_MAX_FEATURES, np.random.default_rng(seed))
     save_stats(path, mu, sigma, kid_features)
     return mu, sigma, kid_features
+
+
+def _permutation(n, seed):
+    """The seeded order in which real images are drawn: the first n are the reference set."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+
+
+def fid_floor(extractor, dataset, data_root, n=5000, seed=0, stats_dir=DEFAULT_STATS_DIR, log=None):
+    """{"fid_floor", "fid_floor_test"}: the FID of the n reference train images (those of
+    real_statistics) against the next n train images of the same draw, and against n test images
+    (CIFAR-10's test split, or a folder dataset's sibling folder `test` beside a root named `train`).
+    No generator scores below it at that n. NaN where there are too few images (or n is None: all).
+    Computed once and cached as JSON beside the real statistics."""
+    out = {"fid_floor": float("nan"), "fid_floor_test": float("nan")}
+    if n is None:
+        return out
+    path = stats_path(stats_dir, dataset, data_root, "floor", n, seed, extractor.weights_tag)
+    path = path[:-len(".npz")] + ".json"
+    cached = read_json(path)
+    if cached is not None:
+        return cached
+    train = data.load_images(dataset, data_root, "train")
+    if n > len(train):
+        return out
+    mu, sigma, _ = real_statistics(extractor, dataset, data_root, "train", n, seed, stats_dir, log=log)
+    if 2 * n <= len(train):
+        other = train[_permutation(len(train), seed)[n:2 * n]]
+        out["fid_floor"] = frechet_distance(*statistics(extractor(other, _progress("floor, train"))), mu, sigma)
+    test = _test_images(dataset, data_root)
+    if test is not None and n <= len(test):
+        test = test[_permutation(len(test), seed)[:n]]
+        out["fid_floor_test"] = frechet_distance(*statistics(extractor(test, _progress("floor, test"))), mu, sigma)
+    if log:
+        log(f"FID floor at {n} real images: {out['fid_floor']:.3f} (train), {out['fid_floor_test']:.3f} (test) "
+            f"-> {path}")
+    atomic_write_text(path, json.dumps(out))
+    return out
+
+
+def _test_images(dataset, data_root):
+    """Test images beside the training ones: CIFAR-10's test split, a folder's sibling `test`, or None."""
+    if dataset == "cifar10":
+        return data.load_images(dataset, data_root, "test")
+    root = os.path.normpath(data_root)
+    sibling = os.path.join(os.path.dirname(root), "test")
+    if os.path.basename(root) == "train" and os.path.isdir(sibling):
+        return data.load_images(dataset, sibling)
+    return None
 
 
 def save_stats(path, mu, sigma, features=None):
@@ -306,8 +363,9 @@ def append_rows(path, rows, columns):
 
 
 class TrainingEvaluator:
-    """Metrics of G during training: FID/KID (images) or modes/hq_pct/rkl (2-D), on cfg["eval_n"]
-    samples from a fixed noise seed. Real statistics are computed once (and cached on disk).
+    """Metrics of G during training: FID, KID, precision, recall, density, coverage and the FID floor
+    (images) or modes/hq_pct/rkl (2-D), on cfg["eval_n"] samples from a fixed noise seed. Real
+    statistics and the floor are computed once (and cached on disk).
     __call__ puts G in eval mode and restores its previous mode."""
 
     def __init__(self, cfg, device="cpu"):
@@ -322,9 +380,10 @@ class TrainingEvaluator:
         if cfg["dataset"] not in data.IMAGE_DATASETS:
             raise UserError(f"unknown dataset {cfg['dataset']!r}")
         self.extractor = InceptionFeatures(cfg.get("fid_weights"), self.device)
+        stats_dir = cfg.get("fid_stats_dir") or DEFAULT_STATS_DIR
         self.mu, self.sigma, self.real_features = real_statistics(
-            self.extractor, cfg["dataset"], cfg["data_root"], "train", self.n, 0,
-            cfg.get("fid_stats_dir") or DEFAULT_STATS_DIR, allow_fewer=True)
+            self.extractor, cfg["dataset"], cfg["data_root"], "train", self.n, 0, stats_dir, allow_fewer=True)
+        self.floor = fid_floor(self.extractor, cfg["dataset"], cfg["data_root"], self.n, 0, stats_dir)
 
     def __call__(self, G, step):
         with eval_mode(G):
@@ -334,7 +393,8 @@ class TrainingEvaluator:
         features = self.extractor(data.to_uint8(samples))
         mu, sigma = statistics(features)
         k, k_std = kid(features, self.real_features)
-        return {"step": step, "fid": frechet_distance(mu, sigma, self.mu, self.sigma), "kid": k, "kid_std": k_std}
+        return {"step": step, "fid": frechet_distance(mu, sigma, self.mu, self.sigma), "kid": k, "kid_std": k_std,
+                **prdc(features, self.real_features), **self.floor}
 
 
 def evaluate_runs(args, log=print):
@@ -364,18 +424,23 @@ def evaluate_runs(args, log=print):
         root = args.data_root or cfg.get("data_root", "./data")
         key = (dataset, os.path.abspath(root))
         if key not in real_cache:
-            real_cache[key] = real_statistics(extractor, dataset, root, args.real_split, args.real_n, args.seed,
-                                              args.stats_dir, log=log)
-        mu_r, sigma_r, feats_r = real_cache[key]
+            real_cache[key] = (real_statistics(extractor, dataset, root, args.real_split, args.real_n, args.seed,
+                                               args.stats_dir, log=log),
+                               fid_floor(extractor, dataset, root, args.real_n, args.seed, args.stats_dir, log=log))
+        (mu_r, sigma_r, feats_r), floor = real_cache[key]
         features = extractor(data.to_uint8(samples), _progress(os.path.basename(os.path.normpath(run_dir))))
         mu, sigma = statistics(features)
         fid = frechet_distance(mu, sigma, mu_r, sigma_r)
         k, k_std = (kid(features, feats_r, args.kid_subsets, args.kid_subset_size, args.seed)
                     if feats_r is not None else (float("nan"), float("nan")))
+        quality = (prdc(features, feats_r, seed=args.seed) if feats_r is not None
+                   else dict.fromkeys(PRDC_COLUMNS, float("nan")))
         row = run_row(run_dir, cfg, info, n, device, time.time() - start)
-        row.update(n_real=args.real_n if args.real_n is not None else "all", fid=fid, kid=k, kid_std=k_std, real_split=args.real_split)
+        row.update(n_real=args.real_n if args.real_n is not None else "all", fid=fid, kid=k, kid_std=k_std, **quality,
+                   **floor, real_split=args.real_split)
         fid_rows.append(row)
-        log(f"{run_dir}: FID {fid:.3f}  KID {k:.5f} +- {k_std:.5f}  ({n} samples, {row['seconds']} s)")
+        log(f"{run_dir}: FID {fid:.3f} (floor {floor['fid_floor']:.3f})  KID {k:.5f} +- {k_std:.5f}  "
+            + "  ".join(f"{m} {quality[m]:.3f}" for m in PRDC_COLUMNS) + f"  ({n} samples, {row['seconds']} s)")
     if fid_rows:
         append_rows(args.csv or DEFAULT_FID_CSV, fid_rows, FID_COLUMNS)
     if toy_rows:
@@ -416,6 +481,8 @@ def path_statistics(path, extractor_factory):
 
 
 def generic_fid(fake, real, weights=None, device="cpu", batch_size=200):
+    """(FID, (KID, kid_std), precision/recall/density/coverage dict) of two folders or .npz files;
+    KID and the rest need features on both sides (a folder, or a .npz that keeps them)."""
     extractor = []
 
     def factory():
@@ -426,8 +493,9 @@ def generic_fid(fake, real, weights=None, device="cpu", batch_size=200):
     mu1, s1, f1 = path_statistics(fake, factory)
     mu2, s2, f2 = path_statistics(real, factory)
     fid = frechet_distance(mu1, s1, mu2, s2)
-    k = kid(f1, f2) if f1 is not None and f2 is not None else (float("nan"), float("nan"))
-    return fid, k
+    features = f1 is not None and f2 is not None
+    k = kid(f1, f2) if features else (float("nan"), float("nan"))
+    return fid, k, (prdc(f1, f2) if features else None)
 
 
 # ----------------------------------------------------------------------------- tables
@@ -445,12 +513,13 @@ def _budget(group):
 
 
 def _ours(rows):
-    """One row per (dataset, loss, p, budget): mean/std of FID and mean KID over seeds."""
+    """One row per (dataset, loss, p, budget): mean/std of FID, the mean of the other metrics over
+    seeds, and the FID floor (one value per n_real, so its mean is that value)."""
     if rows is None or len(rows) == 0:
-        return pd.DataFrame(columns=["loss", "p", "dataset", "fid_mean", "fid_std", "kid_mean", "seeds",
+        return pd.DataFrame(columns=["loss", "p", "dataset", "fid_mean", "fid_std", *TABLE_MEANS, "seeds",
                                      "epochs", "steps", "n_fake", "n_real", "device"])
     df = pd.DataFrame(rows).copy()
-    for col in ("dataset", "p", "epochs", "steps", "n_fake", "n_real", "kid", "device"):
+    for col in ("dataset", "p", "epochs", "steps", "n_fake", "n_real", "kid", *PRDC_COLUMNS, *FLOOR_COLUMNS, "device"):
         if col not in df:
             df[col] = np.nan
     if "run" in df:
@@ -461,9 +530,10 @@ def _ours(rows):
     keys = ["dataset", "loss", "p", "epochs", "steps", "n_fake", "n_real"]
     for _, g in df.groupby(keys, dropna=False, sort=False):
         fid = pd.to_numeric(g["fid"], errors="coerce")
+        means = {col: pd.to_numeric(g[col.removesuffix("_mean")], errors="coerce").mean() for col in TABLE_MEANS}
         out.append({"loss": g["loss"].iloc[0], "p": g["p"].iloc[0], "dataset": g["dataset"].iloc[0],
                     "fid_mean": fid.mean(), "fid_std": fid.std(ddof=1) if len(fid) > 1 else np.nan,
-                    "kid_mean": pd.to_numeric(g["kid"], errors="coerce").mean(), "seeds": len(g), **_budget(g)})
+                    **means, "seeds": len(g), **_budget(g)})
     return pd.DataFrame(out)
 
 
@@ -488,7 +558,7 @@ def build_tables(fid_rows, paper=None):
 
     t3_ours = ours[ours["loss"] == "minkowski"]
     t3 = p3.merge(t3_ours, on=["loss", "p"], how="outer").sort_values("p", kind="stable").reset_index(drop=True)
-    cols = ["loss", "p", "paper_fid", "fid_mean", "fid_std", "kid_mean", "seeds", "dataset",
+    cols = ["loss", "p", "paper_fid", "fid_mean", "fid_std", *TABLE_MEANS, "seeds", "dataset",
             "epochs", "steps", "n_fake", "n_real", "device"]
     return t2[cols], t3[cols]
 
@@ -559,10 +629,12 @@ def main(argv=None):
     if not args.runs and args.fake is None and not args.table:
         raise UserError("nothing to do: give run directories, --fake/--real, or --table")
     if args.fake is not None:
-        fid, (k, k_std) = generic_fid(args.fake, args.real, args.fid_weights, args.device, args.batch_size)
+        fid, (k, k_std), quality = generic_fid(args.fake, args.real, args.fid_weights, args.device, args.batch_size)
         print(f"FID: {fid!r}")
         if not math.isnan(k):
             print(f"KID: {k!r} +- {k_std!r}")
+        for name, value in (quality or {}).items():
+            print(f"{name.capitalize()}: {value!r}")
     if args.runs:
         evaluate_runs(args)
     if args.table:

@@ -114,18 +114,22 @@ def test_run_evaluation_caches_real_statistics_and_appends_rows(tmp_path, tiny_i
     args = [run, "--n", "6", "--real-n", "8", "--fid-weights", "random", "--stats-dir", stats_dir,
             "--csv", csv, "--kid-subset-size", "5", "--kid-subsets", "5", "--device", "cpu"]
     assert evaluate.main(args) == 0
-    files = os.listdir(stats_dir)
-    assert len(files) == 1 and files[0].startswith("folder-") and "-train-8-seed0" in files[0]
-    with np.load(os.path.join(stats_dir, files[0])) as f:  # pytorch-fid reads f["mu"], f["sigma"]
+    files = sorted(os.listdir(stats_dir))  # the real statistics and the FID floor
+    assert len(files) == 2 and files[0].startswith("folder-") and "-floor-8-seed0" in files[0]
+    assert files[0].endswith(".json") and files[1].startswith("folder-") and "-train-8-seed0" in files[1]
+    with np.load(os.path.join(stats_dir, files[1])) as f:  # pytorch-fid reads f["mu"], f["sigma"]
         assert f["mu"].shape == (2048,) and f["sigma"].shape == (2048, 2048) and f["features"].shape == (8, 2048)
     first = pd.read_csv(csv)
     assert len(first) == 1
     row = first.iloc[0]
-    assert list(first.columns[:14]) == ["run", "dataset", "loss", "p", "seed", "steps", "epochs", "n_fake",
-                                        "n_real", "fid", "kid", "kid_std", "device", "seconds"]
+    assert list(first.columns[:20]) == ["run", "dataset", "loss", "p", "seed", "steps", "epochs", "n_fake",
+                                        "n_real", "fid", "kid", "kid_std", "precision", "recall", "density",
+                                        "coverage", "fid_floor", "fid_floor_test", "device", "seconds"]
     assert (row["dataset"], row["loss"], row["p"], row["seed"], row["steps"], row["n_fake"], row["n_real"]) == \
         ("folder", "minkowski", 4.0, 3, 7, 6, 8)
     assert row["fid"] > 0 and math.isfinite(row["kid"]) and row["status"] == "completed"
+    assert all(0 <= row[m] for m in metrics.PRDC_COLUMNS)
+    assert row["fid_floor"] > 0 and math.isnan(row["fid_floor_test"])  # no sibling test folder
 
     def no_loading(*a, **k):
         raise AssertionError("real images loaded again: the statistics cache was not used")
@@ -134,6 +138,35 @@ def test_run_evaluation_caches_real_statistics_and_appends_rows(tmp_path, tiny_i
     second = pd.read_csv(csv)
     assert len(second) == 2
     assert second["fid"].iloc[1] == pytest.approx(second["fid"].iloc[0], rel=1e-6)  # same noise seed
+
+
+def test_fid_floor_is_real_against_other_real_images(tmp_path, extractor, monkeypatch):
+    """fid_floor: the reference train images (the first n of the seeded draw) against the next n;
+    fid_floor_test: against the first n of the sibling test folder; then cached (no image loaded)."""
+    from PIL import Image
+    g = torch.Generator().manual_seed(1)
+    for split, n in (("train", 12), ("test", 7)):
+        os.makedirs(tmp_path / "jpeg" / split / "c0")
+        for i in range(n):
+            pixels = torch.randint(0, 256, (32, 32, 3), generator=g, dtype=torch.uint8).numpy()
+            Image.fromarray(pixels).save(tmp_path / "jpeg" / split / "c0" / f"{i}.png")
+    train_root, stats_dir = str(tmp_path / "jpeg" / "train"), str(tmp_path / "stats")
+    floor = evaluate.fid_floor(extractor, "folder", train_root, 5, 3, stats_dir)
+    train, test = data.load_images("folder", train_root), data.load_images("folder", str(tmp_path / "jpeg" / "test"))
+    order, test_order = torch.randperm(12, generator=torch.Generator().manual_seed(3)), \
+        torch.randperm(7, generator=torch.Generator().manual_seed(3))
+    stats = lambda images: metrics.statistics(extractor(images))  # noqa: E731
+    reference = stats(train[order[:5]])
+    other, held_out = stats(train[order[5:10]]), stats(test[test_order[:5]])
+    assert floor["fid_floor"] == pytest.approx(metrics.frechet_distance(*other, *reference), rel=1e-6)
+    assert floor["fid_floor_test"] == pytest.approx(metrics.frechet_distance(*held_out, *reference), rel=1e-6)
+    mu, _, _ = evaluate.real_statistics(extractor, "folder", train_root, "train", 5, 3, stats_dir)
+    assert np.allclose(mu, reference[0], rtol=1e-6)  # the floor's reference set is the one fakes are measured against
+    monkeypatch.setattr(data, "load_images", lambda *a, **k: pytest.fail("images loaded again: the floor is cached"))
+    assert evaluate.fid_floor(extractor, "folder", train_root, 5, 3, stats_dir) == floor
+    monkeypatch.undo()
+    too_few = evaluate.fid_floor(extractor, "folder", train_root, 7, 3, stats_dir)  # 14 > 12 train images
+    assert math.isnan(too_few["fid_floor"]) and too_few["fid_floor_test"] > 0
 
 
 def test_generated_samples_are_quantised_like_png(tmp_path, tiny_images):
@@ -166,7 +199,9 @@ def test_training_evaluator_restores_mode(tmp_path, tiny_images):
     ev = evaluate.TrainingEvaluator(cfg, "cpu")
     G.train()
     out = ev(G, 5)
-    assert G.training and set(out) == {"step", "fid", "kid", "kid_std"} and out["fid"] > 0
+    assert G.training and set(out) == {"step", "fid", "kid", "kid_std", *metrics.PRDC_COLUMNS, "fid_floor",
+                                       "fid_floor_test"} and out["fid"] > 0
+    assert 0 <= out["coverage"] <= 1 and out["fid_floor"] > 0 and math.isnan(out["fid_floor_test"])  # no test folder
     G.eval()
     assert ev(G, 10)["fid"] == pytest.approx(out["fid"], rel=1e-6) and not G.training
     toy = evaluate.TrainingEvaluator(dict(dataset="grid25", z_dim=4, eval_n=100), "cpu")
@@ -241,8 +276,11 @@ def test_generic_mode_equals_pytorch_fid_pipeline_random_weights(tmp_path, capsy
     mu_b, s_b = fs.compute_statistics_of_path(b, model, 50, 2048, "cpu", 0)
     theirs = metrics.frechet_distance(mu_a, s_a, mu_b, s_b)  # == pytorch-fid's: tested above
     assert evaluate.main(["--fake", a, "--real", b, "--fid-weights", str(path), "--device", "cpu"]) == 0
-    ours = parse_fid(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    ours = parse_fid(out)
     assert ours > 1.0 and ours == pytest.approx(theirs, rel=1e-4)
+    for name in ("KID", "Precision", "Recall", "Density", "Coverage"):  # from the features of both folders
+        assert re.search(rf"^{name}: \S+", out, re.M), out
     np.savez(tmp_path / "b.npz", mu=mu_b, sigma=s_b)  # pytorch-fid's --save-stats format
     assert evaluate.main(["--fake", a, "--real", str(tmp_path / "b.npz"), "--fid-weights", str(path)]) == 0
     assert parse_fid(capsys.readouterr().out) == pytest.approx(theirs, rel=1e-4)
