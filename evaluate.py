@@ -18,8 +18,9 @@ channels_last; features agree with pytorch-fid's to ~1e-6 relative, FID to ~1e-6
 Real statistics: --real-n images (default 5000, drawn without replacement with --seed from the
 --real-split, default train; `--real-n all` uses every image) are computed once and cached in
 --stats-dir (default results/fid_stats) as a pytorch-fid compatible .npz (mu, sigma, plus up to
-5000 feature rows for KID), named <dataset>-<split>-<n|all>-seed<seed>.npz (folder datasets add
-a hash of their path, non-standard Inception weights a hash of theirs).
+5000 feature rows for KID, precision, recall, density and coverage), named
+<dataset>-<split>-<n|all>-seed<seed>.npz (folder datasets add a hash of their path, non-standard
+Inception weights a hash of theirs).
 
 FID floor: the FID of real against real at the same count, --real-n train images against as many
 other train images (fid_floor) and against as many test images (fid_floor_test; CIFAR-10's test
@@ -37,7 +38,8 @@ Inception weights: --fid-weights PATH, else torch hub's cache, where pytorch-fid
 them (~/.cache/torch/hub/checkpoints/pt_inception-2015-12-05-6726825d.pth), else pytorch-fid
 downloads them; offline without the file it stops with a one-line error saying where to put it.
 
-Rows are appended (atomically) to --csv (default results/fid.csv, or results/toy_metrics.csv).
+Rows are appended (atomically) to --csv (default results/fid.csv, or results/toy_metrics.csv); an
+image row holds fid, kid, kid_std, precision, recall, density, coverage, fid_floor, fid_floor_test.
 """
 import argparse
 import hashlib
@@ -236,7 +238,8 @@ def stats_path(stats_dir, dataset, data_root, split, n, seed, weights_tag=""):
 
 def real_statistics(extractor, dataset, data_root, split="train", n=5000, seed=0, stats_dir=DEFAULT_STATS_DIR,
                     download=True, log=None, allow_fewer=False):
-    """(mu, sigma, kid_features) of n real images (None: all), from the cache or computed and cached."""
+    """(mu, sigma, features: up to 5000 rows, for KID and prdc) of n real images (None: all), from the
+    cache or computed and cached."""
     path = stats_path(stats_dir, dataset, data_root, split, n, seed, extractor.weights_tag)
     if os.path.isfile(path):
         try:
@@ -255,9 +258,9 @@ def real_statistics(extractor, dataset, data_root, split="train", n=5000, seed=0
         log(f"real statistics: {len(images)} {dataset} {split} images -> {path}")
     features = extractor(images, _progress("real"))
     mu, sigma = statistics(features)
-    kid_features = at_most(features, KID_MAX_FEATURES, np.random.default_rng(seed))
-    save_stats(path, mu, sigma, kid_features)
-    return mu, sigma, kid_features
+    kept = at_most(features, KID_MAX_FEATURES, np.random.default_rng(seed))
+    save_stats(path, mu, sigma, kept)
+    return mu, sigma, kept
 
 
 def _permutation(n, seed):
@@ -271,14 +274,24 @@ def fid_floor(extractor, dataset, data_root, n=5000, seed=0, stats_dir=DEFAULT_S
     (CIFAR-10's test split, or a folder dataset's sibling folder `test` beside a root named `train`).
     No generator scores below it at that n. NaN where there are too few images (or n is None: all).
     Computed once and cached as JSON beside the real statistics."""
-    out = {"fid_floor": float("nan"), "fid_floor_test": float("nan")}
     if n is None:
-        return out
+        return {"fid_floor": float("nan"), "fid_floor_test": float("nan")}
     path = stats_path(stats_dir, dataset, data_root, "floor", n, seed, extractor.weights_tag)
     path = path[:-len(".npz")] + ".json"
     cached = read_json(path)
     if cached is not None:
         return cached
+    out = _real_against_real(extractor, dataset, data_root, n, seed, stats_dir, log)
+    if log:
+        log(f"FID floor at {n} real images: {out['fid_floor']:.3f} (train), {out['fid_floor_test']:.3f} (test) "
+            f"-> {path}")
+    atomic_write_text(path, json.dumps(out))
+    return out
+
+
+def _real_against_real(extractor, dataset, data_root, n, seed, stats_dir, log):
+    """fid_floor's two numbers, computed (NaN where too few images)."""
+    out = {"fid_floor": float("nan"), "fid_floor_test": float("nan")}
     train = data.load_images(dataset, data_root, "train")
     if n > len(train):
         return out
@@ -290,10 +303,6 @@ def fid_floor(extractor, dataset, data_root, n=5000, seed=0, stats_dir=DEFAULT_S
     if test is not None and n <= len(test):
         test = test[_permutation(len(test), seed)[:n]]
         out["fid_floor_test"] = frechet_distance(*statistics(extractor(test, _progress("floor, test"))), mu, sigma)
-    if log:
-        log(f"FID floor at {n} real images: {out['fid_floor']:.3f} (train), {out['fid_floor_test']:.3f} (test) "
-            f"-> {path}")
-    atomic_write_text(path, json.dumps(out))
     return out
 
 

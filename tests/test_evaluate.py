@@ -167,6 +167,10 @@ def test_fid_floor_is_real_against_other_real_images(tmp_path, extractor, monkey
     monkeypatch.undo()
     too_few = evaluate.fid_floor(extractor, "folder", train_root, 7, 3, stats_dir)  # 14 > 12 train images
     assert math.isnan(too_few["fid_floor"]) and too_few["fid_floor_test"] > 0
+    none = evaluate.fid_floor(extractor, "folder", train_root, 13, 3, stats_dir)  # no reference set: cached too
+    monkeypatch.setattr(data, "load_images", lambda *a, **k: pytest.fail("images loaded again: the floor is cached"))
+    assert all(math.isnan(v) for v in none.values())
+    assert all(math.isnan(v) for v in evaluate.fid_floor(extractor, "folder", train_root, 13, 3, stats_dir).values())
 
 
 def test_generated_samples_are_quantised_like_png(tmp_path, tiny_images):
