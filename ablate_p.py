@@ -8,8 +8,9 @@
 
 Every run is a `train.py` process in <runs>/<dataset>/<loss>[-p<p>]-seed<s> with `--resume`, so a finished
 run is skipped, an interrupted one continues, and a failed or diverged one is recorded and the
-sweep goes on. Each run evaluates itself (FID/KID, or modes for 2-D data) every --eval-every
-steps and at its end; its summary.json holds the final and best values, which --collect reads.
+sweep goes on. Each run evaluates itself (FID, KID, precision, recall, density, coverage and the
+FID floor, or modes for 2-D data) every --eval-every steps and at its end; its summary.json holds
+the final and best values, which --collect reads.
 The exit code is 0 only when every run of the sweep (or shard) completed.
 """
 import argparse
@@ -192,7 +193,9 @@ def collect_rows(runs_dir):
     return pd.DataFrame(rows)
 
 
-METRICS = {"image": ["final_fid", "best_fid", "final_kid"], "toy": ["final_modes", "final_hq_pct", "final_rkl"]}
+IMAGE_FINALS = ["kid", "precision", "recall", "density", "coverage", "fid_floor", "fid_floor_test"]  # from eval.csv
+METRICS = {"image": ["final_fid", "best_fid", *(f"final_{m}" for m in IMAGE_FINALS)],
+           "toy": ["final_modes", "final_hq_pct", "final_rkl"]}
 
 
 def aggregate(rows, metrics):
@@ -218,11 +221,13 @@ def aggregate(rows, metrics):
 
 
 def paper_tables(images):
-    """evaluate.build_tables on the runs' final FIDs, with the best FIDs (mean, std) beside them."""
+    """evaluate.build_tables on the runs' final metrics, with the best FIDs (mean, std) beside them.
+    Runs evaluated before a metric existed have no value for it (NaN)."""
     import evaluate
 
-    final = evaluate.build_tables(images.assign(fid=images["final_fid"], kid=images["final_kid"]))
-    best = evaluate.build_tables(images.assign(fid=images["best_fid"], kid=images["final_kid"]))
+    finals = {m: images[f"final_{m}"] if f"final_{m}" in images else float("nan") for m in IMAGE_FINALS}
+    final = evaluate.build_tables(images.assign(fid=images["final_fid"], **finals))
+    best = evaluate.build_tables(images.assign(fid=images["best_fid"], **finals))
     for table, best_table in zip(final, best):
         at = table.columns.get_loc("fid_std") + 1
         table.insert(at, "best_fid_std", best_table["fid_std"])

@@ -95,7 +95,7 @@ def main():
               stats_dir, "--data-root", args.data_root, "--csv", os.path.join(work, "fid.csv"), "--device", "cpu"]
     dt, _ = timed(common)  # computes and caches the real statistics
     print(f"real statistics ({args.real_n} images) + first evaluation: {dt:.1f} s")
-    (stats,) = [os.path.join(stats_dir, f) for f in os.listdir(stats_dir)]
+    (stats,) = [os.path.join(stats_dir, f) for f in os.listdir(stats_dir) if f.endswith(".npz")]  # not the floor
 
     dt_ours, _ = timed(common)
     fid_ours = float(pd.read_csv(os.path.join(work, "fid.csv"))["fid"].iloc[-1])

@@ -1,6 +1,7 @@
-"""Evaluate trained runs: FID and KID of image runs, mode metrics of 2-D runs, paper tables.
+"""Evaluate trained runs: FID, KID, precision/recall, density/coverage of image runs, mode metrics
+of 2-D runs, paper tables.
 
-    python evaluate.py runs/cifar10/minkowski-p4-seed0 [RUN_DIR ...]   # FID/KID, 5000 samples
+    python evaluate.py runs/cifar10/minkowski-p4-seed0 [RUN_DIR ...]   # FID, KID, P/R/D/C, 5000 samples
     python evaluate.py runs/ring8/gan-seed0                              # modes, hq_pct, rkl
     python evaluate.py --fake DIR_OR_NPZ --real DIR_OR_NPZ               # like python -m pytorch_fid
     python evaluate.py --table                                           # results/table2.csv, table3.csv
@@ -17,29 +18,32 @@ channels_last; features agree with pytorch-fid's to ~1e-6 relative, FID to ~1e-6
 Real statistics: --real-n images (default 5000, drawn without replacement with --seed from the
 --real-split, default train; `--real-n all` uses every image) are computed once and cached in
 --stats-dir (default results/fid_stats) as a pytorch-fid compatible .npz (mu, sigma, plus up to
-5000 feature rows for KID), named <dataset>-<split>-<n|all>-seed<seed>.npz (folder datasets add
-a hash of their path, non-standard Inception weights a hash of theirs).
+5000 feature rows for KID, precision, recall, density and coverage), named
+<dataset>-<split>-<n|all>-seed<seed>.npz (folder datasets add a hash of their path, non-standard
+Inception weights a hash of theirs).
 
-Frechet distance: float64, Tr sqrt(S1 S2) = sum sqrt(eig(R S2 R^T)) with R^T R = S1 (Cholesky, or
-the symmetric square root when S1 is singular), tiny negative eigenvalues clipped to 0; equal to
-pytorch-fid's sqrtm formula to ~1e-9 relative and about 10x faster.
+FID floor: the FID of real against real at the same count, --real-n train images against as many
+other train images (fid_floor) and against as many test images (fid_floor_test; CIFAR-10's test
+split, or for a folder dataset a sibling folder named test beside a data root named train),
+computed once and cached like the real statistics. No generator scores below it at that count.
 
-KID (Binkowski et al. 2018, as clean-fid): unbiased MMD^2 with k(x, y) = (x.y / d + 1)^3,
-averaged over --kid-subsets (100) random subsets of --kid-subset-size (1000, or fewer when
-fewer samples) drawn from up to 5000 features per side; kid_std is the standard deviation of
-the subset estimates (the "+-" those papers print; the subsets overlap, so it is not a
-standard error of the mean).
-
-Toy metrics (ring8, grid25; VEEGAN / PacGAN protocol, 2500 samples): see toy_metrics().
+Metrics (metrics.py): FID, KID (over --kid-subsets subsets of --kid-subset-size), precision and
+recall (Kynkaanniemi et al. 2019, k = 3), density and coverage (Naeem et al. 2020, k = 5) of the
+generated against the real features (up to 5000 per side); the 2-D mode metrics of toy runs
+(modes, hq_pct, rkl; VEEGAN / PacGAN protocol, 2500 samples). Precision and density fall when
+samples leave the data, recall and coverage when modes are dropped. IS is not computed: the
+FID weights carry no classifier layer.
 
 Inception weights: --fid-weights PATH, else torch hub's cache, where pytorch-fid itself keeps
 them (~/.cache/torch/hub/checkpoints/pt_inception-2015-12-05-6726825d.pth), else pytorch-fid
 downloads them; offline without the file it stops with a one-line error saying where to put it.
 
-Rows are appended (atomically) to --csv (default results/fid.csv, or results/toy_metrics.csv).
+Rows are appended (atomically) to --csv (default results/fid.csv, or results/toy_metrics.csv); an
+image row holds fid, kid, kid_std, precision, recall, density, coverage, fid_floor, fid_floor_test.
 """
 import argparse
 import hashlib
+import json
 import math
 import os
 import sys
@@ -52,7 +56,8 @@ import torch
 import torch.nn as nn
 
 import data
-from utils import OneLineParser, UserError, atomic_write_csv, eval_mode, read_json, run_main
+from metrics import KID_MAX_FEATURES, PRDC_COLUMNS, at_most, frechet_distance, kid, prdc, statistics, toy_metrics
+from utils import OneLineParser, UserError, atomic_write_csv, atomic_write_text, eval_mode, read_json, run_main
 
 FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + FID_WEIGHTS_NAME
@@ -62,76 +67,13 @@ DEFAULT_STATS_DIR = os.path.join("results", "fid_stats")
 DEFAULT_FID_CSV = os.path.join("results", "fid.csv")
 DEFAULT_TOY_CSV = os.path.join("results", "toy_metrics.csv")
 PAPER_CSV = os.path.join(HERE, "results", "paper.csv")
-KID_MAX_FEATURES = 5000
 TABLE2_LOSSES = ("gan", "wgan", "minkowski", "nsgan", "wgan-gp", "lsgan", "hinge")
+FLOOR_COLUMNS = ["fid_floor", "fid_floor_test"]
+TABLE_MEANS = ["fid_floor", "fid_floor_test", "kid_mean", *(f"{m}_mean" for m in PRDC_COLUMNS)]  # after fid_std
 FID_COLUMNS = ["run", "dataset", "loss", "p", "seed", "steps", "epochs", "n_fake", "n_real", "fid", "kid", "kid_std",
-               "device", "seconds", "checkpoint", "real_split", "status"]
+               *PRDC_COLUMNS, *FLOOR_COLUMNS, "device", "seconds", "checkpoint", "real_split", "status"]
 TOY_COLUMNS = ["run", "dataset", "loss", "p", "seed", "steps", "epochs", "n_fake", "modes", "hq_pct", "rkl",
                "device", "seconds", "checkpoint", "status"]
-
-
-# ----------------------------------------------------------------------------- Frechet distance, KID
-
-def frechet_distance(mu1, sigma1, mu2, sigma2):
-    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 sqrt(S1 S2)) in float64.
-
-    S1 S2 is similar to a symmetric PSD matrix R S2 R^T (R^T R = S1), so Tr sqrt(S1 S2) is the sum
-    of the square roots of that matrix's eigenvalues (tiny negative ones from rounding clipped to
-    0). R = chol(S1)^T when S1 is positive definite (one Cholesky and one eigvalsh: about 10x
-    faster than scipy's sqrtm at 2048-d), else R = sqrt(S1) from an eigen-decomposition.
-    """
-    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
-    s1, s2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
-    if mu1.shape != mu2.shape or s1.shape != s2.shape:
-        raise UserError(f"statistics of different sizes: {mu1.shape} vs {mu2.shape}, {s1.shape} vs {s2.shape}")
-    t1, t2 = torch.from_numpy(s1), torch.from_numpy(s2)  # torch's LAPACK calls are the fastest here
-    t1 = (t1 + t1.T) / 2
-    chol, info = torch.linalg.cholesky_ex(t1)
-    if int(info) == 0:
-        m = chol.T @ t2 @ chol
-    else:  # singular (fewer samples than dimensions): the symmetric square root
-        w, v = torch.linalg.eigh(t1)
-        root = (v * w.clamp(min=0).sqrt()) @ v.T
-        m = root @ t2 @ root
-    tr_covmean = float(torch.linalg.eigvalsh((m + m.T) / 2).clamp(min=0).sqrt().sum())
-    diff = mu1 - mu2
-    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
-
-
-def statistics(features):
-    """(mu, sigma) as pytorch-fid computes them: float64 mean and unbiased covariance."""
-    f = np.asarray(features, np.float64)
-    return f.mean(0), np.cov(f, rowvar=False)
-
-
-def kid(fake, real, n_subsets=100, subset_size=1000, seed=0):
-    """(KID, std over subsets): unbiased MMD^2, kernel (x.y/d + 1)^3, as clean-fid / Binkowski et al."""
-    rng = np.random.default_rng(seed)
-    fake, real = _kid_rows(fake, rng), _kid_rows(real, rng)
-    d = fake.shape[1]
-    m = min(len(fake), len(real), subset_size)
-    if m < 2:
-        return float("nan"), float("nan")
-
-    def gram(a, b):  # float32 dot products (fast), cubed in float64
-        return (torch.from_numpy(a) @ torch.from_numpy(b).T).double().div_(d).add_(1).pow_(3).numpy()
-
-    kxx, kyy, kxy = gram(fake, fake), gram(real, real), gram(fake, real)
-    est = np.empty(n_subsets)
-    for i in range(n_subsets):
-        x = rng.choice(len(fake), m, replace=False)
-        y = rng.choice(len(real), m, replace=False)
-        a, b = kxx[np.ix_(x, x)], kyy[np.ix_(y, y)]
-        off = (a.sum() - np.trace(a) + b.sum() - np.trace(b)) / (m * (m - 1))
-        est[i] = off - 2 * kxy[np.ix_(x, y)].mean()
-    return float(est.mean()), float(est.std())
-
-
-def _kid_rows(features, rng):
-    f = np.asarray(features, np.float32)
-    if len(f) > KID_MAX_FEATURES:
-        f = f[np.sort(rng.choice(len(f), KID_MAX_FEATURES, replace=False))]
-    return np.ascontiguousarray(f)
 
 
 # ----------------------------------------------------------------------------- Inception
@@ -296,7 +238,8 @@ def stats_path(stats_dir, dataset, data_root, split, n, seed, weights_tag=""):
 
 def real_statistics(extractor, dataset, data_root, split="train", n=5000, seed=0, stats_dir=DEFAULT_STATS_DIR,
                     download=True, log=None, allow_fewer=False):
-    """(mu, sigma, kid_features) of n real images (None: all), from the cache or computed and cached."""
+    """(mu, sigma, features: up to 5000 rows, for KID and prdc) of n real images (None: all), from the
+    cache or computed and cached."""
     path = stats_path(stats_dir, dataset, data_root, split, n, seed, extractor.weights_tag)
     if os.path.isfile(path):
         try:
@@ -310,14 +253,68 @@ def real_statistics(extractor, dataset, data_root, split="train", n=5000, seed=0
             n = len(images)
         if n > len(images):
             raise UserError(f"--real-n {n} is more than the {len(images)} images of {dataset} ({split})")
-        images = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]]
+        images = images[_permutation(len(images), seed)[:n]]
     if log:
         log(f"real statistics: {len(images)} {dataset} {split} images -> {path}")
     features = extractor(images, _progress("real"))
     mu, sigma = statistics(features)
-    kid_features = _kid_rows(features, np.random.default_rng(seed))
-    save_stats(path, mu, sigma, kid_features)
-    return mu, sigma, kid_features
+    kept = at_most(features, KID_MAX_FEATURES, np.random.default_rng(seed))
+    save_stats(path, mu, sigma, kept)
+    return mu, sigma, kept
+
+
+def _permutation(n, seed):
+    """The seeded order in which real images are drawn: the first n are the reference set."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+
+
+def fid_floor(extractor, dataset, data_root, n=5000, seed=0, stats_dir=DEFAULT_STATS_DIR, log=None):
+    """{"fid_floor", "fid_floor_test"}: the FID of the n reference train images (those of
+    real_statistics) against the next n train images of the same draw, and against n test images
+    (CIFAR-10's test split, or a folder dataset's sibling folder `test` beside a root named `train`).
+    No generator scores below it at that n. NaN where there are too few images (or n is None: all).
+    Computed once and cached as JSON beside the real statistics."""
+    if n is None:
+        return {"fid_floor": float("nan"), "fid_floor_test": float("nan")}
+    path = stats_path(stats_dir, dataset, data_root, "floor", n, seed, extractor.weights_tag)
+    path = path[:-len(".npz")] + ".json"
+    cached = read_json(path)
+    if cached is not None:
+        return cached
+    out = _real_against_real(extractor, dataset, data_root, n, seed, stats_dir, log)
+    if log:
+        log(f"FID floor at {n} real images: {out['fid_floor']:.3f} (train), {out['fid_floor_test']:.3f} (test) "
+            f"-> {path}")
+    atomic_write_text(path, json.dumps(out))
+    return out
+
+
+def _real_against_real(extractor, dataset, data_root, n, seed, stats_dir, log):
+    """fid_floor's two numbers, computed (NaN where too few images)."""
+    out = {"fid_floor": float("nan"), "fid_floor_test": float("nan")}
+    train = data.load_images(dataset, data_root, "train")
+    if n > len(train):
+        return out
+    mu, sigma, _ = real_statistics(extractor, dataset, data_root, "train", n, seed, stats_dir, log=log)
+    if 2 * n <= len(train):
+        other = train[_permutation(len(train), seed)[n:2 * n]]
+        out["fid_floor"] = frechet_distance(*statistics(extractor(other, _progress("floor, train"))), mu, sigma)
+    test = _test_images(dataset, data_root)
+    if test is not None and n <= len(test):
+        test = test[_permutation(len(test), seed)[:n]]
+        out["fid_floor_test"] = frechet_distance(*statistics(extractor(test, _progress("floor, test"))), mu, sigma)
+    return out
+
+
+def _test_images(dataset, data_root):
+    """Test images beside the training ones: CIFAR-10's test split, a folder's sibling `test`, or None."""
+    if dataset == "cifar10":
+        return data.load_images(dataset, data_root, "test")
+    root = os.path.normpath(data_root)
+    sibling = os.path.join(os.path.dirname(root), "test")
+    if os.path.basename(root) == "train" and os.path.isdir(sibling):
+        return data.load_images(dataset, sibling)
+    return None
 
 
 def save_stats(path, mu, sigma, features=None):
@@ -327,39 +324,6 @@ def save_stats(path, mu, sigma, features=None):
     arrays = dict(mu=mu, sigma=sigma) if features is None else dict(mu=mu, sigma=sigma, features=features)
     np.savez(tmp, **arrays)
     os.replace(tmp, path)
-
-
-# ----------------------------------------------------------------------------- toy metrics
-
-def toy_metrics(samples, centres, std, threshold=3.0):
-    """Mode metrics of 2-D samples against a Gaussian mixture (VEEGAN / PacGAN protocol).
-
-    A sample is high quality when it lies within `threshold` standard deviations (Euclidean
-    distance <= threshold * std, std = the mixture's) of some centre; it is assigned to its
-    nearest centre. Returns a dict:
-      modes:  the number of centres with at least one high-quality sample;
-      hq_pct: 100 * (high-quality samples) / (all samples);
-      rkl:    KL(q || uniform) = sum_k q_k log(q_k K), where q is the histogram of high-quality
-              samples over the K centres (q_k = n_k / sum n, terms with q_k = 0 are 0). It is 0
-              when every mode holds the same number, log(K / c) when c modes hold equal shares
-              and the rest none, and NaN when there is no high-quality sample.
-    """
-    x = torch.as_tensor(samples, dtype=torch.float64).reshape(-1, 2)
-    c = torch.as_tensor(centres, dtype=torch.float64)
-    if len(x) == 0:
-        raise UserError("no samples to evaluate")
-    dist = torch.cdist(x, c)
-    dmin, nearest = dist.min(1)
-    finite = torch.isfinite(x).all(1)
-    hq = (dmin <= threshold * std) & finite
-    counts = torch.bincount(nearest[hq], minlength=len(c)).double()
-    total = counts.sum()
-    if total > 0:
-        q = counts[counts > 0] / total
-        rkl = float((q * torch.log(q * len(c))).sum())
-    else:
-        rkl = float("nan")
-    return {"modes": int((counts > 0).sum()), "hq_pct": float(100 * hq.double().mean()), "rkl": rkl}
 
 
 # ----------------------------------------------------------------------------- runs
@@ -408,8 +372,9 @@ def append_rows(path, rows, columns):
 
 
 class TrainingEvaluator:
-    """Metrics of G during training: FID/KID (images) or modes/hq_pct/rkl (2-D), on cfg["eval_n"]
-    samples from a fixed noise seed. Real statistics are computed once (and cached on disk).
+    """Metrics of G during training: FID, KID, precision, recall, density, coverage and the FID floor
+    (images) or modes/hq_pct/rkl (2-D), on cfg["eval_n"] samples from a fixed noise seed. Real
+    statistics and the floor are computed once (and cached on disk).
     __call__ puts G in eval mode and restores its previous mode."""
 
     def __init__(self, cfg, device="cpu"):
@@ -424,9 +389,10 @@ class TrainingEvaluator:
         if cfg["dataset"] not in data.IMAGE_DATASETS:
             raise UserError(f"unknown dataset {cfg['dataset']!r}")
         self.extractor = InceptionFeatures(cfg.get("fid_weights"), self.device)
+        stats_dir = cfg.get("fid_stats_dir") or DEFAULT_STATS_DIR
         self.mu, self.sigma, self.real_features = real_statistics(
-            self.extractor, cfg["dataset"], cfg["data_root"], "train", self.n, 0,
-            cfg.get("fid_stats_dir") or DEFAULT_STATS_DIR, allow_fewer=True)
+            self.extractor, cfg["dataset"], cfg["data_root"], "train", self.n, 0, stats_dir, allow_fewer=True)
+        self.floor = fid_floor(self.extractor, cfg["dataset"], cfg["data_root"], self.n, 0, stats_dir)
 
     def __call__(self, G, step):
         with eval_mode(G):
@@ -436,7 +402,8 @@ class TrainingEvaluator:
         features = self.extractor(data.to_uint8(samples))
         mu, sigma = statistics(features)
         k, k_std = kid(features, self.real_features)
-        return {"step": step, "fid": frechet_distance(mu, sigma, self.mu, self.sigma), "kid": k, "kid_std": k_std}
+        return {"step": step, "fid": frechet_distance(mu, sigma, self.mu, self.sigma), "kid": k, "kid_std": k_std,
+                **prdc(features, self.real_features), **self.floor}
 
 
 def evaluate_runs(args, log=print):
@@ -466,18 +433,23 @@ def evaluate_runs(args, log=print):
         root = args.data_root or cfg.get("data_root", "./data")
         key = (dataset, os.path.abspath(root))
         if key not in real_cache:
-            real_cache[key] = real_statistics(extractor, dataset, root, args.real_split, args.real_n, args.seed,
-                                              args.stats_dir, log=log)
-        mu_r, sigma_r, feats_r = real_cache[key]
+            real_cache[key] = (real_statistics(extractor, dataset, root, args.real_split, args.real_n, args.seed,
+                                               args.stats_dir, log=log),
+                               fid_floor(extractor, dataset, root, args.real_n, args.seed, args.stats_dir, log=log))
+        (mu_r, sigma_r, feats_r), floor = real_cache[key]
         features = extractor(data.to_uint8(samples), _progress(os.path.basename(os.path.normpath(run_dir))))
         mu, sigma = statistics(features)
         fid = frechet_distance(mu, sigma, mu_r, sigma_r)
         k, k_std = (kid(features, feats_r, args.kid_subsets, args.kid_subset_size, args.seed)
                     if feats_r is not None else (float("nan"), float("nan")))
+        quality = (prdc(features, feats_r, seed=args.seed) if feats_r is not None
+                   else dict.fromkeys(PRDC_COLUMNS, float("nan")))
         row = run_row(run_dir, cfg, info, n, device, time.time() - start)
-        row.update(n_real=args.real_n if args.real_n is not None else "all", fid=fid, kid=k, kid_std=k_std, real_split=args.real_split)
+        row.update(n_real=args.real_n if args.real_n is not None else "all", fid=fid, kid=k, kid_std=k_std, **quality,
+                   **floor, real_split=args.real_split)
         fid_rows.append(row)
-        log(f"{run_dir}: FID {fid:.3f}  KID {k:.5f} +- {k_std:.5f}  ({n} samples, {row['seconds']} s)")
+        log(f"{run_dir}: FID {fid:.3f} (floor {floor['fid_floor']:.3f})  KID {k:.5f} +- {k_std:.5f}  "
+            + "  ".join(f"{m} {quality[m]:.3f}" for m in PRDC_COLUMNS) + f"  ({n} samples, {row['seconds']} s)")
     if fid_rows:
         append_rows(args.csv or DEFAULT_FID_CSV, fid_rows, FID_COLUMNS)
     if toy_rows:
@@ -518,6 +490,8 @@ def path_statistics(path, extractor_factory):
 
 
 def generic_fid(fake, real, weights=None, device="cpu", batch_size=200):
+    """(FID, (KID, kid_std), precision/recall/density/coverage dict) of two folders or .npz files;
+    KID and the rest need features on both sides (a folder, or a .npz that keeps them)."""
     extractor = []
 
     def factory():
@@ -528,8 +502,9 @@ def generic_fid(fake, real, weights=None, device="cpu", batch_size=200):
     mu1, s1, f1 = path_statistics(fake, factory)
     mu2, s2, f2 = path_statistics(real, factory)
     fid = frechet_distance(mu1, s1, mu2, s2)
-    k = kid(f1, f2) if f1 is not None and f2 is not None else (float("nan"), float("nan"))
-    return fid, k
+    features = f1 is not None and f2 is not None
+    k = kid(f1, f2) if features else (float("nan"), float("nan"))
+    return fid, k, (prdc(f1, f2) if features else None)
 
 
 # ----------------------------------------------------------------------------- tables
@@ -547,12 +522,13 @@ def _budget(group):
 
 
 def _ours(rows):
-    """One row per (dataset, loss, p, budget): mean/std of FID and mean KID over seeds."""
+    """One row per (dataset, loss, p, budget): mean/std of FID, the mean of the other metrics over
+    seeds, and the FID floor (one value per n_real, so its mean is that value)."""
     if rows is None or len(rows) == 0:
-        return pd.DataFrame(columns=["loss", "p", "dataset", "fid_mean", "fid_std", "kid_mean", "seeds",
+        return pd.DataFrame(columns=["loss", "p", "dataset", "fid_mean", "fid_std", *TABLE_MEANS, "seeds",
                                      "epochs", "steps", "n_fake", "n_real", "device"])
     df = pd.DataFrame(rows).copy()
-    for col in ("dataset", "p", "epochs", "steps", "n_fake", "n_real", "kid", "device"):
+    for col in ("dataset", "p", "epochs", "steps", "n_fake", "n_real", "kid", *PRDC_COLUMNS, *FLOOR_COLUMNS, "device"):
         if col not in df:
             df[col] = np.nan
     if "run" in df:
@@ -563,9 +539,10 @@ def _ours(rows):
     keys = ["dataset", "loss", "p", "epochs", "steps", "n_fake", "n_real"]
     for _, g in df.groupby(keys, dropna=False, sort=False):
         fid = pd.to_numeric(g["fid"], errors="coerce")
+        means = {col: pd.to_numeric(g[col.removesuffix("_mean")], errors="coerce").mean() for col in TABLE_MEANS}
         out.append({"loss": g["loss"].iloc[0], "p": g["p"].iloc[0], "dataset": g["dataset"].iloc[0],
                     "fid_mean": fid.mean(), "fid_std": fid.std(ddof=1) if len(fid) > 1 else np.nan,
-                    "kid_mean": pd.to_numeric(g["kid"], errors="coerce").mean(), "seeds": len(g), **_budget(g)})
+                    **means, "seeds": len(g), **_budget(g)})
     return pd.DataFrame(out)
 
 
@@ -590,7 +567,7 @@ def build_tables(fid_rows, paper=None):
 
     t3_ours = ours[ours["loss"] == "minkowski"]
     t3 = p3.merge(t3_ours, on=["loss", "p"], how="outer").sort_values("p", kind="stable").reset_index(drop=True)
-    cols = ["loss", "p", "paper_fid", "fid_mean", "fid_std", "kid_mean", "seeds", "dataset",
+    cols = ["loss", "p", "paper_fid", "fid_mean", "fid_std", *TABLE_MEANS, "seeds", "dataset",
             "epochs", "steps", "n_fake", "n_real", "device"]
     return t2[cols], t3[cols]
 
@@ -661,10 +638,12 @@ def main(argv=None):
     if not args.runs and args.fake is None and not args.table:
         raise UserError("nothing to do: give run directories, --fake/--real, or --table")
     if args.fake is not None:
-        fid, (k, k_std) = generic_fid(args.fake, args.real, args.fid_weights, args.device, args.batch_size)
+        fid, (k, k_std), quality = generic_fid(args.fake, args.real, args.fid_weights, args.device, args.batch_size)
         print(f"FID: {fid!r}")
         if not math.isnan(k):
             print(f"KID: {k!r} +- {k_std!r}")
+        for name, value in (quality or {}).items():
+            print(f"{name.capitalize()}: {value!r}")
     if args.runs:
         evaluate_runs(args)
     if args.table:

@@ -21,3 +21,15 @@ def tiny_images(tmp_path_factory):
         pixels = torch.randint(0, 256, (36, 40, 3), generator=g, dtype=torch.uint8).numpy()
         Image.fromarray(pixels).save(folder / f"{i}.png")
     return str(root)
+
+
+@pytest.fixture(autouse=True)
+def ops_backend_restored():
+    """train.main switches the fused ops on for the whole process (--fused auto): restore the
+    backend after each test, so that no test depends on which tests ran before it (the fused ops
+    have no double backward, which dynamics.py's R1 Jacobian needs)."""
+    import ops
+    before = ops.backend()
+    yield
+    if ops.backend() != before:
+        ops.set_backend("off" if before == "eager" else "on")

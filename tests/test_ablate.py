@@ -94,17 +94,24 @@ def test_a_metric_missing_in_some_seeds_is_averaged_over_the_others_and_counted(
 
 
 def test_collect_writes_the_paper_tables_for_image_runs(tmp_path):
-    for seed, (final, best) in enumerate([(120.0, 110.0), (130.0, 100.0)]):
+    for seed, (final, best, recall) in enumerate([(120.0, 110.0, 0.2), (130.0, 100.0, 0.4)]):
         fabricate_run(tmp_path / "runs", f"minkowski-p4-seed{seed}", "minkowski", 4.0, seed, "completed",
-                      dataset="cifar10", final_fid=final, best_fid=best, final_kid=0.1)
+                      dataset="cifar10", final_fid=final, best_fid=best, final_kid=0.1, final_precision=0.5,
+                      final_recall=recall, final_density=0.9, final_coverage=0.3, final_fid_floor=8.0,
+                      final_fid_floor_test=9.0)
     fabricate_run(tmp_path / "runs", "gan-seed0", "gan", 4.0, 0, "completed", dataset="cifar10",
-                  final_fid=200.0, best_fid=190.0, final_kid=0.2)
+                  final_fid=200.0, best_fid=190.0, final_kid=0.2)  # evaluated before the other metrics existed
     rows = ablate_p.collect_rows(str(tmp_path / "runs"))
     ablate_p.write_tables(rows, str(tmp_path / "results"))
     t2 = pd.read_csv(tmp_path / "results" / "table2.csv")
     mink = t2[(t2["loss"] == "minkowski")].iloc[0]
     assert (mink["paper_fid"], mink["fid_mean"], mink["best_fid_mean"], mink["seeds"]) == (99.6, 125.0, 105.0, 2)
-    assert t2[t2["loss"] == "gan"].iloc[0]["fid_mean"] == 200.0
+    assert (mink["precision_mean"], mink["recall_mean"], mink["density_mean"], mink["coverage_mean"]) == \
+        pytest.approx((0.5, 0.3, 0.9, 0.3))
+    assert (mink["fid_floor"], mink["fid_floor_test"], mink["kid_mean"]) == pytest.approx((8.0, 9.0, 0.1))
+    gan = t2[t2["loss"] == "gan"].iloc[0]
+    assert gan["fid_mean"] == 200.0 and gan["kid_mean"] == 0.2
+    assert pd.isna(gan["recall_mean"]) and pd.isna(gan["fid_floor"])
     t3 = pd.read_csv(tmp_path / "results" / "table3.csv")
     assert t3["p"].tolist() == [1, 2, 3, 4, 5, 6, 7, 8] and t3["paper_fid"].iloc[0] == 128.4
 

@@ -1,4 +1,4 @@
-"""evaluate.py: Frechet distance, KID, toy metrics, Inception plumbing (random weights), run
+"""evaluate.py: Inception plumbing (random weights), run
 evaluation, statistics cache, CSV rows, tables, bad input; one test with the real weights."""
 import json
 import math
@@ -14,6 +14,7 @@ import torch
 
 import data
 import evaluate
+import metrics
 import models
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -22,19 +23,6 @@ REAL_WEIGHTS = os.path.join(os.path.expanduser("~"), ".cache", "torch", "hub", "
 
 
 # ----------------------------------------------------------------------------- helpers
-
-def random_cov(rng, d, n):
-    x = rng.normal(size=(n, d)) @ rng.normal(size=(d, d)) / math.sqrt(d) + rng.normal(size=d)
-    return evaluate.statistics(x)
-
-
-def sqrtm_fid(mu1, s1, mu2, s2):
-    """The textbook formula with scipy's sqrtm (pytorch-fid's, without its fallbacks)."""
-    from scipy import linalg
-    covmean = linalg.sqrtm(s1 @ s2).real
-    diff = mu1 - mu2
-    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
-
 
 def make_run(root, name, dataset="folder", data_root="", arch="dcgan", width=8, z_dim=16, corrupt=False,
              checkpoint=True):
@@ -92,92 +80,6 @@ def test_building_the_extractor_leaves_the_global_rng_alone():
     assert torch.equal(torch.get_rng_state(), state)
 
 
-# ----------------------------------------------------------------------------- Frechet distance, KID
-
-@pytest.mark.parametrize("d,n", [(16, 200), (128, 1000), (128, 60)])  # last: singular covariances
-def test_frechet_distance_matches_pytorch_fid(d, n):
-    from pytorch_fid.fid_score import calculate_frechet_distance
-
-    rng = np.random.default_rng(d + n)
-    mu1, s1 = random_cov(rng, d, n)
-    mu2, s2 = random_cov(rng, d, n)
-    ours = evaluate.frechet_distance(mu1, s1, mu2, s2)
-    theirs = calculate_frechet_distance(mu1, s1, mu2, s2)
-    assert ours > 1.0
-    assert ours == pytest.approx(theirs, rel=1e-6)
-    assert ours == pytest.approx(sqrtm_fid(mu1, s1, mu2, s2), rel=1e-6)
-
-
-def test_frechet_distance_of_equal_and_shifted_gaussians():
-    rng = np.random.default_rng(1)
-    mu, s = random_cov(rng, 64, 500)
-    assert abs(evaluate.frechet_distance(mu, s, mu, s)) < 1e-8 * np.trace(s)
-    shift = np.full(64, 0.5)
-    assert evaluate.frechet_distance(mu + shift, s, mu, s) == pytest.approx(64 * 0.25, rel=1e-6)
-    # N(0, a I) vs N(0, b I): d (sqrt a - sqrt b)^2
-    assert evaluate.frechet_distance(np.zeros(8), 4 * np.eye(8), np.zeros(8), np.eye(8)) == pytest.approx(8.0)
-
-
-def test_kid_matches_direct_formula():
-    rng = np.random.default_rng(2)
-    x = rng.normal(size=(40, 10)).astype(np.float32)
-    y = (rng.normal(size=(30, 10)) + 0.3).astype(np.float32)
-    # one subset holding every sample of the smaller set is a fixed number: check it by the formula
-    k, std = evaluate.kid(x[:30], y, n_subsets=1, subset_size=30)
-    kern = lambda a, b: (a.astype(np.float64) @ b.astype(np.float64).T / 10 + 1) ** 3
-    kxx, kyy, kxy = kern(x[:30], x[:30]), kern(y, y), kern(x[:30], y)
-    m = 30
-    expected = ((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
-                - 2 * kxy.mean())
-    assert k == pytest.approx(expected, rel=1e-5)
-    assert std == 0.0
-    # same distribution: near 0 and below the shifted one
-    same, _ = evaluate.kid(x, rng.normal(size=(40, 10)).astype(np.float32), n_subsets=20, subset_size=20)
-    shifted, shifted_std = evaluate.kid(x, x + 1.0, n_subsets=20, subset_size=20)
-    assert abs(same) < shifted / 5 and shifted > 0 and shifted_std > 0
-
-
-# ----------------------------------------------------------------------------- toy metrics
-
-def points_on(name, counts, offset=0.0):
-    centres, std = data.toy_mixture(name)
-    pts = [centres[k].repeat(c, 1) + offset * std for k, c in counts.items()]
-    return torch.cat(pts)
-
-
-def test_toy_three_of_eight_modes_equal_shares():
-    x = points_on("ring8", {0: 100, 3: 100, 5: 100})
-    centres, std = data.toy_mixture("ring8")
-    m = evaluate.toy_metrics(x, centres, std)
-    assert m["modes"] == 3 and m["hq_pct"] == 100.0
-    assert m["rkl"] == pytest.approx(math.log(8 / 3))
-
-
-def test_toy_unequal_shares_and_outliers():
-    centres, std = data.toy_mixture("grid25")
-    on = points_on("grid25", {0: 200, 7: 100, 24: 100}, offset=2.9)  # 2.9 std along both axes: 4.1 std away
-    near = points_on("grid25", {12: 100}) + torch.tensor([2.9 * std, 0.0])  # 2.9 std: high quality
-    far = torch.full((100, 2), 1.0)  # between modes: 1.41 from the nearest, i.e. 28 std
-    m = evaluate.toy_metrics(torch.cat([on, near, far]), centres, std)
-    assert m["modes"] == 1 and m["hq_pct"] == pytest.approx(100 * 100 / 600)
-    assert m["rkl"] == pytest.approx(math.log(25))
-    on = points_on("grid25", {0: 200, 7: 100, 24: 100})
-    m = evaluate.toy_metrics(on, centres, std)
-    q = np.array([0.5, 0.25, 0.25])
-    assert m["modes"] == 3 and m["rkl"] == pytest.approx(float((q * np.log(q * 25)).sum()))
-
-
-def test_toy_uniform_and_far_away():
-    centres, std = data.toy_mixture("ring8")
-    x = data.sample_toy("ring8", 8000, torch.Generator().manual_seed(0))
-    m = evaluate.toy_metrics(x, centres, std)
-    # 2-D Gaussian noise: P(|noise| <= 3 std) = 1 - exp(-9/2) = 98.89%
-    assert m["modes"] == 8 and m["hq_pct"] == pytest.approx(100 * (1 - math.exp(-4.5)), abs=0.4)
-    assert 0 <= m["rkl"] < 0.01
-    m = evaluate.toy_metrics(torch.full((50, 2), 10.0), centres, std)
-    assert m["modes"] == 0 and m["hq_pct"] == 0 and math.isnan(m["rkl"])
-
-
 # ----------------------------------------------------------------------------- Inception plumbing
 
 def test_fast_inception_equals_pytorch_fid_forward(extractor):
@@ -196,12 +98,12 @@ def test_fast_inception_equals_pytorch_fid_forward(extractor):
 def test_identical_inputs_give_zero_fid(extractor):
     x = torch.randint(0, 256, (6, 3, 32, 32), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
     f1, f2 = extractor(x), extractor(x.clone())
-    mu1, s1 = evaluate.statistics(f1)
-    mu2, s2 = evaluate.statistics(f2)
-    assert abs(evaluate.frechet_distance(mu1, s1, mu2, s2)) < 1e-4 * np.trace(s1)
+    mu1, s1 = metrics.statistics(f1)
+    mu2, s2 = metrics.statistics(f2)
+    assert abs(metrics.frechet_distance(mu1, s1, mu2, s2)) < 1e-4 * np.trace(s1)
     y = torch.randint(0, 256, (6, 3, 32, 32), generator=torch.Generator().manual_seed(1), dtype=torch.uint8) // 2
-    mu3, s3 = evaluate.statistics(extractor(y))
-    assert evaluate.frechet_distance(mu3, s3, mu2, s2) > 0.1 * np.trace(s1)
+    mu3, s3 = metrics.statistics(extractor(y))
+    assert metrics.frechet_distance(mu3, s3, mu2, s2) > 0.1 * np.trace(s1)
 
 
 # ----------------------------------------------------------------------------- runs, cache, CSV
@@ -212,18 +114,22 @@ def test_run_evaluation_caches_real_statistics_and_appends_rows(tmp_path, tiny_i
     args = [run, "--n", "6", "--real-n", "8", "--fid-weights", "random", "--stats-dir", stats_dir,
             "--csv", csv, "--kid-subset-size", "5", "--kid-subsets", "5", "--device", "cpu"]
     assert evaluate.main(args) == 0
-    files = os.listdir(stats_dir)
-    assert len(files) == 1 and files[0].startswith("folder-") and "-train-8-seed0" in files[0]
-    with np.load(os.path.join(stats_dir, files[0])) as f:  # pytorch-fid reads f["mu"], f["sigma"]
+    files = sorted(os.listdir(stats_dir))  # the real statistics and the FID floor
+    assert len(files) == 2 and files[0].startswith("folder-") and "-floor-8-seed0" in files[0]
+    assert files[0].endswith(".json") and files[1].startswith("folder-") and "-train-8-seed0" in files[1]
+    with np.load(os.path.join(stats_dir, files[1])) as f:  # pytorch-fid reads f["mu"], f["sigma"]
         assert f["mu"].shape == (2048,) and f["sigma"].shape == (2048, 2048) and f["features"].shape == (8, 2048)
     first = pd.read_csv(csv)
     assert len(first) == 1
     row = first.iloc[0]
-    assert list(first.columns[:14]) == ["run", "dataset", "loss", "p", "seed", "steps", "epochs", "n_fake",
-                                        "n_real", "fid", "kid", "kid_std", "device", "seconds"]
+    assert list(first.columns[:20]) == ["run", "dataset", "loss", "p", "seed", "steps", "epochs", "n_fake",
+                                        "n_real", "fid", "kid", "kid_std", "precision", "recall", "density",
+                                        "coverage", "fid_floor", "fid_floor_test", "device", "seconds"]
     assert (row["dataset"], row["loss"], row["p"], row["seed"], row["steps"], row["n_fake"], row["n_real"]) == \
         ("folder", "minkowski", 4.0, 3, 7, 6, 8)
     assert row["fid"] > 0 and math.isfinite(row["kid"]) and row["status"] == "completed"
+    assert all(0 <= row[m] for m in metrics.PRDC_COLUMNS)
+    assert row["fid_floor"] > 0 and math.isnan(row["fid_floor_test"])  # no sibling test folder
 
     def no_loading(*a, **k):
         raise AssertionError("real images loaded again: the statistics cache was not used")
@@ -232,6 +138,39 @@ def test_run_evaluation_caches_real_statistics_and_appends_rows(tmp_path, tiny_i
     second = pd.read_csv(csv)
     assert len(second) == 2
     assert second["fid"].iloc[1] == pytest.approx(second["fid"].iloc[0], rel=1e-6)  # same noise seed
+
+
+def test_fid_floor_is_real_against_other_real_images(tmp_path, extractor, monkeypatch):
+    """fid_floor: the reference train images (the first n of the seeded draw) against the next n;
+    fid_floor_test: against the first n of the sibling test folder; then cached (no image loaded)."""
+    from PIL import Image
+    g = torch.Generator().manual_seed(1)
+    for split, n in (("train", 12), ("test", 7)):
+        os.makedirs(tmp_path / "jpeg" / split / "c0")
+        for i in range(n):
+            pixels = torch.randint(0, 256, (32, 32, 3), generator=g, dtype=torch.uint8).numpy()
+            Image.fromarray(pixels).save(tmp_path / "jpeg" / split / "c0" / f"{i}.png")
+    train_root, stats_dir = str(tmp_path / "jpeg" / "train"), str(tmp_path / "stats")
+    floor = evaluate.fid_floor(extractor, "folder", train_root, 5, 3, stats_dir)
+    train, test = data.load_images("folder", train_root), data.load_images("folder", str(tmp_path / "jpeg" / "test"))
+    order, test_order = torch.randperm(12, generator=torch.Generator().manual_seed(3)), \
+        torch.randperm(7, generator=torch.Generator().manual_seed(3))
+    stats = lambda images: metrics.statistics(extractor(images))  # noqa: E731
+    reference = stats(train[order[:5]])
+    other, held_out = stats(train[order[5:10]]), stats(test[test_order[:5]])
+    assert floor["fid_floor"] == pytest.approx(metrics.frechet_distance(*other, *reference), rel=1e-6)
+    assert floor["fid_floor_test"] == pytest.approx(metrics.frechet_distance(*held_out, *reference), rel=1e-6)
+    mu, _, _ = evaluate.real_statistics(extractor, "folder", train_root, "train", 5, 3, stats_dir)
+    assert np.allclose(mu, reference[0], rtol=1e-6)  # the floor's reference set is the one fakes are measured against
+    monkeypatch.setattr(data, "load_images", lambda *a, **k: pytest.fail("images loaded again: the floor is cached"))
+    assert evaluate.fid_floor(extractor, "folder", train_root, 5, 3, stats_dir) == floor
+    monkeypatch.undo()
+    too_few = evaluate.fid_floor(extractor, "folder", train_root, 7, 3, stats_dir)  # 14 > 12 train images
+    assert math.isnan(too_few["fid_floor"]) and too_few["fid_floor_test"] > 0
+    none = evaluate.fid_floor(extractor, "folder", train_root, 13, 3, stats_dir)  # no reference set: cached too
+    monkeypatch.setattr(data, "load_images", lambda *a, **k: pytest.fail("images loaded again: the floor is cached"))
+    assert all(math.isnan(v) for v in none.values())
+    assert all(math.isnan(v) for v in evaluate.fid_floor(extractor, "folder", train_root, 13, 3, stats_dir).values())
 
 
 def test_generated_samples_are_quantised_like_png(tmp_path, tiny_images):
@@ -264,7 +203,9 @@ def test_training_evaluator_restores_mode(tmp_path, tiny_images):
     ev = evaluate.TrainingEvaluator(cfg, "cpu")
     G.train()
     out = ev(G, 5)
-    assert G.training and set(out) == {"step", "fid", "kid", "kid_std"} and out["fid"] > 0
+    assert G.training and set(out) == {"step", "fid", "kid", "kid_std", *metrics.PRDC_COLUMNS, "fid_floor",
+                                       "fid_floor_test"} and out["fid"] > 0
+    assert 0 <= out["coverage"] <= 1 and out["fid_floor"] > 0 and math.isnan(out["fid_floor_test"])  # no test folder
     G.eval()
     assert ev(G, 10)["fid"] == pytest.approx(out["fid"], rel=1e-6) and not G.training
     toy = evaluate.TrainingEvaluator(dict(dataset="grid25", z_dim=4, eval_n=100), "cpu")
@@ -337,10 +278,13 @@ def test_generic_mode_equals_pytorch_fid_pipeline_random_weights(tmp_path, capsy
         model = pfi.InceptionV3([3])  # what calculate_fid_given_paths builds
     mu_a, s_a = fs.compute_statistics_of_path(a, model, 50, 2048, "cpu", 0)
     mu_b, s_b = fs.compute_statistics_of_path(b, model, 50, 2048, "cpu", 0)
-    theirs = evaluate.frechet_distance(mu_a, s_a, mu_b, s_b)  # == pytorch-fid's: tested above
+    theirs = metrics.frechet_distance(mu_a, s_a, mu_b, s_b)  # == pytorch-fid's: tested above
     assert evaluate.main(["--fake", a, "--real", b, "--fid-weights", str(path), "--device", "cpu"]) == 0
-    ours = parse_fid(capsys.readouterr().out)
+    out = capsys.readouterr().out
+    ours = parse_fid(out)
     assert ours > 1.0 and ours == pytest.approx(theirs, rel=1e-4)
+    for name in ("KID", "Precision", "Recall", "Density", "Coverage"):  # from the features of both folders
+        assert re.search(rf"^{name}: \S+", out, re.M), out
     np.savez(tmp_path / "b.npz", mu=mu_b, sigma=s_b)  # pytorch-fid's --save-stats format
     assert evaluate.main(["--fake", a, "--real", str(tmp_path / "b.npz"), "--fid-weights", str(path)]) == 0
     assert parse_fid(capsys.readouterr().out) == pytest.approx(theirs, rel=1e-4)
