@@ -25,7 +25,8 @@ Inception weights a hash of theirs).
 FID floor: the FID of real against real at the same count, --real-n train images against as many
 other train images (fid_floor) and against as many test images (fid_floor_test; CIFAR-10's test
 split, or for a folder dataset a sibling folder named test beside a data root named train),
-computed once and cached like the real statistics. No generator scores below it at that count.
+computed once by `evaluate.py RUN_DIR` and cached like the real statistics (train.py's evaluations
+read it from that cache, NaN until then). No generator scores below it at that count.
 
 Metrics (metrics.py): FID, KID (over --kid-subsets subsets of --kid-subset-size), precision and
 recall (Kynkaanniemi et al. 2019, k = 3), density and coverage (Naeem et al. 2020, k = 5) of the
@@ -268,19 +269,20 @@ def _permutation(n, seed):
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
 
 
-def fid_floor(extractor, dataset, data_root, n=5000, seed=0, stats_dir=DEFAULT_STATS_DIR, log=None):
+def fid_floor(extractor, dataset, data_root, n=5000, seed=0, stats_dir=DEFAULT_STATS_DIR, log=None, compute=True):
     """{"fid_floor", "fid_floor_test"}: the FID of the n reference train images (those of
     real_statistics) against the next n train images of the same draw, and against n test images
     (CIFAR-10's test split, or a folder dataset's sibling folder `test` beside a root named `train`).
     No generator scores below it at that n. NaN where there are too few images (or n is None: all).
-    Computed once and cached as JSON beside the real statistics."""
+    Computed once and cached as JSON beside the real statistics; with compute=False only read from
+    that cache (NaN when absent): 2n more Inception passes are too dear to pay inside a training run."""
     if n is None:
         return {"fid_floor": float("nan"), "fid_floor_test": float("nan")}
     path = stats_path(stats_dir, dataset, data_root, "floor", n, seed, extractor.weights_tag)
     path = path[:-len(".npz")] + ".json"
     cached = read_json(path)
-    if cached is not None:
-        return cached
+    if cached is not None or not compute:
+        return cached or {"fid_floor": float("nan"), "fid_floor_test": float("nan")}
     out = _real_against_real(extractor, dataset, data_root, n, seed, stats_dir, log)
     if log:
         log(f"FID floor at {n} real images: {out['fid_floor']:.3f} (train), {out['fid_floor_test']:.3f} (test) "
@@ -374,7 +376,7 @@ def append_rows(path, rows, columns):
 class TrainingEvaluator:
     """Metrics of G during training: FID, KID, precision, recall, density, coverage and the FID floor
     (images) or modes/hq_pct/rkl (2-D), on cfg["eval_n"] samples from a fixed noise seed. Real
-    statistics and the floor are computed once (and cached on disk).
+    statistics are computed once (and cached on disk); the floor only when evaluate.py has cached it.
     __call__ puts G in eval mode and restores its previous mode."""
 
     def __init__(self, cfg, device="cpu"):
@@ -392,7 +394,7 @@ class TrainingEvaluator:
         stats_dir = cfg.get("fid_stats_dir") or DEFAULT_STATS_DIR
         self.mu, self.sigma, self.real_features = real_statistics(
             self.extractor, cfg["dataset"], cfg["data_root"], "train", self.n, 0, stats_dir, allow_fewer=True)
-        self.floor = fid_floor(self.extractor, cfg["dataset"], cfg["data_root"], self.n, 0, stats_dir)
+        self.floor = fid_floor(self.extractor, cfg["dataset"], cfg["data_root"], self.n, 0, stats_dir, compute=False)
 
     def __call__(self, G, step):
         with eval_mode(G):

@@ -205,7 +205,11 @@ def test_training_evaluator_restores_mode(tmp_path, tiny_images):
     out = ev(G, 5)
     assert G.training and set(out) == {"step", "fid", "kid", "kid_std", *metrics.PRDC_COLUMNS, "fid_floor",
                                        "fid_floor_test"} and out["fid"] > 0
-    assert 0 <= out["coverage"] <= 1 and out["fid_floor"] > 0 and math.isnan(out["fid_floor_test"])  # no test folder
+    assert 0 <= out["coverage"] <= 1 and math.isnan(out["fid_floor"])  # a training run does not pay for the floor
+    extractor = evaluate.InceptionFeatures("random")
+    evaluate.fid_floor(extractor, "folder", tiny_images, 6, 0, cfg["fid_stats_dir"])  # as evaluate.py RUN_DIR does
+    out = evaluate.TrainingEvaluator(cfg, "cpu")(G, 5)
+    assert out["fid_floor"] > 0 and math.isnan(out["fid_floor_test"])  # read from the cache; no test folder
     G.eval()
     assert ev(G, 10)["fid"] == pytest.approx(out["fid"], rel=1e-6) and not G.training
     toy = evaluate.TrainingEvaluator(dict(dataset="grid25", z_dim=4, eval_n=100), "cpu")
