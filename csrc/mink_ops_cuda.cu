@@ -22,6 +22,8 @@ namespace mink_gan {
 namespace {
 
 constexpr int kThreads = 256;
+// block_sum reduces each warp, then the warp sums in warp 0: whole warps, at most 32 of them.
+static_assert(kThreads % 32 == 0 && kThreads >= 32 && kThreads <= 1024, "kThreads: 1 to 32 whole warps");
 
 template <typename acc_t>
 __device__ __forceinline__ acc_t warp_sum(acc_t v) {
@@ -80,9 +82,9 @@ template <typename acc_t>
 __device__ __forceinline__ acc_t sigmoid(acc_t x) { return acc_t(1) / (acc_t(1) + exp(-x)); }
 
 template <typename scalar_t, typename acc_t, bool PROBS, bool TT>
-__global__ void minkowski_fwd_kernel(const scalar_t* __restrict__ d, const scalar_t* __restrict__ t, acc_t tv,
+__global__ void __launch_bounds__(kThreads) minkowski_fwd_kernel(const scalar_t* __restrict__ d, const scalar_t* __restrict__ t, acc_t tv,
                                      acc_t p, int64_t n, acc_t* partials, unsigned int* counter,
-                                     scalar_t* __restrict__ out) {
+                                     acc_t* __restrict__ out) {
   __shared__ acc_t shared[kThreads / 32];
   acc_t sum = 0;
   const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
@@ -95,14 +97,14 @@ __global__ void minkowski_fwd_kernel(const scalar_t* __restrict__ d, const scala
   sum = block_sum(sum, shared);
   acc_t total;
   if (last_block_sum(sum, partials, counter, shared, &total) && threadIdx.x == 0)
-    out[0] = static_cast<scalar_t>(total / (p * static_cast<acc_t>(n)));
+    out[0] = total / (p * static_cast<acc_t>(n));
 }
 
 template <typename scalar_t, typename acc_t, bool PROBS, bool TT>
-__global__ void minkowski_bwd_kernel(const scalar_t* __restrict__ grad, const scalar_t* __restrict__ d,
+__global__ void __launch_bounds__(kThreads) minkowski_bwd_kernel(const acc_t* __restrict__ grad, const scalar_t* __restrict__ d,
                                      const scalar_t* __restrict__ t, acc_t tv, acc_t p, int64_t n,
                                      scalar_t* __restrict__ out) {
-  const acc_t scale = static_cast<acc_t>(grad[0]) / static_cast<acc_t>(n);
+  const acc_t scale = grad[0] / static_cast<acc_t>(n);
   const acc_t q = p - acc_t(1);
   const int64_t stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
@@ -118,9 +120,9 @@ __global__ void minkowski_bwd_kernel(const scalar_t* __restrict__ grad, const sc
 
 // One block per sample: its squared norm, then the last block adds the (||g_b|| - c)^2.
 template <typename scalar_t, typename acc_t>
-__global__ void penalty_fwd_kernel(const scalar_t* __restrict__ g, int64_t D, acc_t lam, acc_t center,
+__global__ void __launch_bounds__(kThreads) penalty_fwd_kernel(const scalar_t* __restrict__ g, int64_t D, acc_t lam, acc_t center,
                                    acc_t* norms, acc_t* partials, unsigned int* counter,
-                                   scalar_t* __restrict__ out) {
+                                   acc_t* __restrict__ out) {
   __shared__ acc_t shared[kThreads / 32];
   const scalar_t* row = g + static_cast<int64_t>(blockIdx.x) * D;
   acc_t ss = 0;
@@ -137,14 +139,14 @@ __global__ void penalty_fwd_kernel(const scalar_t* __restrict__ g, int64_t D, ac
   }
   acc_t total;
   if (last_block_sum(r, partials, counter, shared, &total) && threadIdx.x == 0)
-    out[0] = static_cast<scalar_t>(lam * total / static_cast<acc_t>(gridDim.x));
+    out[0] = lam * total / static_cast<acc_t>(gridDim.x);
 }
 
 template <typename scalar_t, typename acc_t>
-__global__ void penalty_bwd_kernel(const scalar_t* __restrict__ grad, const scalar_t* __restrict__ g,
+__global__ void __launch_bounds__(kThreads) penalty_bwd_kernel(const acc_t* __restrict__ grad, const scalar_t* __restrict__ g,
                                    const acc_t* __restrict__ norms, int64_t B, int64_t D, acc_t lam, acc_t center,
                                    scalar_t* __restrict__ out) {
-  const acc_t go = static_cast<acc_t>(grad[0]);
+  const acc_t go = grad[0];
   const int64_t n = B * D, stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
     const acc_t nb = norms[i / D];
@@ -179,7 +181,7 @@ at::Tensor minkowski_power_cuda(const at::Tensor& d_, const std::optional<at::Te
   const at::Tensor d = d_.contiguous();
   const at::Tensor t = target.has_value() ? target->contiguous() : at::Tensor();
   const int64_t n = d.numel();
-  at::Tensor out = at::empty({}, d.options());
+  at::Tensor out = at::empty({}, d.options().dtype(acc_scalar_type(d.scalar_type())));
   if (n == 0) return out.fill_(std::nan(""));
   const int grid = grid_for(n);
   at::Tensor partials = at::empty({grid}, d.options().dtype(acc_scalar_type(d.scalar_type())));
@@ -192,7 +194,7 @@ at::Tensor minkowski_power_cuda(const at::Tensor& d_, const std::optional<at::Te
       kernel<<<grid, kThreads, 0, stream>>>(d.const_data_ptr<scalar_t>(), tp, static_cast<acc_t>(tval),
                                             static_cast<acc_t>(p), n, partials.mutable_data_ptr<acc_t>(),
                                             reinterpret_cast<unsigned int*>(counter.mutable_data_ptr<int>()),
-                                            out.mutable_data_ptr<scalar_t>());
+                                            out.mutable_data_ptr<acc_t>());
     };
     if (on_probs) {
       if (tp) launch(minkowski_fwd_kernel<scalar_t, acc_t, true, true>);
@@ -210,11 +212,12 @@ at::Tensor minkowski_power_backward_cuda(const at::Tensor& grad_, const at::Tens
                                          const std::optional<at::Tensor>& target, double tval, double p,
                                          bool on_probs) {
   TORCH_CHECK(grad_.numel() == 1, "mink_gan::minkowski_power_backward: grad must be a scalar");
+  TORCH_CHECK(grad_.device() == d_.device(), "mink_gan::minkowski_power_backward: grad on another device");
   check_target(d_, target);
   const c10::cuda::CUDAGuard guard(d_.device());
   const at::Tensor d = d_.contiguous();
   const at::Tensor t = target.has_value() ? target->contiguous() : at::Tensor();
-  const at::Tensor grad = grad_.to(d.scalar_type()).contiguous();
+  const at::Tensor grad = grad_.to(acc_scalar_type(d.scalar_type())).contiguous();
   at::Tensor out = at::empty_like(d, at::MemoryFormat::Contiguous);
   const int64_t n = d.numel();
   if (n == 0) return out;
@@ -224,7 +227,7 @@ at::Tensor minkowski_power_backward_cuda(const at::Tensor& grad_, const at::Tens
     using acc_t = at::acc_type<scalar_t, true>;
     const scalar_t* tp = t.defined() ? t.const_data_ptr<scalar_t>() : nullptr;
     auto launch = [&](auto kernel) {
-      kernel<<<grid, kThreads, 0, stream>>>(grad.const_data_ptr<scalar_t>(), d.const_data_ptr<scalar_t>(), tp,
+      kernel<<<grid, kThreads, 0, stream>>>(grad.const_data_ptr<acc_t>(), d.const_data_ptr<scalar_t>(), tp,
                                             static_cast<acc_t>(tval), static_cast<acc_t>(p), n,
                                             out.mutable_data_ptr<scalar_t>());
     };
@@ -250,14 +253,14 @@ std::tuple<at::Tensor, at::Tensor> gradient_penalty_cuda(const at::Tensor& g_, d
   at::Tensor norms = at::empty({B}, g.options().dtype(acc_type));
   at::Tensor partials = at::empty({B}, g.options().dtype(acc_type));
   at::Tensor counter = at::zeros({1}, g.options().dtype(at::kInt));
-  at::Tensor out = at::empty({}, g.options());
+  at::Tensor out = at::empty({}, g.options().dtype(acc_type));
   auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, g.scalar_type(), "mink_gan::gradient_penalty_cuda", [&] {
     using acc_t = at::acc_type<scalar_t, true>;
     penalty_fwd_kernel<scalar_t, acc_t><<<static_cast<unsigned int>(B), kThreads, 0, stream>>>(
         g.const_data_ptr<scalar_t>(), D, static_cast<acc_t>(lam), static_cast<acc_t>(center),
         norms.mutable_data_ptr<acc_t>(), partials.mutable_data_ptr<acc_t>(),
-        reinterpret_cast<unsigned int*>(counter.mutable_data_ptr<int>()), out.mutable_data_ptr<scalar_t>());
+        reinterpret_cast<unsigned int*>(counter.mutable_data_ptr<int>()), out.mutable_data_ptr<acc_t>());
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return {out, norms};
@@ -268,10 +271,12 @@ at::Tensor gradient_penalty_backward_cuda(const at::Tensor& grad_, const at::Ten
   TORCH_CHECK(grad_.numel() == 1, "mink_gan::gradient_penalty_backward: grad must be a scalar");
   TORCH_CHECK(g_.dim() >= 2 && norms_.dim() == 1 && norms_.size(0) == g_.size(0),
               "mink_gan::gradient_penalty_backward: norms must hold one value per sample");
+  TORCH_CHECK(grad_.device() == g_.device() && norms_.device() == g_.device(),
+              "mink_gan::gradient_penalty_backward: grad and norms must be on g's device");
   const c10::cuda::CUDAGuard guard(g_.device());
   const at::Tensor g = g_.contiguous();
   const int64_t B = g.size(0), D = g.numel() / B;
-  const at::Tensor grad = grad_.to(g.scalar_type()).contiguous();
+  const at::Tensor grad = grad_.to(acc_scalar_type(g.scalar_type())).contiguous();
   const at::Tensor norms = norms_.to(acc_scalar_type(g.scalar_type())).contiguous();
   at::Tensor out = at::empty_like(g, at::MemoryFormat::Contiguous);
   if (g.numel() == 0) return out;
@@ -280,7 +285,7 @@ at::Tensor gradient_penalty_backward_cuda(const at::Tensor& grad_, const at::Ten
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, g.scalar_type(), "mink_gan::gradient_penalty_backward_cuda", [&] {
     using acc_t = at::acc_type<scalar_t, true>;
     penalty_bwd_kernel<scalar_t, acc_t><<<grid, kThreads, 0, stream>>>(
-        grad.const_data_ptr<scalar_t>(), g.const_data_ptr<scalar_t>(), norms.const_data_ptr<acc_t>(), B, D,
+        grad.const_data_ptr<acc_t>(), g.const_data_ptr<scalar_t>(), norms.const_data_ptr<acc_t>(), B, D,
         static_cast<acc_t>(lam), static_cast<acc_t>(center), out.mutable_data_ptr<scalar_t>());
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
