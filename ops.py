@@ -40,6 +40,7 @@ from utils import UserError
 SRC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "csrc")
 CPP_SOURCES = ("mink_ops.cpp",)
 CUDA_SOURCES = ("mink_ops_cuda.cu",)
+HEADERS = ("mink_math.h", "mink_kernels.cuh")  # included by the sources: part of the cache key
 CFLAGS = ("-O3", "-fopenmp", "-fno-trapping-math")  # no-trapping-math: lets GCC vectorize the clamps
 LDFLAGS = ("-fopenmp",)
 NVCC_FLAGS = ("-O3",)
@@ -153,7 +154,7 @@ def cache_root():
 def source_hash(src_dir, with_cuda):
     """Hash of everything that changes the built library."""
     h = hashlib.sha256()
-    names = CPP_SOURCES + (CUDA_SOURCES if with_cuda else ())
+    names = CPP_SOURCES + HEADERS + (CUDA_SOURCES if with_cuda else ())
     for name in names:
         h.update(name.encode())
         with open(os.path.join(src_dir, name), "rb") as f:

@@ -18,7 +18,10 @@
 // the whole eager loss on the batch-64 logits of a training step. The fake (meta) kernels
 // for torch.compile are registered from Python (ops.py). The backward ops have an autograd
 // kernel whose backward raises, so double backward fails loudly instead of silently.
-// The CUDA kernels live in mink_ops_cuda.cu.
+// The per-element formulas are in mink_math.h, shared with the CUDA kernels (mink_kernels.cuh,
+// launched from mink_ops_cuda.cu). Half and bfloat16 are computed in float and give a float loss.
+#include "mink_math.h"
+
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -65,35 +68,7 @@ MINK_INLINE float vexp(float x) {
 MINK_INLINE double vexp(double x) { return std::exp(x); }
 
 template <typename T>
-MINK_INLINE T sigm(T x) { return T(1) / (T(1) + vexp(-x)); }
-
-template <typename T>
-MINK_INLINE T sgn(T x) { return static_cast<T>((x > T(0)) - (x < T(0))); }
-
-// a^q for a >= 0, specialised on the exponent: K = 0..4 exact small integers, 5 other
-// integers (by squaring), 6 anything else (std::pow).
-template <int K, typename T>
-MINK_INLINE T powk(T a, T q, int iq) {
-  if constexpr (K == 0) { (void)a; return T(1); }
-  else if constexpr (K == 1) return a;
-  else if constexpr (K == 2) return a * a;
-  else if constexpr (K == 3) return a * a * a;
-  else if constexpr (K == 4) { T b = a * a; return b * b; }
-  else if constexpr (K == 5) {
-    T r = T(1), b = a;
-    for (int e = iq; e; e >>= 1) { if (e & 1) r *= b; b *= b; }
-    return r;
-  } else return std::pow(a, q);
-}
-
-inline int pow_kind(double q, int* iq) {
-  *iq = 0;
-  if (q == std::floor(q) && q >= 0 && q <= 64) {
-    *iq = static_cast<int>(q);
-    return *iq <= 4 ? *iq : 5;
-  }
-  return 6;
-}
+MINK_INLINE T sigm(T x) { return math::sigmoid_from_exp(vexp(-x)); }
 
 template <typename F>
 void with_pow_kind(int kind, F&& f) {
@@ -157,7 +132,7 @@ at::Tensor minkowski_power_cpu(const at::Tensor& d_, const std::optional<at::Ten
   const int64_t nchunks = (n + kChunk - 1) / kChunk;
   std::vector<double> partial(nchunks, 0.0);
   int iq;
-  const int kind = pow_kind(p, &iq);
+  const int kind = math::pow_kind(p, &iq);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, d.scalar_type(), "mink_gan::minkowski_power", [&] {
     using T = at::opmath_type<scalar_t>;  // half and bfloat16 are computed in float
     const scalar_t* dp = d.const_data_ptr<scalar_t>();
@@ -172,7 +147,7 @@ at::Tensor minkowski_power_cpu(const at::Tensor& d_, const std::optional<at::Ten
                 const T x = static_cast<T>(dp[i]);
                 const T s = PROBS ? sigm(x) : x;
                 const T tt = TT ? static_cast<T>(tp[i]) : tv;
-                return powk<decltype(K)::value>(std::abs(s - tt), pp, iq);
+                return math::pow_k<decltype(K)::value>(math::abs_of(s - tt), pp, iq);
               });
             }
           });
@@ -198,7 +173,7 @@ at::Tensor minkowski_power_backward_cpu(const at::Tensor& grad, const at::Tensor
   if (n == 0) return out;
   const double scale = grad.item<double>() / static_cast<double>(n);
   int iq;
-  const int kind = pow_kind(p - 1, &iq);
+  const int kind = math::pow_kind(p - 1, &iq);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, d.scalar_type(), "mink_gan::minkowski_power_backward", [&] {
     using T = at::opmath_type<scalar_t>;
     const scalar_t* dp = d.const_data_ptr<scalar_t>();
@@ -213,9 +188,8 @@ at::Tensor minkowski_power_backward_cpu(const at::Tensor& grad, const at::Tensor
               const T x = static_cast<T>(dp[i]);
               const T s = PROBS ? sigm(x) : x;
               const T diff = s - (TT ? static_cast<T>(tp[i]) : tv);
-              T gi = sc * powk<decltype(K)::value>(std::abs(diff), q, iq) * sgn(diff);
-              if (PROBS) gi *= s * (T(1) - s);
-              op[i] = static_cast<scalar_t>(gi);
+              const T pow_q = math::pow_k<decltype(K)::value>(math::abs_of(diff), q, iq);
+              op[i] = static_cast<scalar_t>(math::minkowski_grad<decltype(PROBS)::value>(s, diff, pow_q, sc));
             }
           });
         });
@@ -274,8 +248,7 @@ at::Tensor gradient_penalty_backward_cpu(const at::Tensor& grad, const at::Tenso
     const int64_t grain = std::max<int64_t>(1, kChunk / std::max<int64_t>(D, 1));
     at::parallel_for(0, B, grain, [&](int64_t bb, int64_t be) {
       for (int64_t b = bb; b < be; ++b) {
-        const double nb = np[b];
-        const T coef = nb > 0 ? static_cast<T>(go * 2.0 * lam * (nb - center) / (nb * static_cast<double>(B))) : T(0);
+        const T coef = static_cast<T>(math::penalty_coef<double>(go, lam, center, np[b], static_cast<double>(B)));
         const scalar_t* row = gp + b * D;
         scalar_t* orow = op + b * D;
         for (int64_t j = 0; j < D; ++j) orow[j] = static_cast<scalar_t>(coef * static_cast<T>(row[j]));

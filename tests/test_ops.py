@@ -390,7 +390,7 @@ def test_fake_kernels_give_float32_for_half(fused):
 def test_broken_build_on_raises_and_auto_warns_once(fused, monkeypatch, tmp_path):
     src = tmp_path / "csrc"
     src.mkdir()
-    for name in ops.CPP_SOURCES + ops.CUDA_SOURCES:
+    for name in ops.CPP_SOURCES + ops.CUDA_SOURCES + ops.HEADERS:
         (src / name).write_text("#error deliberately broken source for the test\n")
     monkeypatch.setenv("MINK_OPS_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(ops, "SRC_DIR", str(src))
@@ -457,7 +457,7 @@ def test_a_build_says_it_is_building_once(fused, tmp_path, monkeypatch, capfd):
     """Before a build that takes minutes, one line on stderr; nothing when the library is in the cache."""
     src = tmp_path / "csrc"
     src.mkdir()
-    for name in ops.CPP_SOURCES:
+    for name in ops.CPP_SOURCES + ops.HEADERS:
         (src / name).write_text("#error deliberately broken, to stop right after the message\n")
     monkeypatch.setenv("MINK_OPS_CACHE", str(tmp_path / "cache"))
     with pytest.raises(Exception):
