@@ -135,11 +135,23 @@ template <typename scalar_t, typename acc_t>
 __global__ void __launch_bounds__(kThreads)
 penalty_bwd_kernel(const acc_t* __restrict__ grad, const scalar_t* __restrict__ g, const acc_t* __restrict__ norms,
                    int64_t B, int64_t D, acc_t lam, acc_t center, scalar_t* __restrict__ out) {
+  if (D == 0) return;
   const acc_t go = grad[0];
   const int64_t n = B * D, stride = static_cast<int64_t>(blockDim.x) * gridDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
-    const acc_t coef = math::penalty_coef(go, lam, center, norms[i / D], static_cast<acc_t>(B));
+  int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  // The row of element i, advanced with the stride: a 64-bit division per element made the
+  // float64 kernel spill registers (test_cuda_kernels_do_not_spill_registers).
+  int64_t row = i / D, col = i - row * D;
+  const int64_t row_step = stride / D, col_step = stride - row_step * D;
+  for (; i < n; i += stride) {
+    const acc_t coef = math::penalty_coef(go, lam, center, norms[row], static_cast<acc_t>(B));
     out[i] = static_cast<scalar_t>(coef * static_cast<acc_t>(g[i]));
+    row += row_step;
+    col += col_step;
+    if (col >= D) {
+      col -= D;
+      ++row;
+    }
   }
 }
 

@@ -5,6 +5,7 @@ loaded from ~/.cache/mink-gan/ops/<hash> or $MINK_OPS_CACHE). test_cuda_sources_
 also compiles the .cu with nvcc (~2-3 min the first time) and is skipped without nvcc.
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -511,6 +512,46 @@ def test_cuda_sources_compile():
     assert r.returncode == 0, f"CUDA build failed:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
     so = r.stdout.strip().splitlines()[-1]
     assert so.endswith(".so") and os.path.exists(so)
+
+
+KERNEL_INSTANCES = """
+#include "mink_kernels.cuh"
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+using namespace mink_gan::kernels;
+template <typename S, typename A>
+void instantiate(const void** k) {
+  *k++ = (const void*)&minkowski_fwd_kernel<S, A, true, true>;
+  *k++ = (const void*)&minkowski_fwd_kernel<S, A, false, false>;
+  *k++ = (const void*)&minkowski_bwd_kernel<S, A, true, true>;
+  *k++ = (const void*)&minkowski_bwd_kernel<S, A, false, false>;
+  *k++ = (const void*)&penalty_fwd_kernel<S, A>;
+  *k++ = (const void*)&penalty_bwd_kernel<S, A>;
+}
+template void instantiate<float, float>(const void**);
+template void instantiate<double, double>(const void**);
+template void instantiate<c10::Half, float>(const void**);
+template void instantiate<c10::BFloat16, float>(const void**);
+"""
+
+
+@pytest.mark.skipif(_nvcc() is None, reason="nvcc not found at $CUDA_HOME or /usr/local/cuda")
+def test_cuda_kernels_do_not_spill_registers(tmp_path):
+    """ptxas -v on every kernel of csrc/mink_kernels.cuh (it has no ATen, so this takes ~1 minute),
+    for sm_80 and sm_90: a register spill to local memory would slow the reductions down."""
+    from torch.utils.cpp_extension import include_paths
+
+    src = tmp_path / "instances.cu"
+    src.write_text(KERNEL_INSTANCES)
+    cmd = [os.path.join(_nvcc(), "bin", "nvcc"), "-c", "-std=c++17", "-O3", "-Xptxas", "-v",
+           "-gencode", "arch=compute_80,code=sm_80", "-gencode", "arch=compute_90,code=sm_90",
+           "-I", ops.SRC_DIR, *[f"-I{p}" for p in include_paths()], str(src), "-o", str(tmp_path / "instances.o")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    assert r.returncode == 0, r.stderr[-4000:]
+    out = r.stdout + r.stderr
+    assert out.count("Compiling entry function") == 2 * 24  # 6 kernels x 4 dtypes, twice
+    spills = re.findall(r"(\d+) bytes spill stores, (\d+) bytes spill loads", out)
+    assert len(spills) >= 48 and all(a == b == "0" for a, b in spills), out[-4000:]
 
 
 # ---------------------------------------------------------------------------------------
