@@ -88,11 +88,12 @@ def parse_shard(text):
 def plan(args, passthrough):
     """Every run of the sweep as (name, train.py argv, settings), in a fixed order."""
     runs = []
+    n_critic = train.build_parser().parse_known_args(passthrough)[0].n_critic  # a non-default one names the run
     for dataset in args.dataset:
         for loss in args.losses:
             for p in (args.p if loss == "minkowski" else [None]):
                 for seed in args.seeds:
-                    name = f"{dataset}/{loss}" + (f"-p{p:g}" if p is not None else "") + f"-seed{seed}"
+                    name = f"{dataset}/{train.run_name(loss, p, n_critic, seed)}"
                     argv = ["--loss", loss, "--dataset", dataset, "--seed", str(seed), "--out",
                             os.path.join(args.runs, name), "--eval-every", str(args.eval_every), "--resume"]
                     argv += (["--p", f"{p:g}"] if p is not None else []) + passthrough

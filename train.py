@@ -30,10 +30,12 @@ from utils import (OneLineParser, UserError, atomic_torch_save, atomic_write_csv
 
 TOY_TRAIN_SIZE = 100_000  # points drawn once per seed: the toy "dataset" an epoch goes through
 METRIC_COLUMNS = ["step", "epoch", "loss_d", "loss_g", "grad_norm_d", "grad_norm_g",
-                  "d_real", "d_fake", "logit_real", "logit_fake", "seconds"]
+                  "d_real", "d_fake", "logit_real", "logit_fake",
+                  "logit_real_std", "logit_fake_std", "logit_absmax", "clip_share", "seconds"]
+N_STATS = len(METRIC_COLUMNS) - 3  # every column but step, epoch and seconds is a mean over the log interval
 # Settings that define the trained model; a resumed run must keep them.
 RUN_DEFINING = ["loss", "p", "minkowski_on", "dataset", "arch", "z_dim", "width", "d_norm", "sn",
-                "batch_size", "lr_d", "lr_g", "beta1", "beta2", "clip", "gp", "gp_center",
+                "batch_size", "lr_d", "lr_g", "beta1", "beta2", "clip", "clip_params", "gp", "gp_center",
                 "n_critic", "label_smooth", "instance_noise", "diversity", "seed"]
 
 
@@ -66,6 +68,9 @@ def build_parser():
     a("--clip", type=float, default=None,
       help="clip D weights to [-C, C], 0 = off; default 0.01 (the paper's, for every loss on images, and for wgan), "
            "0 for wgan-gp and on 2-D data")
+    a("--clip-params", default="all", choices=["all", "weights"],
+      help="what --clip clips: every D parameter, BatchNorm's included, as the paper and the WGAN code (all), "
+           "or only conv and linear weights (weights)")
     a("--gp", type=float, default=None, help="gradient penalty weight; default 10 for wgan-gp, else 0")
     a("--gp-center", type=float, default=1.0,
       help="target gradient norm at the interpolates (1: WGAN-GP; 0: zero-centred, not R1)")
@@ -85,6 +90,8 @@ def build_parser():
     a("--log-every", type=int, default=100)
     a("--sample-every", type=int, default=2000)
     a("--ckpt-every", type=int, default=2000)
+    a("--save-at", type=int, nargs="+", default=[], metavar="STEP",
+      help="also keep checkpoints/stepNNNNNNN.pt at these steps (0 = before training), e.g. for alignment.py")
     a("--eval-every", type=int, default=0, help="FID (images) or mode metrics (2-D) every N steps; 0 = off")
     a("--eval-n", type=int, default=None, help="samples per evaluation; default 5000 images, 2500 2-D points")
     a("--fid-weights", default=None, help="path of pytorch-fid's Inception weights, for offline use")
@@ -96,11 +103,10 @@ def resolve(args):
     cfg = vars(args).copy()
     if cfg["dataset"] not in data.DATASETS:
         raise UserError(f"unknown --dataset {cfg['dataset']!r}; choose one of {', '.join(data.DATASETS)}")
-    wgan_like = cfg["loss"] in ("wgan", "wgan-gp")
     cfg["arch"] = cfg["arch"] or ("mlp" if cfg["dataset"] in data.TOY_DATASETS else "dcgan")
     cfg["clip"] = cfg["clip"] if cfg["clip"] is not None else default_clip(cfg["loss"], cfg["dataset"])
     cfg["gp"] = cfg["gp"] if cfg["gp"] is not None else (10.0 if cfg["loss"] == "wgan-gp" else 0.0)
-    cfg["n_critic"] = cfg["n_critic"] if cfg["n_critic"] is not None else (5 if wgan_like else 1)
+    cfg["n_critic"] = cfg["n_critic"] if cfg["n_critic"] is not None else losses.default_n_critic(cfg["loss"])
     cfg["d_norm"] = cfg["d_norm"] or ("none" if cfg["gp"] else "batch")
     cfg["eval_n"] = cfg["eval_n"] or (2500 if cfg["dataset"] in data.TOY_DATASETS else 5000)
     cfg["lr_d"] = cfg["lr_d"] if cfg["lr_d"] is not None else cfg["lr"]
@@ -115,6 +121,8 @@ def resolve(args):
     for name in positive_ints + (["width"] if cfg["width"] is not None else []):
         if cfg[name] < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {cfg[name]}")
+    if any(step < 0 for step in cfg["save_at"]):
+        raise UserError(f"--save-at steps must be >= 0, got {min(cfg['save_at'])}")
     if cfg["steps"] is not None and cfg["steps"] < 1:
         raise UserError(f"--steps must be at least 1, got {cfg['steps']}")
     if not (math.isfinite(cfg["epochs"]) and cfg["epochs"] > 0):
@@ -143,9 +151,15 @@ def default_clip(loss, dataset):
     return 0.0 if loss == "wgan-gp" or dataset in data.TOY_DATASETS else 0.01
 
 
+def run_name(loss, p, n_critic, seed):
+    """<loss>[-p<p>][-ncritic<k>]-seed<s>: n_critic appears only where it is not the loss's default."""
+    name = loss + (f"-p{p:g}" if loss == "minkowski" else "")
+    name += f"-ncritic{n_critic}" if n_critic is not None and n_critic != losses.default_n_critic(loss) else ""
+    return f"{name}-seed{seed}"
+
+
 def default_run_dir(cfg):
-    name = cfg["loss"] + (f"-p{cfg['p']:g}" if cfg["loss"] == "minkowski" else "") + f"-seed{cfg['seed']}"
-    return os.path.join("runs", cfg["dataset"], name)
+    return os.path.join("runs", cfg["dataset"], run_name(cfg["loss"], cfg["p"], cfg["n_critic"], cfg["seed"]))
 
 
 def resolve_device(name):
@@ -286,11 +300,22 @@ def grad_norm(module):
     return torch.nn.utils.get_total_norm([p.grad for p in module.parameters() if p.grad is not None])
 
 
+def clipped_params(module, which):
+    """The parameters --clip acts on: all of them, or only conv/linear weights (those with more than one dim)."""
+    return [p for p in module.parameters() if which == "all" or p.dim() > 1]
+
+
 @torch.no_grad()
-def clip_weights(module, c):
-    params = list(module.parameters())
+def clip_weights(params, c):
     torch._foreach_clamp_min_(params, -c)
     torch._foreach_clamp_max_(params, c)
+
+
+@torch.no_grad()
+def share_at_bound(params, c):
+    """Share of the clipped parameters sitting at +-c: near 1, D is a sign pattern, not a learned function."""
+    at = sum((p.abs() >= c * (1 - 1e-6)).sum() for p in params)
+    return at / sum(p.numel() for p in params)
 
 
 class Trainer:
@@ -301,6 +326,7 @@ class Trainer:
         self.G, self.D = build_models(cfg, device)
         self.opt_g, self.opt_d = build_optimizers(cfg, self.G, self.D)
         self.d_loss, self.g_loss = losses.make_loss(cfg["loss"], cfg["p"], cfg["minkowski_on"], 1.0 - cfg["label_smooth"])
+        self.clipped = clipped_params(self.D, cfg["clip_params"]) if cfg["clip"] else []
         self.step = 0
 
     def noise_std(self, total_steps):
@@ -319,8 +345,8 @@ class Trainer:
         loss_d.backward()
         norm_d = grad_norm(self.D)
         self.opt_d.step()
-        if cfg["clip"]:
-            clip_weights(self.D, cfg["clip"])
+        if self.clipped:
+            clip_weights(self.clipped, cfg["clip"])
         return loss_d.detach(), norm_d, logit_real.detach(), logit_fake.detach()
 
     def generator_step(self, fake, z, sigma):
@@ -348,8 +374,16 @@ class Trainer:
             loss_d, norm_d, logit_real, logit_fake = self.discriminator_step(real, fake.detach(), sigma)
         loss_g, norm_g = self.generator_step(fake, z, sigma)
         self.step += 1
-        return torch.stack([loss_d, loss_g, norm_d, norm_g, torch.sigmoid(logit_real).mean(),
-                            torch.sigmoid(logit_fake).mean(), logit_real.mean(), logit_fake.mean()])
+        return torch.stack([loss_d, loss_g, norm_d, norm_g, *self.logit_stats(logit_real, logit_fake)])
+
+    def logit_stats(self, logit_real, logit_fake):
+        """D's regime on the last critic step: mean probabilities and logits, their spread, the largest
+        |logit| and the share of clipped parameters at the bound. With tiny logits every loss of
+        losses.py is WGAN times a constant (alignment.py), so these columns say which regime a run is in."""
+        at_bound = share_at_bound(self.clipped, self.cfg["clip"]) if self.clipped else logit_real.new_zeros(())
+        return [torch.sigmoid(logit_real).mean(), torch.sigmoid(logit_fake).mean(), logit_real.mean(),
+                logit_fake.mean(), logit_real.std(correction=0), logit_fake.std(correction=0),
+                torch.maximum(logit_real.abs().max(), logit_fake.abs().max()), at_bound]
 
     def state(self, extra):
         return {"G": self.G.state_dict(), "D": self.D.state_dict(), "opt_g": self.opt_g.state_dict(),
@@ -395,7 +429,7 @@ class MetricsLog:
         self.last_row = None  # as written (or kept from a resumed run), for the summary
         if resume_step is not None and os.path.exists(path):
             rows = pd.read_csv(path, on_bad_lines="skip")
-            rows = rows[rows["step"] <= resume_step]
+            rows = rows[rows["step"] <= resume_step].reindex(columns=METRIC_COLUMNS)  # older runs lack columns
             atomic_write_csv(rows, path)
             self.last_row = rows.iloc[-1].to_dict() if len(rows) else None
         new = not os.path.exists(path)
@@ -568,10 +602,15 @@ def train(cfg, device, dataset, ckpt):
     fixed_z, real_points = fixed_z.to(device), None if images else dataset[:2000]
     evaluator = make_evaluator(cfg, device)
 
-    def checkpoint():
+    def checkpoint(name="last.pt"):
         extra = {"seconds": time.time() - start, "evals": evals, "epoch": batches.epoch(),
                  "window": window.cpu(), "window_n": window_n}
-        atomic_torch_save(trainer.state(extra), os.path.join(out, "checkpoints", "last.pt"))
+        atomic_torch_save(trainer.state(extra), os.path.join(out, "checkpoints", name))
+
+    def keep_checkpoint(step):
+        """A copy of the state at a --save-at step, which later checkpoints do not replace."""
+        if step in cfg["save_at"]:
+            checkpoint(f"step{step:07d}.pt")
 
     def save_outputs(step):
         """The eval, samples and checkpoint due at `step`. A checkpoint comes before the eval (an FID
@@ -589,15 +628,18 @@ def train(cfg, device, dataset, ckpt):
     from tqdm import tqdm
     bar = tqdm(total=total_steps, initial=trainer.step, desc=os.path.basename(out), dynamic_ncols=True,
                disable=None)  # no bar when stderr is not a terminal (logs, CI, sweeps)
-    window, window_n = torch.zeros(8, device=device), 0  # sums of the step statistics since the last log
+    window, window_n = torch.zeros(N_STATS, device=device), 0  # sums of the step statistics since the last log
     if ckpt is not None:
         window, window_n = ckpt["window"].to(device), ckpt["window_n"]
+        window = torch.cat([window, window.new_zeros(N_STATS - len(window))])  # a run from before the regime columns
     finite = torch.ones((), dtype=torch.bool, device=device)
     status, start = "completed", time.time() - seconds
     try:
         with StopRequest() as stop:
             if ckpt is not None and eval_missing(cfg, trainer.step, total_steps, evals):
                 save_outputs(trainer.step)  # killed during this eval: redo it, and what came after it
+            if trainer.step == 0:
+                keep_checkpoint(0)
             while trainer.step < total_steps:
                 if stop.requested:  # between steps: the state is whole
                     status = "interrupted"
@@ -616,11 +658,12 @@ def train(cfg, device, dataset, ckpt):
                     bar.set_postfix(loss_d=f"{values[0]:.4f}", loss_g=f"{values[1]:.4f}")
                     window.zero_()
                     window_n = 0
-                if not any(due(cfg[k], step, total_steps) for k in PERIODIC):
+                if not (any(due(cfg[k], step, total_steps) for k in PERIODIC) or step in cfg["save_at"]):
                     continue
                 if not finite.item():  # checked before anything is evaluated or saved
                     status = "diverged"
                     break
+                keep_checkpoint(step)
                 save_outputs(step)
     except KeyboardInterrupt:  # a second Ctrl-C: stop now, keep the last periodic checkpoint
         status = "interrupted"

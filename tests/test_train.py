@@ -428,3 +428,52 @@ def test_deterministic_flag_turns_off_cudnn_benchmark(monkeypatch):
     assert not torch.backends.cudnn.benchmark and torch.backends.cudnn.deterministic
     assert calls == [(True, True)] and os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
     assert train.build_parser().parse_args(["--deterministic"]).deterministic
+
+
+def test_run_names_show_a_non_default_critic_count():
+    assert train.run_name("wgan", None, 5, 0) == "wgan-seed0"
+    assert train.run_name("wgan", None, 1, 2) == "wgan-ncritic1-seed2"
+    assert train.run_name("minkowski", 2.5, 1, 1) == "minkowski-p2.5-seed1"
+    assert train.run_name("gan", None, 3, 0) == "gan-ncritic3-seed0"
+
+
+@pytest.mark.parametrize("which", ["all", "weights"])
+def test_clip_params_chooses_what_is_clipped_and_the_share_at_the_bound_is_logged(which, tiny_images, tmp_path):
+    out = str(tmp_path / which)
+    argv = ["--loss", "gan", "--dataset", "folder", "--data-root", tiny_images, "--width", "4", "--batch-size", "8",
+            "--steps", "3", "--log-every", "1", "--clip", "0.01", "--clip-params", which, "--out", out]
+    assert run(argv) == 0
+    D = torch.load(os.path.join(out, "checkpoints", "last.pt"), weights_only=True)["D"]
+    weights = [v for k, v in D.items() if v.dim() > 1]
+    others = [v for k, v in D.items() if v.dim() == 1 and k.endswith(("weight", "bias"))]
+    assert max(v.abs().max().item() for v in weights) <= 0.01
+    assert (max(v.abs().max().item() for v in others) <= 0.01) == (which == "all")  # BatchNorm's weight starts at 1
+    clipped = weights + (others if which == "all" else [])
+    share = sum((v.abs() >= 0.01 * (1 - 1e-6)).sum().item() for v in clipped) / sum(v.numel() for v in clipped)
+    metrics = pd.read_csv(os.path.join(out, "metrics.csv"))
+    assert metrics["clip_share"].iloc[-1] == pytest.approx(share, rel=1e-5) and 0 < share < 1
+
+
+def test_logit_statistics_are_the_batch_statistics(tmp_path):
+    trainer = train.Trainer.__new__(train.Trainer)
+    trainer.cfg, trainer.clipped = {"clip": 0.0}, []
+    real, fake = torch.tensor([0.5, -1.0, 2.0]), torch.tensor([-3.0, 1.0])
+    stats = torch.stack(trainer.logit_stats(real, fake))
+    expected = [torch.sigmoid(real).mean(), torch.sigmoid(fake).mean(), real.mean(), fake.mean(),
+                (real - real.mean()).pow(2).mean().sqrt(), torch.tensor(2.0), torch.tensor(3.0), torch.tensor(0.0)]
+    torch.testing.assert_close(stats, torch.stack(expected))
+    assert len(stats) == train.N_STATS - 4  # loss_d, loss_g and the two gradient norms come before
+
+
+def test_save_at_keeps_checkpoints_at_those_steps(tmp_path):
+    out = str(tmp_path / "run")
+    assert run(["--loss", "gan", "--steps", "12", "--save-at", "0", "3", "12", "--out", out, *TOY]) == 0
+    kept = sorted(os.listdir(os.path.join(out, "checkpoints")))
+    assert kept == ["last.pt", "step0000000.pt", "step0000003.pt", "step0000012.pt"]
+    first = torch.load(os.path.join(out, "checkpoints", "step0000000.pt"), weights_only=True)
+    third = torch.load(os.path.join(out, "checkpoints", "step0000003.pt"), weights_only=True)
+    assert first["step"] == 0 and third["step"] == 3
+    assert not all(torch.equal(first["G"][k], third["G"][k]) for k in first["G"])
+    torch.manual_seed(0)  # step 0 is the initialisation: the same seed builds the same G
+    G, _ = train.build_models(train.resolve(train.build_parser().parse_args(["--loss", "gan", *TOY])), "cpu")
+    assert all(torch.equal(v, first["G"][k]) for k, v in G.state_dict().items())
