@@ -21,3 +21,13 @@ def tiny_images(tmp_path_factory):
         pixels = torch.randint(0, 256, (36, 40, 3), generator=g, dtype=torch.uint8).numpy()
         Image.fromarray(pixels).save(folder / f"{i}.png")
     return str(root)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def eager_ops_after_each_module():
+    """train.main switches the fused ops on (--fused auto); a later module (e.g. test_dynamics'
+    double backward) must not inherit that."""
+    yield
+    import ops
+
+    ops.set_backend("off")
