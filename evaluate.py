@@ -209,12 +209,21 @@ def _weights_tag(weights):
 
 @contextmanager
 def _no_tf32():
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    """Full float32 convolutions and matmuls; the fp32_precision API where it exists (torch >= 2.9
+    raises on a mix of it and the legacy allow_tf32 flags once anything set the new one)."""
+    if hasattr(torch.backends.cudnn, "conv") and hasattr(torch.backends.cudnn.conv, "fp32_precision"):
+        flags = [(torch.backends.cudnn.conv, "fp32_precision", "ieee"),
+                 (torch.backends.cuda.matmul, "fp32_precision", "ieee")]
+    else:
+        flags = [(torch.backends.cudnn, "allow_tf32", False), (torch.backends.cuda.matmul, "allow_tf32", False)]
+    saved = [getattr(obj, name) for obj, name, _ in flags]
+    for obj, name, value in flags:
+        setattr(obj, name, value)
     try:
         yield
     finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+        for (obj, name, _), value in zip(flags, saved):
+            setattr(obj, name, value)
 
 
 def _progress(label):

@@ -5,10 +5,16 @@ kernels of csrc/ when they build. losses.py calls only the functions below.
 
 The fused ops (namespace `mink_gan`, see csrc/mink_ops.cpp) are built on first use with
 torch.utils.cpp_extension.load into a cache folder keyed by a hash of the sources, the torch
-version and the build flags: ~/.cache/mink-gan/ops/<hash>, or $MINK_OPS_CACHE/<hash>. The
-.cu file is compiled only when torch.cuda.is_available(). Builds are serialised with an OS
-file lock (released when a builder dies), so a killed build never hangs the next one; the
-stale cpp_extension `lock` file it leaves is removed.
+version, the build flags and the GPUs' compute capabilities: ~/.cache/mink-gan/ops/<hash>, or
+$MINK_OPS_CACHE/<hash>. The .cu file is compiled only when torch.cuda.is_available(); when that
+build fails (a GPU but no nvcc, the usual pip-only install) the CPU-only build is used, with one
+warning. Builds are serialised with an OS file lock (released when a builder dies), so a killed
+build never hangs the next one; the stale cpp_extension `lock` file it leaves is removed. After
+loading, each op runs once on tiny inputs on every device against eager; a device that fails
+(e.g. a GPU architecture the build lacks) is dropped with one warning.
+
+Half and bfloat16 inputs give a float32 loss (as eager under autocast on a GPU; a float16 loss
+would overflow under GradScaler's scale).
 
 Autograd: each forward is one pass, each backward one pass (the `*_backward` ops), wired up
 by a C++ torch::autograd::Function on the Autograd key (with Python's register_autograd the
@@ -34,6 +40,7 @@ from utils import UserError
 SRC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "csrc")
 CPP_SOURCES = ("mink_ops.cpp",)
 CUDA_SOURCES = ("mink_ops_cuda.cu",)
+HEADERS = ("mink_math.h", "mink_kernels.cuh")  # included by the sources: part of the cache key
 CFLAGS = ("-O3", "-fopenmp", "-fno-trapping-math")  # no-trapping-math: lets GCC vectorize the clamps
 LDFLAGS = ("-fopenmp",)
 NVCC_FLAGS = ("-O3",)
@@ -61,9 +68,8 @@ _fused = None      # None (not tried), False (failed) or the backend name once l
 _fused_error = None
 _warned = False
 _registered = False
-_devices = set()   # device types the loaded library has kernels for
-_DTYPES = {"cpu": (torch.float32, torch.float64),
-           "cuda": (torch.float32, torch.float64, torch.float16, torch.bfloat16)}
+_devices = set()   # devices ("cpu", "cuda:0", ...) the loaded library passed its self-check on
+_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 
 # ---------------------------------------------------------------------------------------
@@ -87,7 +93,7 @@ def gradient_penalty_eager(g, lam, center=1.0):
 
 
 def _fused_ok(x):
-    return _backend != "eager" and x.device.type in _devices and x.dtype in _DTYPES[x.device.type]
+    return _backend != "eager" and str(x.device) in _devices and x.dtype in _DTYPES
 
 
 def minkowski_power(d, target, p, on_probs=True):
@@ -148,14 +154,22 @@ def cache_root():
 def source_hash(src_dir, with_cuda):
     """Hash of everything that changes the built library."""
     h = hashlib.sha256()
-    names = CPP_SOURCES + (CUDA_SOURCES if with_cuda else ())
+    names = CPP_SOURCES + HEADERS + (CUDA_SOURCES if with_cuda else ())
     for name in names:
         h.update(name.encode())
         with open(os.path.join(src_dir, name), "rb") as f:
             h.update(f.read())
     h.update(repr((torch.__version__, sys.version_info[:2], with_cuda, CFLAGS + _arch_flags(), LDFLAGS, NVCC_FLAGS,
-                   os.environ.get("TORCH_CUDA_ARCH_LIST") if with_cuda else None)).encode())
+                   cuda_arches() if with_cuda else None)).encode())
     return h.hexdigest()[:16]
+
+
+def cuda_arches():
+    """What the .cu is compiled for: $TORCH_CUDA_ARCH_LIST, else (as cpp_extension does) the
+    compute capabilities of the visible GPUs, so nodes with other GPUs get their own build."""
+    if os.environ.get("TORCH_CUDA_ARCH_LIST"):
+        return os.environ["TORCH_CUDA_ARCH_LIST"]
+    return sorted({torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count())})
 
 
 def build(src_dir=None, with_cuda=None, load=True, verbose=False):
@@ -196,6 +210,9 @@ def build(src_dir=None, with_cuda=None, load=True, verbose=False):
                           extra_ldflags=list(LDFLAGS), with_cuda=with_cuda, is_python_module=False, verbose=verbose)
             if with_cuda:
                 kwargs["extra_cuda_cflags"] = list(NVCC_FLAGS)
+            if not os.path.exists(os.path.join(build_dir, name + ".so")):
+                print(f"building fused ops{' with CUDA' if with_cuda else ''} (takes minutes, once) in {build_dir}",
+                      file=sys.stderr, flush=True)
             if load:
                 cpp_extension.load(**kwargs)
             else:
@@ -225,24 +242,81 @@ def _load():
     """Build and load the fused ops once per process; return the backend name or None."""
     global _fused, _fused_error
     if _fused is None:
-        with_cuda = torch.cuda.is_available()
         try:
-            build(SRC_DIR, with_cuda)
+            with_cuda = _build_with_cuda_or_cpu_only()
             _register_python_parts()
         except Exception as e:  # any build or load failure: report it in one line, log the rest
-            _fused, _fused_error = False, _one_line(e)
-            try:
-                log = os.path.join(cache_root(), "last-build-error.log")
-                with open(log, "w") as f:
-                    f.write(str(e))
-                _fused_error += f"; full log in {log}"
-            except OSError:
-                pass
+            _fused, _fused_error = False, _one_line(e) + _log_build_error(e)
         else:
             _devices.clear()
-            _devices.update({"cpu", "cuda"} if with_cuda else {"cpu"})
-            _fused = "fused-cpu+cuda" if with_cuda else "fused-cpu"
+            candidates = ["cpu"] + ([f"cuda:{i}" for i in range(torch.cuda.device_count())] if with_cuda else [])
+            _devices.update(_passing_self_check(candidates))
+            if _devices:
+                _fused = "fused-cpu" + ("+cuda" if any(d.startswith("cuda") for d in _devices) else "")
+            else:
+                _fused, _fused_error = False, "the fused ops gave wrong results on every device (self-check)"
     return _fused or None
+
+
+def _build_with_cuda_or_cpu_only():
+    """Build with the .cu when a GPU is visible; if that fails, warn once and build for the CPU.
+    Returns whether the loaded library has the CUDA kernels."""
+    if torch.cuda.is_available():
+        try:
+            build(SRC_DIR, True)
+            return True
+        except Exception as e:
+            warnings.warn(f"the CUDA build of the fused ops failed ({_one_line(e)}{_log_build_error(e)}); "
+                          f"using the fused ops on the CPU only", RuntimeWarning, stacklevel=4)
+    build(SRC_DIR, False)
+    return False
+
+
+def _log_build_error(e):
+    """Write the whole error to the cache folder; return '; full log in <path>' (or '')."""
+    try:
+        log = os.path.join(cache_root(), "last-build-error.log")
+        with open(log, "w") as f:
+            f.write(str(e))
+        return f"; full log in {log}"
+    except OSError:
+        return ""
+
+
+def _passing_self_check(devices):
+    """The devices on which each op and its backward match eager on tiny inputs, warning once
+    for those that fail (a build without a GPU's architecture fails at its first launch)."""
+    passing, failing = [], []
+    for device in devices:
+        try:
+            ok = _self_check(torch.device(device))
+        except Exception as e:  # a kernel launch error, e.g. "no kernel image is available"
+            ok, device = False, f"{device} ({_one_line(e)})"
+        (passing if ok else failing).append(device)
+    if failing:
+        warnings.warn(f"fused ops disagree with eager or fail on {', '.join(failing)}: using eager there",
+                      RuntimeWarning, stacklevel=4)
+    return passing
+
+
+def _self_check(device):
+    """Each fused op and its backward agree with eager on tiny float32 inputs on `device`."""
+    gen = torch.Generator().manual_seed(0)
+    d = torch.randn(37, generator=gen).to(device)
+    g = torch.randn(3, 50, generator=gen).to(device)
+    pairs = [(lambda x: torch.ops.mink_gan.minkowski_power(x, None, 1.0, 4.0, True),
+              lambda x: minkowski_power_eager(x, 1.0, 4.0), d),
+             (lambda x: torch.ops.mink_gan.gradient_penalty(x, 10.0, 1.0)[0],
+              lambda x: gradient_penalty_eager(x, 10.0, 1.0), g)]
+    for fused, eager, x in pairs:
+        results = []
+        for f in (fused, eager):
+            xi = x.clone().requires_grad_(True)
+            value = f(xi)
+            results.append((value.detach(), *torch.autograd.grad(value, xi)))
+        if not all(torch.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(*results)):
+            return False
+    return True
 
 
 def _one_line(e):
@@ -266,7 +340,7 @@ def _register_python_parts():
     def _(d, target, tval, p, on_probs):
         if target is not None:
             torch._check(target.shape == d.shape)
-        return d.new_empty(())
+        return d.new_empty((), dtype=_loss_dtype(d.dtype))
 
     @torch.library.register_fake(lib + "minkowski_power_backward")
     def _(grad, d, target, tval, p, on_probs):
@@ -275,11 +349,15 @@ def _register_python_parts():
     @torch.library.register_fake(lib + "gradient_penalty")
     def _(g, lam, center):
         torch._check(g.dim() >= 2)
-        norm_dtype = torch.float64 if g.dtype == torch.float64 else torch.float32
-        return g.new_empty(()), g.new_empty((g.shape[0],), dtype=norm_dtype)
+        return g.new_empty((), dtype=_loss_dtype(g.dtype)), g.new_empty((g.shape[0],), dtype=_loss_dtype(g.dtype))
 
     @torch.library.register_fake(lib + "gradient_penalty_backward")
     def _(grad, g, norms, lam, center):
         return torch.empty_like(g, memory_format=torch.contiguous_format)
 
     _registered = True
+
+
+def _loss_dtype(dtype):
+    """float32 for half and bfloat16 (and float32), float64 for float64: the ops' loss and norms."""
+    return torch.float64 if dtype == torch.float64 else torch.float32

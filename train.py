@@ -82,6 +82,8 @@ def build_parser():
     a("--seed", type=int, default=0)
     a("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     a("--fused", default="auto", choices=["auto", "on", "off"], help="fused C++/CUDA loss ops (csrc/)")
+    a("--deterministic", action="store_true",
+      help="deterministic GPU kernels (no cudnn.benchmark): bit-identical resume on a GPU, slower; the CPU always is")
     a("--out", default=None, help="run directory; default runs/<dataset>/<loss>[-p<p>]-seed<seed>")
     a("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     a("--overwrite", action="store_true", help="delete the run in --out (the files train.py writes) and start again")
@@ -172,8 +174,8 @@ def resolve_device(name):
     return name
 
 
-def environment():
-    """What produced the run: versions, code revision and hardware, for the config."""
+def environment(device):
+    """What produced the run: versions, code revision and the training device's hardware, for the config."""
     here = os.path.dirname(os.path.abspath(__file__))
     try:
         rev = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
@@ -182,9 +184,15 @@ def environment():
         git = rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "") if rev.returncode == 0 else None
     except (OSError, subprocess.TimeoutExpired):
         git = None
-    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
     return {"torch": torch.__version__, "python": platform.python_version(), "git": git,
-            "hardware": gpu or f"{cpu_name()} x{torch.get_num_threads()} threads"}
+            "hardware": hardware_name(device)}
+
+
+def hardware_name(device):
+    """The GPU's name for a CUDA device (that device's, not GPU 0's), else the CPU model."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{cpu_name()} x{torch.get_num_threads()} threads"
 
 
 def cpu_name(cpuinfo="/proc/cpuinfo"):
@@ -380,7 +388,7 @@ class Trainer:
     def state(self, extra):
         return {"G": self.G.state_dict(), "D": self.D.state_dict(), "opt_g": self.opt_g.state_dict(),
                 "opt_d": self.opt_d.state_dict(), "step": self.step, "rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [], **extra}
+                "cuda_rng": cuda_rng_state(self.device), **extra}
 
     def load_state(self, ckpt):
         self.G.load_state_dict(ckpt["G"])
@@ -389,8 +397,26 @@ class Trainer:
         self.opt_d.load_state_dict(ckpt["opt_d"])
         self.step = ckpt["step"]
         torch.set_rng_state(ckpt["rng"])
-        if ckpt["cuda_rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
+        restore_cuda_rng(ckpt.get("cuda_rng"), self.device)
+
+
+def cuda_rng_state(device):
+    """The training device's CUDA RNG state (None on the CPU): a checkpoint then resumes on any
+    GPU of any node, whatever the number of GPUs visible there."""
+    return torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
+def restore_cuda_rng(state, device):
+    """Restore cuda_rng_state's output on `device`. Older checkpoints hold a list of every visible
+    GPU's state: the entry of the training device's index is used when there is one."""
+    if device.type != "cuda" or state is None:
+        return
+    if isinstance(state, (list, tuple)):
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        if index >= len(state):
+            return
+        state = state[index]
+    torch.cuda.set_rng_state(state, device)
 
 
 # ----------------------------------------------------------------------------- run directory
@@ -554,8 +580,7 @@ def main(argv=None):
 
 def train(cfg, device, dataset, ckpt):
     torch.manual_seed(cfg["seed"])
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    set_determinism(device, cfg["deterministic"])
     trainer = Trainer(cfg, device)
     batches = Batches(dataset.to(device), cfg["batch_size"], cfg["seed"])
     total_steps = cfg["steps"] or math.ceil(cfg["epochs"] * batches.per_epoch / cfg["n_critic"])
@@ -570,7 +595,7 @@ def train(cfg, device, dataset, ckpt):
         if trainer.step >= total_steps and not eval_missing(cfg, trainer.step, total_steps, evals):
             print(f"{out} already has {trainer.step} of {total_steps} steps")
             return 0
-    atomic_write_text(os.path.join(out, "config.json"), json.dumps({**cfg, **environment()}, indent=2) + "\n")
+    atomic_write_text(os.path.join(out, "config.json"), json.dumps({**cfg, **environment(device)}, indent=2) + "\n")
     log = MetricsLog(os.path.join(out, "metrics.csv"), resume_step=trainer.step if ckpt else None)
     images = dataset.dtype == torch.uint8
     fixed_z = torch.randn(64 if images else 2000, cfg["z_dim"], generator=torch.Generator().manual_seed(cfg["seed"] + 1))
@@ -655,6 +680,18 @@ def train(cfg, device, dataset, ckpt):
         return 130
     print(f"{out}: completed {trainer.step} steps in {time.time() - start:.0f} s")
     return 0
+
+
+def set_determinism(device, deterministic):
+    """cudnn.benchmark picks the fastest kernels per shape, which differ from run to run, so GPU runs
+    are then not bit-reproducible; --deterministic trades that speed for reproducibility."""
+    if device.type != "cuda":
+        return
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.backends.cudnn.deterministic = deterministic
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
+        torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def make_evaluator(cfg, device):

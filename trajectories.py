@@ -121,7 +121,7 @@ def main(argv=None):
     dataset = train.load_training_data(cfg)
     table = run(cfg, dataset, args.losses, args.steps, args.every, args.nudge, args.n_images)
     budget = {"dataset": cfg["dataset"], "arch": cfg["arch"], "clip": cfg["clip"], "clip_params": cfg["clip_params"],
-              "batch_size": cfg["batch_size"], "seed": cfg["seed"], "hardware": train.environment()["hardware"]}
+              "batch_size": cfg["batch_size"], "seed": cfg["seed"], "hardware": train.hardware_name(torch.device("cpu"))}
     atomic_write_csv(table.assign(**budget), args.csv)
     print(f"wrote {args.csv}")
     return 0

@@ -18,9 +18,13 @@
 // the whole eager loss on the batch-64 logits of a training step. The fake (meta) kernels
 // for torch.compile are registered from Python (ops.py). The backward ops have an autograd
 // kernel whose backward raises, so double backward fails loudly instead of silently.
-// The CUDA kernels live in mink_ops_cuda.cu.
+// The per-element formulas are in mink_math.h, shared with the CUDA kernels (mink_kernels.cuh,
+// launched from mink_ops_cuda.cu). Half and bfloat16 are computed in float and give a float loss.
+#include "mink_math.h"
+
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <torch/autograd.h>
 #include <torch/library.h>
@@ -64,35 +68,7 @@ MINK_INLINE float vexp(float x) {
 MINK_INLINE double vexp(double x) { return std::exp(x); }
 
 template <typename T>
-MINK_INLINE T sigm(T x) { return T(1) / (T(1) + vexp(-x)); }
-
-template <typename T>
-MINK_INLINE T sgn(T x) { return static_cast<T>((x > T(0)) - (x < T(0))); }
-
-// a^q for a >= 0, specialised on the exponent: K = 0..4 exact small integers, 5 other
-// integers (by squaring), 6 anything else (std::pow).
-template <int K, typename T>
-MINK_INLINE T powk(T a, T q, int iq) {
-  if constexpr (K == 0) { (void)a; return T(1); }
-  else if constexpr (K == 1) return a;
-  else if constexpr (K == 2) return a * a;
-  else if constexpr (K == 3) return a * a * a;
-  else if constexpr (K == 4) { T b = a * a; return b * b; }
-  else if constexpr (K == 5) {
-    T r = T(1), b = a;
-    for (int e = iq; e; e >>= 1) { if (e & 1) r *= b; b *= b; }
-    return r;
-  } else return std::pow(a, q);
-}
-
-inline int pow_kind(double q, int* iq) {
-  *iq = 0;
-  if (q == std::floor(q) && q >= 0 && q <= 64) {
-    *iq = static_cast<int>(q);
-    return *iq <= 4 ? *iq : 5;
-  }
-  return 6;
-}
+MINK_INLINE T sigm(T x) { return math::sigmoid_from_exp(vexp(-x)); }
 
 template <typename F>
 void with_pow_kind(int kind, F&& f) {
@@ -131,6 +107,10 @@ MINK_INLINE double block_sum(int64_t begin, int64_t end, F f) {
   return total;
 }
 
+// The losses are float32 for half and bfloat16 inputs, as eager's under autocast on a GPU (and a
+// float16 loss would overflow under GradScaler's scale).
+at::ScalarType loss_type(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
+
 void check_target(const at::Tensor& d, const std::optional<at::Tensor>& target) {
   if (target.has_value()) {
     TORCH_CHECK(target->sizes() == d.sizes(), "mink_gan::minkowski_power: target must have d's shape, got ",
@@ -152,11 +132,11 @@ at::Tensor minkowski_power_cpu(const at::Tensor& d_, const std::optional<at::Ten
   const int64_t nchunks = (n + kChunk - 1) / kChunk;
   std::vector<double> partial(nchunks, 0.0);
   int iq;
-  const int kind = pow_kind(p, &iq);
-  AT_DISPATCH_FLOATING_TYPES(d.scalar_type(), "mink_gan::minkowski_power", [&] {
-    using T = scalar_t;
-    const T* dp = d.const_data_ptr<T>();
-    const T* tp = t.defined() ? t.const_data_ptr<T>() : nullptr;
+  const int kind = math::pow_kind(p, &iq);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, d.scalar_type(), "mink_gan::minkowski_power", [&] {
+    using T = at::opmath_type<scalar_t>;  // half and bfloat16 are computed in float
+    const scalar_t* dp = d.const_data_ptr<scalar_t>();
+    const scalar_t* tp = t.defined() ? t.const_data_ptr<scalar_t>() : nullptr;
     const T tv = static_cast<T>(tval), pp = static_cast<T>(p);
     with_pow_kind(kind, [&](auto K) {
       with_bool(on_probs, [&](auto PROBS) {
@@ -164,9 +144,10 @@ at::Tensor minkowski_power_cpu(const at::Tensor& d_, const std::optional<at::Ten
           at::parallel_for(0, nchunks, 1, [&](int64_t cb, int64_t ce) {
             for (int64_t c = cb; c < ce; ++c) {
               partial[c] = block_sum<T>(c * kChunk, std::min(n, (c + 1) * kChunk), [&](int64_t i) -> T {
-                const T s = PROBS ? sigm(dp[i]) : dp[i];
-                const T tt = TT ? tp[i] : tv;
-                return powk<decltype(K)::value>(std::abs(s - tt), pp, iq);
+                const T x = static_cast<T>(dp[i]);
+                const T s = PROBS ? sigm(x) : x;
+                const T tt = TT ? static_cast<T>(tp[i]) : tv;
+                return math::pow_k<decltype(K)::value>(math::abs_of(s - tt), pp, iq);
               });
             }
           });
@@ -176,7 +157,7 @@ at::Tensor minkowski_power_cpu(const at::Tensor& d_, const std::optional<at::Ten
   });
   double total = 0;
   for (double v : partial) total += v;
-  return at::scalar_tensor(total / (p * static_cast<double>(n)), d.options());
+  return at::scalar_tensor(total / (p * static_cast<double>(n)), d.options().dtype(loss_type(d.scalar_type())));
 }
 
 at::Tensor minkowski_power_backward_cpu(const at::Tensor& grad, const at::Tensor& d_,
@@ -192,23 +173,23 @@ at::Tensor minkowski_power_backward_cpu(const at::Tensor& grad, const at::Tensor
   if (n == 0) return out;
   const double scale = grad.item<double>() / static_cast<double>(n);
   int iq;
-  const int kind = pow_kind(p - 1, &iq);
-  AT_DISPATCH_FLOATING_TYPES(d.scalar_type(), "mink_gan::minkowski_power_backward", [&] {
-    using T = scalar_t;
-    const T* dp = d.const_data_ptr<T>();
-    const T* tp = t.defined() ? t.const_data_ptr<T>() : nullptr;
-    T* op = out.mutable_data_ptr<T>();
+  const int kind = math::pow_kind(p - 1, &iq);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, d.scalar_type(), "mink_gan::minkowski_power_backward", [&] {
+    using T = at::opmath_type<scalar_t>;
+    const scalar_t* dp = d.const_data_ptr<scalar_t>();
+    const scalar_t* tp = t.defined() ? t.const_data_ptr<scalar_t>() : nullptr;
+    scalar_t* op = out.mutable_data_ptr<scalar_t>();
     const T tv = static_cast<T>(tval), q = static_cast<T>(p - 1), sc = static_cast<T>(scale);
     with_pow_kind(kind, [&](auto K) {
       with_bool(on_probs, [&](auto PROBS) {
         with_bool(tp != nullptr, [&](auto TT) {
           at::parallel_for(0, n, kChunk, [&](int64_t b, int64_t e) {
             for (int64_t i = b; i < e; ++i) {
-              const T s = PROBS ? sigm(dp[i]) : dp[i];
-              const T diff = s - (TT ? tp[i] : tv);
-              T gi = sc * powk<decltype(K)::value>(std::abs(diff), q, iq) * sgn(diff);
-              if (PROBS) gi *= s * (T(1) - s);
-              op[i] = gi;
+              const T x = static_cast<T>(dp[i]);
+              const T s = PROBS ? sigm(x) : x;
+              const T diff = s - (TT ? static_cast<T>(tp[i]) : tv);
+              const T pow_q = math::pow_k<decltype(K)::value>(math::abs_of(diff), q, iq);
+              op[i] = static_cast<scalar_t>(math::minkowski_grad<decltype(PROBS)::value>(s, diff, pow_q, sc));
             }
           });
         });
@@ -222,17 +203,19 @@ std::tuple<at::Tensor, at::Tensor> gradient_penalty_cpu(const at::Tensor& g_, do
   TORCH_CHECK(g_.dim() >= 2 && g_.size(0) > 0, "mink_gan::gradient_penalty: g must be B x ... with B > 0");
   const at::Tensor g = g_.contiguous();
   const int64_t B = g.size(0), D = g.numel() / B;
-  const auto norm_type = g.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  at::Tensor norms = at::empty({B}, g.options().dtype(norm_type));
-  AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "mink_gan::gradient_penalty", [&] {
-    using T = scalar_t;
-    const T* gp = g.const_data_ptr<T>();
-    T* np = norms.mutable_data_ptr<T>();  // T is float or double here, as norm_type
+  at::Tensor norms = at::empty({B}, g.options().dtype(loss_type(g.scalar_type())));
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, g.scalar_type(), "mink_gan::gradient_penalty", [&] {
+    using T = at::opmath_type<scalar_t>;
+    const scalar_t* gp = g.const_data_ptr<scalar_t>();
+    T* np = norms.mutable_data_ptr<T>();  // T is float or double, as loss_type
     const int64_t grain = std::max<int64_t>(1, kChunk / std::max<int64_t>(D, 1));
     at::parallel_for(0, B, grain, [&](int64_t bb, int64_t be) {
       for (int64_t b = bb; b < be; ++b) {
-        const T* row = gp + b * D;
-        np[b] = static_cast<T>(std::sqrt(block_sum<T>(0, D, [&](int64_t j) -> T { return row[j] * row[j]; })));
+        const scalar_t* row = gp + b * D;
+        np[b] = static_cast<T>(std::sqrt(block_sum<T>(0, D, [&](int64_t j) -> T {
+          const T v = static_cast<T>(row[j]);
+          return v * v;
+        })));
       }
     });
   });
@@ -244,7 +227,7 @@ std::tuple<at::Tensor, at::Tensor> gradient_penalty_cpu(const at::Tensor& g_, do
       total += r * r;
     }
   });
-  return {at::scalar_tensor(lam * total / static_cast<double>(B), g.options()), norms};
+  return {at::scalar_tensor(lam * total / static_cast<double>(B), norms.options()), norms};
 }
 
 at::Tensor gradient_penalty_backward_cpu(const at::Tensor& grad, const at::Tensor& g_, const at::Tensor& norms,
@@ -258,18 +241,17 @@ at::Tensor gradient_penalty_backward_cpu(const at::Tensor& grad, const at::Tenso
   const double go = grad.item<double>();
   const at::Tensor nd = norms.to(at::kDouble).contiguous();
   const double* np = nd.const_data_ptr<double>();
-  AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "mink_gan::gradient_penalty_backward", [&] {
-    using T = scalar_t;
-    const T* gp = g.const_data_ptr<T>();
-    T* op = out.mutable_data_ptr<T>();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, g.scalar_type(), "mink_gan::gradient_penalty_backward", [&] {
+    using T = at::opmath_type<scalar_t>;
+    const scalar_t* gp = g.const_data_ptr<scalar_t>();
+    scalar_t* op = out.mutable_data_ptr<scalar_t>();
     const int64_t grain = std::max<int64_t>(1, kChunk / std::max<int64_t>(D, 1));
     at::parallel_for(0, B, grain, [&](int64_t bb, int64_t be) {
       for (int64_t b = bb; b < be; ++b) {
-        const double nb = np[b];
-        const T coef = nb > 0 ? static_cast<T>(go * 2.0 * lam * (nb - center) / (nb * static_cast<double>(B))) : T(0);
-        const T* row = gp + b * D;
-        T* orow = op + b * D;
-        for (int64_t j = 0; j < D; ++j) orow[j] = coef * row[j];
+        const T coef = static_cast<T>(math::penalty_coef<double>(go, lam, center, np[b], static_cast<double>(B)));
+        const scalar_t* row = gp + b * D;
+        scalar_t* orow = op + b * D;
+        for (int64_t j = 0; j < D; ++j) orow[j] = static_cast<scalar_t>(coef * static_cast<T>(row[j]));
       }
     });
   });

@@ -340,3 +340,16 @@ def test_bad_input_is_one_line_exit_2(case, words, bad_runs, tmp_path):
     result = run_cli(args, env=env)
     assert_user_error(result, *words)
     assert not os.path.exists(tmp_path / "fid.csv")
+
+
+def test_no_tf32_uses_the_new_precision_api_and_restores_it():
+    """Once anything set fp32_precision, the legacy allow_tf32 flags raise: _no_tf32 must not touch them."""
+    conv, matmul = torch.backends.cudnn.conv, torch.backends.cuda.matmul
+    saved = conv.fp32_precision, matmul.fp32_precision
+    try:
+        conv.fp32_precision = matmul.fp32_precision = "tf32"
+        with evaluate._no_tf32():
+            assert (conv.fp32_precision, matmul.fp32_precision) == ("ieee", "ieee")
+        assert (conv.fp32_precision, matmul.fp32_precision) == ("tf32", "tf32")
+    finally:
+        conv.fp32_precision, matmul.fp32_precision = saved

@@ -5,6 +5,7 @@ loaded from ~/.cache/mink-gan/ops/<hash> or $MINK_OPS_CACHE). test_cuda_sources_
 also compiles the .cu with nvcc (~2-3 min the first time) and is skipped without nvcc.
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -79,6 +80,15 @@ def closed_form_minkowski(d, t, p, on_probs):
     if on_probs:
         grad = grad * s * (1 - s)
     return value, grad
+
+
+def grad_tolerance(dtype, reference, tol=None):
+    """assert_close tolerances for a gradient in `dtype` against the exact `reference`: relative to
+    the dtype's precision and the largest gradient, and never below the spacing of the dtype's
+    subnormals (float16 gradients of a mean over 100,003 elements are subnormal: 6e-8 apart)."""
+    tol = tol or {torch.float64: 1e-10, torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 2e-2}[dtype]
+    info = torch.finfo(dtype)
+    return dict(rtol=5 * tol, atol=max(5 * tol * reference.abs().max().item(), info.smallest_normal * info.eps))
 
 
 def closed_form_penalty(g, lam, center):
@@ -313,12 +323,65 @@ def test_double_backward_raises(only_fused):
         gg.sum().backward()
 
 
-def test_dispatch_unsupported_falls_back(fused):
-    """bfloat16 on CPU has no fused kernel: the eager op runs and gives the eager answer."""
-    d = torch.randn(16).bfloat16()
-    torch.testing.assert_close(ops.minkowski_power(d, 1.0, 2.0), EAGER_MINK(d, 1.0, 2.0))
-    g = torch.randn(4, 8).bfloat16()
-    torch.testing.assert_close(ops.gradient_penalty(g, 2.0), EAGER_GP(g, 2.0))
+def test_dispatch_unsupported_falls_back(fused, monkeypatch):
+    """p < 1 and a batch-less g have no fused kernel: the eager op runs and gives the eager answer."""
+    monkeypatch.setattr(torch.ops, "mink_gan", None)  # any use of the fused ops would raise
+    d = torch.randn(16)
+    torch.testing.assert_close(ops.minkowski_power(d, 1.0, 0.5), EAGER_MINK(d, 1.0, 0.5))
+    g = torch.randn(8)
+    torch.testing.assert_close(ops.gradient_penalty(g[None][:0], 2.0), EAGER_GP(g[None][:0], 2.0), equal_nan=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_inputs_give_a_float32_loss(only_fused, dtype):
+    """Half and bfloat16 are computed in float32 and the loss is float32, so GradScaler's 65536
+    times its gradient stays finite (a float16 loss's would be inf)."""
+    gen = torch.Generator().manual_seed(11)
+    d = (2 * torch.randn(300, generator=gen)).to(dtype).requires_grad_(True)
+    loss = ops.minkowski_power(d, 0.9, 4.0)
+    assert loss.dtype == torch.float32
+    (65536 * loss).backward()
+    value, grad = closed_form_minkowski(d, 0.9, 4.0, True)
+    torch.testing.assert_close(loss.double(), value, rtol=1e-6, atol=0)
+    assert d.grad.dtype == dtype and torch.isfinite(d.grad).all()
+    torch.testing.assert_close(d.grad.double(), 65536 * grad, **grad_tolerance(dtype, 65536 * grad))
+    g = (0.05 * torch.randn(6, 40, generator=gen)).to(dtype).requires_grad_(True)
+    penalty = ops.gradient_penalty(g, 10.0, 1.0)
+    assert penalty.dtype == torch.float32
+    penalty.backward()
+    value, grad = closed_form_penalty(g, 10.0, 1.0)
+    torch.testing.assert_close(penalty.double(), value, rtol=1e-6, atol=0)
+    torch.testing.assert_close(g.grad.double(), grad, **grad_tolerance(dtype, grad))
+
+
+def test_op_under_cpu_autocast(only_fused):
+    """Under torch.autocast a D's logits are bfloat16; the fused loss is float32 and its parameter
+    gradients equal those of the float32 closed form on the same logits."""
+    torch.manual_seed(12)
+    D = nn.Linear(5, 1)
+    x = torch.randn(64, 5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = D(x).flatten()
+        loss = ops.minkowski_power(logits, 1.0, 4.0)
+    assert logits.dtype == torch.bfloat16 and loss.dtype == torch.float32
+    (grad_logits,) = torch.autograd.grad(loss, logits, retain_graph=True)
+    value, grad = closed_form_minkowski(logits, 1.0, 4.0, True)
+    torch.testing.assert_close(loss.double(), value, rtol=1e-6, atol=0)
+    torch.testing.assert_close(grad_logits.double(), grad, **grad_tolerance(torch.bfloat16, grad))
+    loss.backward()
+    assert torch.isfinite(D.weight.grad).all() and D.weight.grad.abs().max() > 0
+
+
+def test_fake_kernels_give_float32_for_half(fused):
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        for dtype, want in [(torch.float16, torch.float32), (torch.bfloat16, torch.float32),
+                            (torch.float64, torch.float64), (torch.float32, torch.float32)]:
+            d, g = torch.empty(10, dtype=dtype), torch.empty(4, 3, dtype=dtype)
+            assert torch.ops.mink_gan.minkowski_power(d, None, 1.0, 4.0, True).dtype == want
+            loss, norms = torch.ops.mink_gan.gradient_penalty(g, 1.0, 1.0)
+            assert loss.dtype == norms.dtype == want
 
 
 # ---------------------------------------------------------------------------------------
@@ -328,7 +391,7 @@ def test_dispatch_unsupported_falls_back(fused):
 def test_broken_build_on_raises_and_auto_warns_once(fused, monkeypatch, tmp_path):
     src = tmp_path / "csrc"
     src.mkdir()
-    for name in ops.CPP_SOURCES + ops.CUDA_SOURCES:
+    for name in ops.CPP_SOURCES + ops.CUDA_SOURCES + ops.HEADERS:
         (src / name).write_text("#error deliberately broken source for the test\n")
     monkeypatch.setenv("MINK_OPS_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(ops, "SRC_DIR", str(src))
@@ -345,6 +408,65 @@ def test_broken_build_on_raises_and_auto_warns_once(fused, monkeypatch, tmp_path
         warnings.simplefilter("error")
         assert ops.set_backend("auto") == "eager"  # no second warning
     assert ops.set_backend("off") == "eager"
+
+
+def test_failed_cuda_build_falls_back_to_the_cpu_build(fused, monkeypatch):
+    """A GPU without nvcc: the combined build fails, the CPU-only one is used, with one warning."""
+    built = []
+
+    def fake_build(src_dir, with_cuda):
+        built.append(with_cuda)
+        if with_cuda:
+            raise RuntimeError("error: nvcc not found")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(ops, "build", fake_build)
+    monkeypatch.setattr(ops, "_fused", None)
+    monkeypatch.setattr(ops, "_devices", set())
+    with pytest.warns(RuntimeWarning, match="CUDA build of the fused ops failed.*nvcc not found.*CPU only") as caught:
+        assert ops.set_backend("on") == "fused-cpu"
+    assert built == [True, False] and len(caught) == 1
+    assert ops._devices == {"cpu"}
+
+
+def test_self_check_drops_a_failing_device(fused, monkeypatch):
+    """After loading, each device runs the ops against eager: one that disagrees is dropped, warning once."""
+    monkeypatch.setattr(ops, "_fused", None)
+    monkeypatch.setattr(ops, "_devices", set())
+    monkeypatch.setattr(ops, "minkowski_power_eager", lambda d, t, p, on_probs=True: EAGER_MINK(d, t, p, on_probs) * 1.01)
+    with pytest.warns(RuntimeWarning, match="fused ops disagree with eager or fail on cpu") as caught:
+        with pytest.raises(UserError, match="self-check"):
+            ops.set_backend("on")
+    assert len(caught) == 1 and ops.backend() == "eager"
+    monkeypatch.undo()
+    assert ops.set_backend("on") == fused and ops._devices == {"cpu"}
+
+
+def test_cache_key_has_the_gpus_compute_capabilities(monkeypatch):
+    monkeypatch.delenv("TORCH_CUDA_ARCH_LIST", raising=False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    keys = set()
+    for caps in [[(7, 5), (7, 5)], [(8, 0), (8, 0)], [(9, 0), (9, 0)], [(9, 0), (8, 0)]]:
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i, caps=caps: caps[i])
+        keys.add(ops.source_hash(ops.SRC_DIR, True))
+    assert len(keys) == 4
+    monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
+    assert ops.cuda_arches() == "8.0;9.0"
+
+
+def test_a_build_says_it_is_building_once(fused, tmp_path, monkeypatch, capfd):
+    """Before a build that takes minutes, one line on stderr; nothing when the library is in the cache."""
+    src = tmp_path / "csrc"
+    src.mkdir()
+    for name in ops.CPP_SOURCES + ops.HEADERS:
+        (src / name).write_text("#error deliberately broken, to stop right after the message\n")
+    monkeypatch.setenv("MINK_OPS_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(Exception):
+        ops.build(str(src), with_cuda=False, load=False)
+    assert "building fused ops (takes minutes, once)" in capfd.readouterr().err
+    monkeypatch.delenv("MINK_OPS_CACHE")
+    ops.build(with_cuda=False, load=False)  # in the cache already
+    assert "building" not in capfd.readouterr().err
 
 
 def test_cache_key_and_no_rebuild(fused, tmp_path):
@@ -392,8 +514,63 @@ def test_cuda_sources_compile():
     assert so.endswith(".so") and os.path.exists(so)
 
 
+KERNEL_INSTANCES = """
+#include "mink_kernels.cuh"
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+using namespace mink_gan::kernels;
+template <typename S, typename A>
+void instantiate(const void** k) {
+  *k++ = (const void*)&minkowski_fwd_kernel<S, A, true, true>;
+  *k++ = (const void*)&minkowski_fwd_kernel<S, A, false, false>;
+  *k++ = (const void*)&minkowski_bwd_kernel<S, A, true, true>;
+  *k++ = (const void*)&minkowski_bwd_kernel<S, A, false, false>;
+  *k++ = (const void*)&penalty_fwd_kernel<S, A>;
+  *k++ = (const void*)&penalty_bwd_kernel<S, A>;
+}
+template void instantiate<float, float>(const void**);
+template void instantiate<double, double>(const void**);
+template void instantiate<c10::Half, float>(const void**);
+template void instantiate<c10::BFloat16, float>(const void**);
+"""
+
+
+@pytest.mark.skipif(_nvcc() is None, reason="nvcc not found at $CUDA_HOME or /usr/local/cuda")
+def test_cuda_kernels_do_not_spill_registers(tmp_path):
+    """ptxas -v on every kernel of csrc/mink_kernels.cuh (it has no ATen, so this takes ~1 minute),
+    for sm_80 and sm_90: a register spill to local memory would slow the reductions down."""
+    from torch.utils.cpp_extension import include_paths
+
+    src = tmp_path / "instances.cu"
+    src.write_text(KERNEL_INSTANCES)
+    cmd = [os.path.join(_nvcc(), "bin", "nvcc"), "-c", "-std=c++17", "-O3", "-Xptxas", "-v",
+           "-gencode", "arch=compute_80,code=sm_80", "-gencode", "arch=compute_90,code=sm_90",
+           "-I", ops.SRC_DIR, *[f"-I{p}" for p in include_paths()], str(src), "-o", str(tmp_path / "instances.o")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    assert r.returncode == 0, r.stderr[-4000:]
+    out = r.stdout + r.stderr
+    assert out.count("Compiling entry function") == 2 * 24  # 6 kernels x 4 dtypes, twice
+    spills = re.findall(r"(\d+) bytes spill stores, (\d+) bytes spill loads", out)
+    assert len(spills) >= 48 and all(a == b == "0" for a, b in spills), out[-4000:]
+
+
 # ---------------------------------------------------------------------------------------
 # CUDA runtime (needs a GPU; skipped here)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("p", [1.0, 1.5, 4.0])
+def test_cuda_tolerance_accepts_the_exact_gradient_rounded_to_the_dtype(dtype, p):
+    """test_cuda_minkowski's tolerance passes the best any kernel can do, the exact gradient
+    rounded to the dtype (with 5 * tol * max|g| alone, float16 failed: its gradients are subnormal)."""
+    gen = torch.Generator().manual_seed(8)
+    d = torch.randn(100_003, generator=gen, dtype=torch.float64)
+    t = 0.7 + 0.3 * torch.rand(100_003, generator=gen, dtype=torch.float64)
+    _, grad = closed_form_minkowski(d.to(dtype), t.to(dtype), p, True)
+    torch.testing.assert_close(grad.to(dtype).double(), grad, **grad_tolerance(dtype, grad))
+    if dtype == torch.float16:  # the old tolerance: the test fails without the subnormal spacing
+        with pytest.raises(AssertionError):
+            torch.testing.assert_close(grad.to(dtype).double(), grad, rtol=1e-2, atol=1e-2 * grad.abs().max().item())
 
 cuda_only = pytest.mark.skipif(not CUDA, reason="no CUDA device")
 
@@ -413,7 +590,7 @@ def test_cuda_minkowski(only_fused, dtype, p, on_probs):
     value, grad = closed_form_minkowski(dc.detach().cpu(), t.to(dtype), p, on_probs)
     tol = {torch.float64: 1e-10, torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 2e-2}[dtype]
     torch.testing.assert_close(loss.double().cpu(), value, rtol=tol, atol=0)
-    torch.testing.assert_close(dc.grad.double().cpu(), grad, rtol=5 * tol, atol=5 * tol * grad.abs().max().item())
+    torch.testing.assert_close(dc.grad.double().cpu(), grad, **grad_tolerance(dtype, grad))
     again = ops.minkowski_power(dc.detach(), t.to("cuda", dtype), p, on_probs)
     assert torch.equal(again, loss.detach())  # deterministic reduction
 
@@ -430,7 +607,7 @@ def test_cuda_penalty(only_fused, dtype):
     value, grad = closed_form_penalty(gc.detach().cpu(), 10.0, 1.0)
     tol = {torch.float64: 1e-10, torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 2e-2}[dtype]
     torch.testing.assert_close(loss.double().cpu(), value, rtol=tol, atol=0)
-    torch.testing.assert_close(gc.grad.double().cpu(), grad, rtol=5 * tol, atol=5 * tol * grad.abs().max().item())
+    torch.testing.assert_close(gc.grad.double().cpu(), grad, **grad_tolerance(dtype, grad))
 
 
 @cuda_only

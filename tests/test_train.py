@@ -380,6 +380,56 @@ def test_config_hardware_names_the_cpu_model(tmp_path):
     assert fallback and train.cpu_name(tmp_path / "missing") == fallback
 
 
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    """torch.cuda's RNG and name functions, recording what they are asked (no GPU needed)."""
+    calls = []
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device: calls.append(("get", str(device))) or f"state-{device}")
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device: calls.append(("set", state, str(device))))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: f"Fake GPU {torch.device(device).index}")
+    return calls
+
+
+def test_checkpoint_keeps_only_the_training_devices_cuda_rng(fake_cuda):
+    cuda1 = torch.device("cuda:1")
+    state = train.cuda_rng_state(cuda1)
+    assert state == "state-cuda:1" and fake_cuda == [("get", "cuda:1")]
+    train.restore_cuda_rng(state, torch.device("cuda:0"))  # trained on cuda:1, resumed on cuda:0
+    assert fake_cuda[-1] == ("set", "state-cuda:1", "cuda:0")
+    assert train.cuda_rng_state(torch.device("cpu")) is None
+    train.restore_cuda_rng(None, cuda1)
+    train.restore_cuda_rng("x", torch.device("cpu"))
+    assert len(fake_cuda) == 2
+
+
+def test_old_checkpoints_with_every_gpus_rng_resume_on_fewer_gpus(fake_cuda):
+    """Older checkpoints saved get_rng_state_all(): a list, possibly longer or shorter than the GPUs here."""
+    train.restore_cuda_rng(["s0", "s1"], torch.device("cuda:1"))
+    assert fake_cuda == [("set", "s1", "cuda:1")]
+    train.restore_cuda_rng(["s0"], torch.device("cuda:1"))  # one GPU saved, none for index 1: no crash
+    train.restore_cuda_rng([], torch.device("cuda:0"))  # a CPU run's checkpoint
+    assert len(fake_cuda) == 1
+
+
+def test_hardware_is_the_training_devices(fake_cuda):
+    assert train.hardware_name(torch.device("cuda:1")) == "Fake GPU 1"
+    assert train.hardware_name(torch.device("cpu")).startswith(train.cpu_name())
+
+
+def test_deterministic_flag_turns_off_cudnn_benchmark(monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch, "use_deterministic_algorithms", lambda mode, warn_only: calls.append((mode, warn_only)))
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", False)
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    train.set_determinism(torch.device("cuda:0"), False)
+    assert torch.backends.cudnn.benchmark and not torch.backends.cudnn.deterministic and not calls
+    train.set_determinism(torch.device("cuda:0"), True)
+    assert not torch.backends.cudnn.benchmark and torch.backends.cudnn.deterministic
+    assert calls == [(True, True)] and os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    assert train.build_parser().parse_args(["--deterministic"]).deterministic
+
+
 def test_run_names_show_a_non_default_critic_count():
     assert train.run_name("wgan", None, 5, 0) == "wgan-seed0"
     assert train.run_name("wgan", None, 1, 2) == "wgan-ncritic1-seed2"
