@@ -27,10 +27,13 @@ import data
 import figures
 import losses
 import train
-from utils import OneLineParser, UserError, atomic_write_csv, atomic_write_text, read_json, run_main
+import utils
+from utils import OneLineParser, UserError, atomic_write_text, read_json, run_main
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-RESULTS = os.path.join(HERE, "results")
+# A run's identity in the tables: a rerun of the same (dataset, loss, p, n_critic, seed, budget) replaces its row.
+RUN_KEY = ["dataset", "loss", "p", "n_critic", "seed", "total_steps"]
+GROUP_KEY = ["dataset", "loss", "p", "n_critic", "total_steps"]  # the seeds of one group are averaged
 
 
 def build_parser():
@@ -45,7 +48,8 @@ def build_parser():
     a("--shard", default=None, help="K/N: run only the K-th of N shares (K from 0); default $SLURM_ARRAY_TASK_ID/N")
     a("--eval-every", type=int, default=2000, help="evaluate each run every N steps and at its end")
     a("--collect", action="store_true", help="only merge the run directories into the tables")
-    a("--results", default=RESULTS, help="where the tables and figures go")
+    a("--results", default=None, help="where the tables and figures go (merged into what is there); "
+      "default <runs>/results. The repository's results/ changes only when named here")
     a("--dry-run", action="store_true", help="print the planned runs and exit")
     return ap
 
@@ -67,6 +71,7 @@ def parse(argv):
     if args.jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {args.jobs}")
     args.shard = parse_shard(args.shard)
+    args.results = args.results or os.path.join(args.runs, "results")
     return args, passthrough
 
 
@@ -97,7 +102,8 @@ def plan(args, passthrough):
                     argv = ["--loss", loss, "--dataset", dataset, "--seed", str(seed), "--out",
                             os.path.join(args.runs, name), "--eval-every", str(args.eval_every), "--resume"]
                     argv += (["--p", f"{p:g}"] if p is not None else []) + passthrough
-                    runs.append((name, argv, {"dataset": dataset, "loss": loss, "p": p, "seed": seed}))
+                    runs.append((name, argv, {"dataset": dataset, "loss": loss, "p": p, "seed": seed,
+                                              "n_critic": n_critic or train.default_n_critic(loss)}))
     return runs
 
 
@@ -183,7 +189,9 @@ def collect_rows(runs_dir):
             continue
         summary = failed or read_json(os.path.join(run_dir, "summary.json")) or {"status": "failed"}
         row = {"run": name, "dataset": cfg["dataset"], "loss": cfg["loss"],
-               "p": cfg["p"] if cfg["loss"] == "minkowski" else None, "seed": cfg["seed"],
+               "p": cfg["p"] if cfg["loss"] == "minkowski" else None,
+               "n_critic": cfg.get("n_critic") or train.default_n_critic(cfg["loss"]), "seed": cfg["seed"],
+               "total_steps": summary.get("total_steps", cfg.get("total_steps")),
                "status": summary["status"], "steps": summary.get("step"), "epochs": summary.get("epoch"),
                "n_fake": cfg.get("eval_n"), "n_real": cfg.get("eval_n"),
                "device": cfg.get("hardware", cfg.get("device")), "seconds": summary.get("seconds")}
@@ -195,22 +203,35 @@ def collect_rows(runs_dir):
 METRICS = {"image": ["final_fid", "best_fid", "final_kid"], "toy": ["final_modes", "final_hq_pct", "final_rkl"]}
 
 
+def with_budgets(rows):
+    """A run that failed before it planned its steps gets the budget of its group's other runs, when
+    they agree on one, so that it is counted beside them."""
+    known = rows.dropna(subset=["total_steps"]).groupby(["dataset", "loss", "p", "n_critic"], dropna=False)
+    single = known["total_steps"].agg(lambda b: b.iloc[0] if b.nunique() == 1 else None)
+    def budget(row):
+        if pd.notna(row["total_steps"]):
+            return row["total_steps"]
+        return single.get((row["dataset"], row["loss"], row["p"], row["n_critic"]))
+    return rows.assign(total_steps=[budget(r) for _, r in rows.iterrows()]) if len(rows) else rows
+
+
 def aggregate(rows, metrics):
-    """Mean, std and count of the seeds that have a value, for each metric per (dataset, loss, p),
-    with the budget beside them (std is NaN for one value)."""
-    keys = ["dataset", "loss", "p"]
-    rows = rows.assign(p=rows["p"].fillna(-1))
+    """Mean, std and count of the seeds that have a value, for each metric per (dataset, loss, p,
+    n_critic, budget), with the budget beside them (std is NaN for one value)."""
+    rows = with_budgets(rows.assign(p=rows["p"].fillna(-1), n_critic=rows["n_critic"].fillna(-1)))
     out = []
-    for key, group in rows.groupby(keys, sort=True):
+    for key, group in rows.groupby(GROUP_KEY, sort=True, dropna=False):
         done = group[group["status"] == "completed"]
-        row = dict(zip(keys, key))
+        row = dict(zip(GROUP_KEY, key))
         row["p"] = None if row["p"] == -1 else row["p"]
+        row["n_critic"] = None if row["n_critic"] == -1 else int(row["n_critic"])
+        del row["total_steps"]
         for m in metrics:  # a metric can be undefined for a run (reverse KL with no mode captured)
             values = (done[m] if m in done else pd.Series(dtype=float)).dropna()
             row[f"{m}_mean"], row[f"{m}_std"], row[f"{m}_n"] = values.mean(), values.std(ddof=1), len(values)
         row.update(seeds=len(group), samples=group["n_fake"].max(), completed=len(done), diverged=int((group["status"] == "diverged").sum()),
                    failed=int(group["status"].isin(["failed", "interrupted"]).sum()),
-                   steps=int(group["steps"].max()) if group["steps"].notna().any() else None,
+                   steps=int(key[-1]) if pd.notna(key[-1]) else None,
                    epochs=round(float(group["epochs"].max()), 2) if group["epochs"].notna().any() else None,
                    device=group["device"].iloc[0])
         out.append(row)
@@ -230,19 +251,64 @@ def paper_tables(images):
     return final
 
 
+def completed(row):
+    return row.get("status") == "completed"
+
+
+def any_completed(row):
+    return (row.get("completed") or 0) > 0
+
+
+def without_stale_failures(table, key, budget, good):
+    """Drop the rows of runs that failed before they had a budget (a crash at start-up) once their
+    identity (key, without the budget) has another row: a rerun of that run replaced them."""
+    others = table.groupby(key, dropna=False)[budget].transform("size") > 1
+    stale = table[budget].isna() & others & ~table.apply(good, axis=1)
+    return table[~stale]
+
+
+def merge_run_rows(rows, results):
+    """<results>/runs.csv: one row per run identity (RUN_KEY), merged into what is there; returns
+    every row it holds, this sweep's and earlier ones'."""
+    def arrange(table):
+        table = without_stale_failures(table, RUN_KEY[:-1], "total_steps", completed)
+        return table.sort_values(["dataset", "loss", "p", "n_critic", "seed"], kind="stable")
+    return utils.merge_csv(os.path.join(results, "runs.csv"), rows, RUN_KEY, good=completed, arrange=arrange)
+
+
+def merge_toy_table(table, path):
+    def arrange(merged):
+        merged = without_stale_failures(merged, ["dataset", "loss", "p", "n_critic"], "steps", any_completed)
+        return merged.sort_values(["dataset", "loss", "p"], kind="stable")
+    utils.merge_csv(path, table, ["dataset", "loss", "p", "n_critic", "steps"], good=any_completed, arrange=arrange)
+
+
 def write_tables(rows, results):
-    """results/toy_table.csv for 2-D runs; table2.csv and table3.csv beside the paper for images."""
-    written = []
+    """Merge the runs into <results>/runs.csv, then the tables of every run there into
+    toy_table.csv (2-D runs) and table2.csv, table3.csv (images, beside the paper): rows this sweep
+    did not touch are kept, and a group whose runs all failed never replaces a good row."""
+    rows = merge_run_rows(rows, results)
+    written = [os.path.join(results, "runs.csv")]
     toy = rows[rows["dataset"].isin(data.TOY_DATASETS)]
     if len(toy):
         path = os.path.join(results, "toy_table.csv")
-        atomic_write_csv(aggregate(toy, METRICS["toy"]), path)
+        merge_toy_table(aggregate(toy, METRICS["toy"]), path)
         written.append(path)
     images = rows[rows["dataset"].isin(data.IMAGE_DATASETS) & (rows["status"] == "completed")]
     if len(images):
+        import evaluate
         for name, table in zip(("table2.csv", "table3.csv"), paper_tables(images)):
-            atomic_write_csv(table, os.path.join(results, name))
+            evaluate.merge_paper_table(os.path.join(results, name), table)
             written.append(os.path.join(results, name))
+    return written
+
+
+def write_figures(rows, runs_dir, results):
+    """The figures of each dataset with a completed run (a sweep whose runs all failed keeps the old ones)."""
+    written = []
+    for dataset in sorted(rows.loc[rows["status"] == "completed", "dataset"].unique()):
+        written += figures.make_figures(os.path.join(runs_dir, dataset), os.path.join(results, "figures"),
+                                        prefix=f"{dataset}-")
     return written
 
 
@@ -261,10 +327,7 @@ def main(argv=None):
     rows = collect_rows(args.runs)
     if not len(rows):
         raise UserError(f"no run directories in {args.runs}; run the sweep first or pass --runs")
-    written = write_tables(rows, args.results)
-    for dataset in sorted(rows["dataset"].unique()):
-        written += figures.make_figures(os.path.join(args.runs, dataset), os.path.join(args.results, "figures"),
-                                        prefix=f"{dataset}-")
+    written = write_tables(rows, args.results) + write_figures(rows, args.runs, args.results)
     print("wrote " + ", ".join(written))
     print(rows.drop(columns=["device"]).to_string(index=False))
     if args.collect:

@@ -52,7 +52,7 @@ import torch
 import torch.nn as nn
 
 import data
-from utils import OneLineParser, UserError, atomic_write_csv, eval_mode, read_json, run_main
+from utils import OneLineParser, UserError, eval_mode, merge_csv, read_json, run_main
 
 FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + FID_WEIGHTS_NAME
@@ -397,14 +397,21 @@ def run_row(run_dir, cfg, info, n_fake, device, seconds):
             "seconds": round(seconds, 1), "checkpoint": info["checkpoint"], "status": info["status"]}
 
 
+# A row's identity: a re-evaluation of the same checkpoint with the same protocol replaces its row.
+EVAL_KEY = ["run", "checkpoint", "steps", "n_fake", "n_real", "real_split"]
+
+
+def completed(row):
+    return row.get("status") == "completed"
+
+
 def append_rows(path, rows, columns):
-    """Append rows to a CSV atomically: read what is there, add, write via a temporary file."""
+    """Merge rows into a CSV by EVAL_KEY under a lock (utils.merge_csv): rows of other runs are kept,
+    even when several processes write at once, and a failed or diverged run's row never replaces a
+    completed one."""
     new = pd.DataFrame(rows)
     new = new[[c for c in columns if c in new] + [c for c in new if c not in columns]]
-    if os.path.isfile(path) and os.path.getsize(path) > 0:
-        new = pd.concat([pd.read_csv(path), new], ignore_index=True)
-    atomic_write_csv(new, path)
-    return new
+    return merge_csv(path, new, [k for k in EVAL_KEY if k in new], good=completed)
 
 
 class TrainingEvaluator:
@@ -595,15 +602,41 @@ def build_tables(fid_rows, paper=None):
     return t2[cols], t3[cols]
 
 
+PAPER_TABLE_KEY = ["loss", "p", "dataset", "epochs", "steps", "n_fake", "n_real"]
+
+
+def has_fid(row):
+    return pd.notna(row.get("fid_mean"))
+
+
+def merge_paper_table(path, table):
+    """Merge a table of build_tables into the one at path (utils.merge_csv): rows of other budgets
+    or datasets are kept, a row without our FID never replaces one with it, and the paper-only row
+    of a (loss, p) goes once that (loss, p) has a measured row."""
+    def arrange(merged):
+        measured = {(r["loss"], p_key(r["p"])) for r in merged.to_dict("records") if has_fid(r)}
+        keep = [has_fid(r) or (r["loss"], p_key(r["p"])) not in measured for r in merged.to_dict("records")]
+        merged = merged[keep]
+        order = merged["loss"].map({l: i for i, l in enumerate(TABLE2_LOSSES)})
+        return merged.assign(_order=order).sort_values(["_order", "p"], kind="stable").drop(columns="_order")
+    return merge_csv(path, table, PAPER_TABLE_KEY, good=has_fid, arrange=arrange)
+
+
+def p_key(p):
+    """p as a comparable value: NaN (no p) is None."""
+    return None if pd.isna(p) else float(p)
+
+
 def write_tables(fid_csv, out_dir, log=print):
+    """table2.csv and table3.csv in out_dir from the rows of fid_csv, merged into what is there."""
     if not os.path.isfile(fid_csv):
         raise UserError(f"{fid_csv} does not exist; evaluate some runs first")
-    t2, t3 = build_tables(pd.read_csv(fid_csv))
-    for name, table in (("table2", t2), ("table3", t3)):
+    tables = []
+    for name, table in zip(("table2", "table3"), build_tables(pd.read_csv(fid_csv))):
         path = os.path.join(out_dir, f"{name}.csv")
-        atomic_write_csv(table, path)
-        log(f"{path}:\n{table.to_string(index=False)}")
-    return t2, t3
+        tables.append(merge_paper_table(path, table))
+        log(f"{path}:\n{tables[-1].to_string(index=False)}")
+    return tables
 
 
 # ----------------------------------------------------------------------------- command line

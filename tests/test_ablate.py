@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -51,12 +53,18 @@ def test_bad_shards_are_user_errors(text):
 
 def fabricate_run(runs_dir, name, loss, p, seed, status, **metrics):
     dataset = metrics.pop("dataset", "ring8")
+    total_steps = metrics.pop("total_steps", 100)
     run_dir = os.path.join(runs_dir, dataset, name)
     os.makedirs(run_dir)
     cfg = {"dataset": dataset, "loss": loss, "p": p, "seed": seed, "eval_n": 2500,
            "hardware": "test cpu"}
     json.dump(cfg, open(os.path.join(run_dir, "config.json"), "w"))
-    json.dump({"status": status, "step": 100, "epoch": 0.5, **metrics}, open(os.path.join(run_dir, "summary.json"), "w"))
+    json.dump({"status": status, "step": 100, "total_steps": total_steps, "epoch": 0.5, **metrics},
+              open(os.path.join(run_dir, "summary.json"), "w"))
+    pd.DataFrame({"step": [50, 100], "loss_d": 1.0, "loss_g": 1.0, "grad_norm_d": 1.0}).to_csv(
+        os.path.join(run_dir, "metrics.csv"), index=False)  # for the figures
+    os.makedirs(os.path.join(run_dir, "samples"))
+    plt.imsave(os.path.join(run_dir, "samples", "step0000100.png"), np.zeros((4, 4)))
 
 
 def test_finished_runs_are_skipped_without_starting_a_process(tmp_path, monkeypatch):
@@ -107,6 +115,51 @@ def test_collect_writes_the_paper_tables_for_image_runs(tmp_path):
     assert t2[t2["loss"] == "gan"].iloc[0]["fid_mean"] == 200.0
     t3 = pd.read_csv(tmp_path / "results" / "table3.csv")
     assert t3["p"].tolist() == [1, 2, 3, 4, 5, 6, 7, 8] and t3["paper_fid"].iloc[0] == 128.4
+
+
+def collect(runs, *extra):
+    return subprocess.run([sys.executable, "ablate_p.py", "--collect", "--runs", str(runs), *extra], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_tables_go_beside_the_runs_and_merge_with_what_is_there(tmp_path):
+    """Observed: a sweep rewrote the committed results/toy_table.csv with its one row, and a sweep whose
+    runs all failed replaced it with empty rows. Now the tables go to <runs>/results unless --results
+    names another folder; rows are merged by run identity, and failed runs never replace good rows."""
+    results = tmp_path / "results"
+    results.mkdir()
+    earlier = pd.DataFrame([dict(dataset="grid25", loss="gan", p=None, n_critic=1, final_modes_mean=18.7, completed=3,
+                                 steps=30000),
+                            dict(dataset="ring8", loss="gan", p=None, n_critic=1, final_modes_mean=7.0, completed=2,
+                                 steps=100)])
+    earlier.to_csv(results / "toy_table.csv", index=False)
+    committed = [(f, open(os.path.join(ROOT, "results", f), "rb").read()) for f in sorted(os.listdir(
+        os.path.join(ROOT, "results"))) if f.endswith(".csv")]
+    fabricate_run(tmp_path / "a", "gan-seed0", "gan", None, 0, "failed")  # the same identity, failed now
+    fabricate_run(tmp_path / "a", "minkowski-p4-seed0", "minkowski", 4.0, 0, "completed", final_modes=5)
+    assert collect(tmp_path / "a").returncode == 0
+    assert (tmp_path / "a" / "results" / "toy_table.csv").exists()  # by default beside the runs
+    assert collect(tmp_path / "a", "--results", str(results)).returncode == 0
+    fabricate_run(tmp_path / "b", "minkowski-p4-seed1", "minkowski", 4.0, 1, "completed", final_modes=7)
+    assert collect(tmp_path / "b", "--results", str(results)).returncode == 0
+    table = pd.read_csv(results / "toy_table.csv").set_index(["dataset", "loss"])
+    assert table.loc[("grid25", "gan"), "final_modes_mean"] == 18.7  # untouched by these sweeps
+    assert table.loc[("ring8", "gan"), "final_modes_mean"] == 7.0  # its runs failed: the good row stays
+    mink = table.loc[("ring8", "minkowski")]
+    assert (mink["final_modes_mean"], mink["seeds"]) == (6.0, 2)  # both sweeps' seeds, from runs.csv
+    assert len(table) == 3
+    runs = pd.read_csv(results / "runs.csv")
+    assert sorted(runs["run"]) == ["ring8/gan-seed0", "ring8/minkowski-p4-seed0", "ring8/minkowski-p4-seed1"]
+    assert committed == [(f, open(os.path.join(ROOT, "results", f), "rb").read()) for f, _ in committed]
+
+
+def test_a_failed_run_never_replaces_a_completed_one_in_runs_csv(tmp_path):
+    fabricate_run(tmp_path / "a", "gan-seed0", "gan", None, 0, "completed", final_modes=8)
+    fabricate_run(tmp_path / "b", "gan-seed0", "gan", None, 0, "diverged", final_modes=1)
+    for runs in ("a", "b"):
+        assert collect(tmp_path / runs, "--results", str(tmp_path / "results")).returncode == 0
+    runs = pd.read_csv(tmp_path / "results" / "runs.csv")
+    assert runs[["status", "final_modes"]].values.tolist() == [["completed", 8]]
 
 
 def test_a_real_sweep_records_a_failed_run_and_goes_on(tmp_path):

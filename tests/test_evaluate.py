@@ -228,10 +228,11 @@ def test_run_evaluation_caches_real_statistics_and_appends_rows(tmp_path, tiny_i
     def no_loading(*a, **k):
         raise AssertionError("real images loaded again: the statistics cache was not used")
     monkeypatch.setattr(data, "load_images", no_loading)
+    pd.concat([first, first.assign(run="other-run")]).to_csv(csv, index=False)  # another run's row
     assert evaluate.main(args) == 0
     second = pd.read_csv(csv)
-    assert len(second) == 2
-    assert second["fid"].iloc[1] == pytest.approx(second["fid"].iloc[0], rel=1e-6)  # same noise seed
+    assert second["run"].tolist() == [row["run"], "other-run"]  # the re-evaluation replaced its own row only
+    assert second["fid"].iloc[0] == pytest.approx(row["fid"], rel=1e-6)  # same noise seed
 
 
 def test_generated_samples_are_quantised_like_png(tmp_path, tiny_images):
@@ -307,6 +308,21 @@ def test_table_cli_writes_csvs(tmp_path):
     assert t2.set_index("loss").loc["wgan", "fid_mean"] == 50.0
     assert t2.set_index("loss").loc["wgan", "paper_fid"] == 210.3
     assert len(pd.read_csv(tmp_path / "table3.csv")) == 8
+
+
+def test_table_cli_merges_into_the_tables_there(tmp_path):
+    """Rows of another budget are kept, the paper-only row of a measured (loss, p) goes, and a table
+    without our FID for a (loss, p) never replaces a measured row."""
+    csv = tmp_path / "fid.csv"
+    row = dict(run="a", dataset="cifar10", loss="wgan", p=4.0, seed=0, steps=5, epochs=1, n_fake=10, n_real=10,
+               fid=50.0, kid=0.0, kid_std=0.0, device="cpu")
+    pd.DataFrame([row]).to_csv(csv, index=False)
+    assert evaluate.main(["--table", "--csv", str(csv), "--table-dir", str(tmp_path)]) == 0
+    pd.DataFrame([dict(row, run="b", loss="gan", steps=9, fid=70.0)]).to_csv(csv, index=False)
+    assert evaluate.main(["--table", "--csv", str(csv), "--table-dir", str(tmp_path)]) == 0
+    t2 = pd.read_csv(tmp_path / "table2.csv")
+    assert t2.set_index("loss").loc["wgan", "fid_mean"] == 50.0 and t2.set_index("loss").loc["gan", "fid_mean"] == 70.0
+    assert t2["loss"].tolist() == list(evaluate.TABLE2_LOSSES)  # one row each: the paper-only ones went
 
 
 # ----------------------------------------------------------------------------- generic mode vs pytorch-fid
