@@ -3,7 +3,7 @@
     python ablate_p.py                                   # p = 1..8, CIFAR-10, the paper's settings
     python ablate_p.py --losses gan wgan minkowski --p 4 --seeds 0 1 2 --epochs 20
     python ablate_p.py --dataset ring8 grid25 --losses all --seeds 0 1 2 --steps 10000 --jobs 2
-    python ablate_p.py --shard 3/10 ...                  # one share of the runs (Slurm: see slurm/)
+    python ablate_p.py --shard 3/10 ...                  # one share of the runs (Slurm: ablate_p.sbatch)
     python ablate_p.py --collect --runs runs/sweep       # merge finished runs into the tables
 
 Every run is a `train.py` process in <runs>/<dataset>/<loss>[-p<p>]-seed<s> with `--resume`, so a finished
@@ -36,8 +36,25 @@ RUN_KEY = ["dataset", "loss", "p", "n_critic", "seed", "total_steps"]
 GROUP_KEY = ["dataset", "loss", "p", "n_critic", "total_steps"]  # the seeds of one group are averaged
 
 
+# train.py flags that name a run: the sweep sets them for each run, so passing them through is an error
+SWEEP_OWNS = {"--out": "--runs (each run trains in <runs>/<dataset>/<run name>)",
+              "--resume": "nothing: a sweep always resumes its runs",
+              "--overwrite": "nothing: delete a run's directory to train it again",
+              "--seed": "--seeds", "--loss": "--losses", "--p": "--p", "--dataset": "--dataset",
+              "--eval-every": "--eval-every"}
+
+
+def forwarded_flags():
+    """The train.py flags a sweep passes through to every run: all but those it sets itself."""
+    return [o for o in train.build_parser()._option_string_actions if o.startswith("--") and o != "--help"
+            and o not in SWEEP_OWNS]
+
+
 def build_parser():
-    ap = OneLineParser(prog="ablate_p.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    epilog = ("Any other flag goes through to every run's train.py: " + " ".join(forwarded_flags()) +
+              " (python train.py --help).")
+    ap = OneLineParser(prog="ablate_p.py", description=__doc__, epilog=epilog, allow_abbrev=False,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     a = ap.add_argument
     a("--p", type=float, nargs="+", default=[1, 2, 3, 4, 5, 6, 7, 8], help="Minkowski exponents (reals >= 1)")
     a("--losses", nargs="+", default=["minkowski"], help=f"losses to sweep, or 'all': {', '.join(losses.LOSSES)}")
@@ -57,6 +74,7 @@ def build_parser():
 def parse(argv):
     """(sweep options, the train.py flags to pass through)."""
     args, passthrough = build_parser().parse_known_args(argv)
+    check_forwarded(passthrough)
     names = list(losses.LOSSES) if args.losses == ["all"] else args.losses
     for name in names:
         if name not in losses.LOSSES:
@@ -73,6 +91,19 @@ def parse(argv):
     args.shard = parse_shard(args.shard)
     args.results = args.results or os.path.join(args.runs, "results")
     return args, passthrough
+
+
+def check_forwarded(passthrough):
+    """A forwarded flag that names a run (SWEEP_OWNS), even abbreviated as argparse allows, is an error."""
+    options = train.build_parser()._option_string_actions
+    for token in passthrough:
+        name = token.split("=", 1)[0]
+        if not name.startswith("--"):
+            continue
+        matches = [o for o in options if o.startswith(name)]
+        name = name if name in options else (matches[0] if len(matches) == 1 else name)
+        if name in SWEEP_OWNS:
+            raise UserError(f"{token} is set by the sweep for each run; use ablate_p.py's {SWEEP_OWNS[name]}")
 
 
 def parse_shard(text):

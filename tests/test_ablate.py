@@ -11,6 +11,7 @@ import pytest
 
 import ablate_p
 import losses
+from utils import run_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -28,6 +29,23 @@ def test_plan_has_one_run_per_loss_p_and_seed():
     assert "ring8/minkowski-p2.5-seed1" in names and "ring8/wgan-gp-seed0" in names
     argv = {name: argv for name, argv, _ in runs}["ring8/minkowski-p2.5-seed1"]
     assert argv[argv.index("--p") + 1] == "2.5" and argv[-2:] == ["--steps", "10"] and "--resume" in argv
+
+
+@pytest.mark.parametrize("flags, own", [
+    (["--out", "x"], "--runs"), (["--out=x"], "--runs"), (["--ou", "x"], "--runs"), (["--resume"], "always resumes"),
+    (["--overwrite"], "delete"), (["--seed", "3"], "--seeds"), (["--loss", "gan"], "--losses"),
+])
+def test_flags_that_name_a_run_are_not_forwarded(flags, own, capsys):
+    """Observed: --out went through to every run, which all trained into one directory at once."""
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(lambda: ablate_p.main(["--dataset", "ring8", "--dry-run", *flags]))
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith(f"error: {flags[0]}") and own in err and err.count("\n") == 1
+
+
+def test_help_names_the_forwarded_flags():
+    text = ablate_p.build_parser().format_help()
+    assert "--clip-params" in text.split("goes through")[1] and "--overwrite" not in text.split("goes through")[1]
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 7])
