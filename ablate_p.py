@@ -13,11 +13,15 @@ steps and at its end; its summary.json holds the final and best values, which --
 The exit code is 0 only when every run of the sweep (or shard) completed.
 """
 import argparse
+import contextlib
+import ctypes
 import glob
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -148,8 +152,56 @@ def run_status(run_dir):
     return summary["status"] if summary else None
 
 
-def train_one(name, argv, settings, runs_dir, threads):
-    """One train.py process, its output in <runs>/logs/<name>.log; returns its final status.
+PR_SET_PDEATHSIG = 1
+LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def die_with_parent(parent_pid):
+    """For a child, between fork and exec: SIGTERM when the sweep dies (Linux's PR_SET_PDEATHSIG;
+    train.py then checkpoints and stops as interrupted), or exit now if it already has. libc is
+    loaded before the fork: loading it in the child could deadlock."""
+    if LIBC is not None:
+        LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+class Children:
+    """The sweep's running train.py processes. Each has its own process group (a terminal's Ctrl-C
+    reaches only the sweep) and dies with the sweep; stop() asks them all to stop (SIGTERM: they
+    checkpoint and exit as interrupted) and makes start() refuse new runs."""
+
+    def __init__(self):
+        self.lock, self.running, self.stopped = threading.Lock(), set(), False
+
+    def start(self, cmd, **kwargs):
+        """Popen(cmd), or None once the sweep is stopping."""
+        with self.lock:
+            if self.stopped:
+                return None
+            parent = os.getpid()
+            proc = subprocess.Popen(cmd, process_group=0, preexec_fn=lambda: die_with_parent(parent), **kwargs)
+            self.running.add(proc)
+            return proc
+
+    def wait(self, proc):
+        code = proc.wait()
+        with self.lock:
+            self.running.discard(proc)
+        return code
+
+    def stop(self, *_signal):
+        """A signal handler: runs in the main thread, which never holds self.lock."""
+        with self.lock:
+            self.stopped = True
+            for proc in self.running:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+
+
+def train_one(name, argv, settings, runs_dir, threads, children):
+    """One train.py process, its output in <runs>/logs/<name>.log; returns its final status
+    ("not started" when the sweep was stopped first).
 
     A run that ends without a status of its own (a crash, bad input) gets a failed.json with
     its settings, exit code and log, so that --collect counts it.
@@ -158,15 +210,18 @@ def train_one(name, argv, settings, runs_dir, threads):
     failed_json = os.path.join(out, "failed.json")
     if run_status(out) in ("completed", "diverged"):
         return name, run_status(out), "skipped (already done)"
-    if os.path.exists(failed_json):
-        os.remove(failed_json)
     log_path = os.path.join(runs_dir, "logs", f"{name}.log")
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     start = time.time()
     with open(log_path, "a") as log:
-        code = subprocess.call([sys.executable, os.path.join(HERE, "train.py"), *argv],
-                               stdout=log, stderr=subprocess.STDOUT, env=env)
+        proc = children.start([sys.executable, os.path.join(HERE, "train.py"), *argv],
+                              stdout=log, stderr=subprocess.STDOUT, env=env)
+        if proc is None:
+            return name, "not started", "the sweep was stopped"
+        if os.path.exists(failed_json):
+            os.remove(failed_json)
+        code = children.wait(proc)
     status = run_status(out) if code in (0, 1, 130) else None
     if status is None:
         status = "failed"
@@ -187,24 +242,31 @@ def progress_line(name, run_dir):
 
 
 def run_sweep(args, runs):
-    """Run the planned runs, --jobs at a time; print progress; return {name: status}."""
+    """Run the planned runs, --jobs at a time; print progress; return ({name: status}, stopped).
+    Ctrl-C or SIGTERM stops the running runs (they checkpoint) and starts no new one."""
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
-    statuses, last_report = {}, time.time()
-    with ThreadPoolExecutor(args.jobs) as pool:
-        futures = {pool.submit(train_one, name, argv, settings, args.runs, threads): name
-                   for name, argv, settings in runs}
-        while futures:
-            for f in [f for f in futures if f.done()]:
-                name, status, note = f.result()
-                statuses[name] = status
-                print(f"[{len(statuses)}/{len(runs)}] {name}: {status} ({note})", flush=True)
-                del futures[f]
-            running = [name for f, name in futures.items() if f.running()]
-            if running and time.time() - last_report > 60:
-                print("\n".join(progress_line(n, os.path.join(args.runs, n)) for n in running), flush=True)
-                last_report = time.time()
-            time.sleep(0.5)
-    return statuses
+    statuses, last_report, children = {}, time.time(), Children()
+    previous = {sig: signal.signal(sig, children.stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with ThreadPoolExecutor(args.jobs) as pool:
+            futures = {pool.submit(train_one, name, argv, settings, args.runs, threads, children): name
+                       for name, argv, settings in runs}
+            while futures:
+                for f in [f for f in futures if f.done()]:
+                    name, status, note = f.result()
+                    statuses[name] = status
+                    if status != "not started":
+                        print(f"[{len(statuses)}/{len(runs)}] {name}: {status} ({note})", flush=True)
+                    del futures[f]
+                running = [name for f, name in futures.items() if f.running()]
+                if running and time.time() - last_report > 60 and not children.stopped:
+                    print("\n".join(progress_line(n, os.path.join(args.runs, n)) for n in running), flush=True)
+                    last_report = time.time()
+                time.sleep(0.2)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return statuses, children.stopped
 
 
 # ----------------------------------------------------------------------------- collecting
@@ -354,7 +416,13 @@ def main(argv=None):
         if args.dry_run:
             print("\n".join(f"  {name}: train.py {' '.join(argv)}" for name, argv, _ in mine))
             return 0
-        statuses = run_sweep(args, mine)
+        statuses, stopped = run_sweep(args, mine)
+        if stopped:
+            stopped_runs = [n for n, s in statuses.items() if s == "interrupted"]
+            print(f"sweep stopped: {len(stopped_runs)} running run(s) checkpointed and stopped, "
+                  f"{list(statuses.values()).count('not started')} not started; the same command resumes them",
+                  file=sys.stderr)
+            return 130
     rows = collect_rows(args.runs)
     if not len(rows):
         raise UserError(f"no run directories in {args.runs}; run the sweep first or pass --runs")

@@ -6,7 +6,8 @@
     python evaluate.py --table                                           # results/table2.csv, table3.csv
 
 FID protocol (the paper's: 5000 generated samples). Samples come from the run's last checkpoint
-(or --checkpoint) with a fixed noise seed (--seed), are quantised to uint8 exactly as saving a
+(or --checkpoint) with a fixed noise seed (--noise-seed, default 12345: the seed of train.py's
+--eval-every evaluations too, so that both give the same numbers for one checkpoint), are quantised to uint8 exactly as saving a
 PNG would (data.to_uint8), and go through pytorch-fid's InceptionV3 (2048-d pool3 features,
 its own bilinear resize to 299 and [0, 1] -> [-1, 1] scaling) as uint8 / 255, which is what
 `python -m pytorch_fid` computes from PNG files. Two exact speed-ups over pytorch-fid's forward:
@@ -52,7 +53,7 @@ import torch
 import torch.nn as nn
 
 import data
-from utils import OneLineParser, UserError, eval_mode, merge_csv, read_json, run_main
+from utils import OneLineParser, UserError, check_device, eval_mode, merge_csv, read_json, run_main
 
 FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + FID_WEIGHTS_NAME
@@ -63,6 +64,7 @@ DEFAULT_FID_CSV = os.path.join("results", "fid.csv")
 DEFAULT_TOY_CSV = os.path.join("results", "toy_metrics.csv")
 PAPER_CSV = os.path.join(HERE, "results", "paper.csv")
 KID_MAX_FEATURES = 5000
+EVAL_NOISE_SEED = 12345  # the noise of every evaluation's samples, in training and in evaluate.py
 TABLE2_LOSSES = ("gan", "wgan", "minkowski", "nsgan", "wgan-gp", "lsgan", "hinge")
 FID_COLUMNS = ["run", "dataset", "loss", "p", "seed", "steps", "epochs", "n_fake", "n_real", "fid", "kid", "kid_std",
                "device", "seconds", "checkpoint", "real_split", "status"]
@@ -437,7 +439,7 @@ class TrainingEvaluator:
 
     def __call__(self, G, step):
         with eval_mode(G):
-            samples = generate(G, self.cfg["z_dim"], self.n, seed=12345, device=next(G.parameters()).device)
+            samples = generate(G, self.cfg["z_dim"], self.n, seed=EVAL_NOISE_SEED, device=next(G.parameters()).device)
         if self.toy:
             return {"step": step, **toy_metrics(samples, self.centres, self.std)}
         features = self.extractor(data.to_uint8(samples))
@@ -460,7 +462,7 @@ def evaluate_runs(args, log=print):
         if not toy and dataset not in data.IMAGE_DATASETS:
             raise UserError(f"{run_dir}: unknown dataset {dataset!r}")
         n = args.n or (2500 if toy else 5000)
-        samples = generate(G, cfg["z_dim"], n, seed=args.seed, device=device)
+        samples = generate(G, cfg["z_dim"], n, seed=args.noise_seed, device=device)
         if toy:
             centres, std = data.toy_mixture(dataset)
             row = run_row(run_dir, cfg, info, n, device, 0) | toy_metrics(samples, centres, std)
@@ -496,16 +498,25 @@ def evaluate_runs(args, log=print):
 
 def load_image_dir(path):
     """uint8 (N, 3, H, W) of the image files directly in path, sorted, as pytorch-fid reads them."""
-    from PIL import Image
-
     files = sorted(os.path.join(path, f) for f in os.listdir(path)
                    if "." in f and f.rsplit(".", 1)[1] in IMAGE_EXTENSIONS)
     if len(files) < 2:
         raise UserError(f"{path} holds {len(files)} image file(s); FID needs at least 2")
-    arrays = [np.asarray(Image.open(f).convert("RGB")) for f in files]
+    arrays = [read_rgb(f) for f in files]
     if len({a.shape for a in arrays}) > 1:
         raise UserError(f"the images in {path} have different sizes; resize them to one size first")
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+def read_rgb(path):
+    """An image file as an RGB array; a file PIL cannot read is a UserError naming it."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as e:
+        raise UserError(f"cannot read image {path} ({type(e).__name__}); delete or replace it") from None
 
 
 def path_statistics(path, extractor_factory):
@@ -515,9 +526,12 @@ def path_statistics(path, extractor_factory):
             raise UserError(f"{path} does not exist")
         try:
             with np.load(path) as f:
-                return f["mu"], f["sigma"], (f["features"] if "features" in f else None)
+                mu, sigma, features = f["mu"], f["sigma"], (f["features"] if "features" in f else None)
         except Exception as e:
             raise UserError(f"{path} is not a statistics file with mu and sigma ({type(e).__name__})") from None
+        if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+            raise UserError(f"{path} holds NaN or Inf in mu or sigma; compute the statistics again")
+        return mu, sigma, features
     if not os.path.isdir(path):
         raise UserError(f"{path} is neither a folder of images nor a .npz of statistics")
     features = extractor_factory()(load_image_dir(path), _progress(path))
@@ -649,7 +663,9 @@ def build_parser():
     a("--n", type=int, default=None, help="generated samples (default 5000 for images, 2500 for 2-D data)")
     a("--real-n", default="5000", help="real images for the statistics, or 'all' (default 5000)")
     a("--real-split", default="train", choices=["train", "test"])
-    a("--seed", type=int, default=0, help="seed of the generator's noise and of the real subset")
+    a("--noise-seed", type=int, default=EVAL_NOISE_SEED,
+      help="seed of the generator's noise; the default is that of train.py --eval-every, so the numbers agree")
+    a("--seed", type=int, default=0, help="seed of the real subset and of KID's subsets")
     a("--data-root", default=None, help="override the run's data root (where its dataset lies here)")
     a("--stats-dir", default=DEFAULT_STATS_DIR, help="cache of real statistics (.npz, pytorch-fid format)")
     a("--fid-weights", default=None, help=f"pytorch-fid Inception weights; default {hub_weights_path()}")
@@ -667,13 +683,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(args.device)
-    except RuntimeError:
-        raise UserError(f"--device {args.device!r} is not a device (cpu, cuda, cuda:1, ...)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {args.device}: CUDA is not available here; use --device cpu")
+    args.device = str(check_device(args.device or ("cuda" if torch.cuda.is_available() else "cpu")))
     if args.n is not None and args.n < 2:
         raise UserError(f"--n must be at least 2, got {args.n}")
     if args.batch_size < 1:

@@ -33,6 +33,20 @@ def run_main(main):
     sys.exit(code or 0)
 
 
+def check_device(name):
+    """torch.device(name), or a UserError when it is no device or not one this machine has."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"--device {name!r} is not a device; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: no GPU is usable here; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(f"--device {name}: this machine has {torch.cuda.device_count()} GPU(s), "
+                        f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    return device
+
+
 def _atomic(path, write):
     """Write through a temporary file in the same folder, then rename: never a torn file."""
     folder = os.path.dirname(os.path.abspath(path))

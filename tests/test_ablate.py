@@ -1,8 +1,10 @@
 """ablate_p.py: planning, sharding, skip and resume, failures recorded, --collect, a real sweep."""
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -87,9 +89,9 @@ def fabricate_run(runs_dir, name, loss, p, seed, status, **metrics):
 
 def test_finished_runs_are_skipped_without_starting_a_process(tmp_path, monkeypatch):
     fabricate_run(tmp_path, "gan-seed0", "gan", 4.0, 0, "completed")
-    monkeypatch.setattr(ablate_p.subprocess, "call", lambda *a, **k: pytest.fail("a finished run was started again"))
+    monkeypatch.setattr(ablate_p.subprocess, "Popen", lambda *a, **k: pytest.fail("a finished run was started again"))
     out = str(tmp_path / "ring8" / "gan-seed0")
-    name, status, note = ablate_p.train_one("ring8/gan-seed0", ["--out", out], {}, str(tmp_path), 1)
+    name, status, note = ablate_p.train_one("ring8/gan-seed0", ["--out", out], {}, str(tmp_path), 1, ablate_p.Children())
     assert status == "completed" and "skipped" in note
 
 
@@ -202,3 +204,62 @@ def test_a_real_sweep_records_a_failed_run_and_goes_on(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "ring8/minkowski-p4-seed0: completed (skipped" in proc.stdout
     assert pd.read_csv(tmp_path / "results" / "toy_table.csv")["completed"].tolist() == [1, 1]
+
+
+def start_sweep(tmp_path, *extra):
+    cmd = [sys.executable, "ablate_p.py", "--dataset", "ring8", "--p", "2", "4", "--runs", str(tmp_path / "runs"),
+           "--jobs", "1", "--steps", "300", "--eval-every", "0", "--log-every", "10", "--ckpt-every", "100000",
+           "--fused", "off", *extra]
+    return cmd, subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_training(run_dir, timeout=300):
+    """The PID of the train.py that holds run_dir, once it has logged a row."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if os.path.exists(os.path.join(run_dir, "metrics.csv")) and len(open(os.path.join(run_dir, "metrics.csv")).readlines()) > 1:
+            return int(open(os.path.join(run_dir, "train.lock")).read())
+        time.sleep(0.1)
+    pytest.fail(f"{run_dir} did not start training")
+
+
+def assert_each_run_resumed_once(tmp_path, cmd):
+    """Rerunning the sweep finishes every run; each log holds one start and one resume, one completion."""
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("minkowski-p2-seed0", "minkowski-p4-seed0"):
+        log = open(tmp_path / "runs" / "logs" / "ring8" / f"{name}.log").read()
+        assert log.count("completed 300 steps") == 1, log
+        metrics = pd.read_csv(tmp_path / "runs" / "ring8" / name / "metrics.csv")
+        assert metrics["step"].tolist() == list(range(10, 301, 10))  # resumed, not restarted or doubled
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_stopping_a_sweep_stops_its_runs_and_starts_no_new_one(signum, tmp_path):
+    """Observed: after Ctrl-C the sweep started the next queued run, trained it and ended in a traceback."""
+    cmd, sweep = start_sweep(tmp_path)
+    first = tmp_path / "runs" / "ring8" / "minkowski-p2-seed0"
+    wait_for_training(first)
+    sweep.send_signal(signum)
+    _, err = sweep.communicate(timeout=300)
+    assert sweep.returncode == 130 and err.count("\n") == 1 and "sweep stopped" in err, err
+    assert json.load(open(first / "summary.json"))["status"] == "interrupted"
+    assert not (tmp_path / "runs" / "ring8" / "minkowski-p4-seed0").exists()  # never started
+    if signum == signal.SIGTERM:
+        assert_each_run_resumed_once(tmp_path, cmd)
+
+
+def test_a_killed_sweep_takes_its_runs_with_it(tmp_path):
+    """Observed: kill -9 of the sweep left its train.py children training as orphans, and a rerun
+    trained the same run directories a second time at once."""
+    cmd, sweep = start_sweep(tmp_path)
+    first = tmp_path / "runs" / "ring8" / "minkowski-p2-seed0"
+    child = wait_for_training(first)
+    sweep.kill()
+    sweep.wait()
+    deadline = time.time() + 120
+    while os.path.exists(f"/proc/{child}") and open(f"/proc/{child}/stat").read().split()[2] != "Z":
+        assert time.time() < deadline, "the run outlived its sweep"
+        time.sleep(0.1)
+    assert json.load(open(first / "summary.json"))["status"] == "interrupted"  # it checkpointed on the way out
+    assert_each_run_resumed_once(tmp_path, cmd)

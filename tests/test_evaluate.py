@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -393,6 +394,7 @@ def bad_runs(tmp_path_factory):
     ("missing", ["does not exist"]), ("none", ["no checkpoint"]), ("corrupt", ["unreadable"]),
     ("n1", ["--n"]), ("mnist", ["unknown dataset"]), ("noweights", ["pt_inception", "--fid-weights"]),
     ("weightspath", ["/nonexistent/w.pth"]), ("device", ["--device"]), ("realn", ["--real-n"]),
+    ("cuda7", ["--device cuda:7"]),
 ])
 def test_bad_input_is_one_line_exit_2(case, words, bad_runs, tmp_path):
     env = {}
@@ -400,7 +402,7 @@ def test_bad_input_is_one_line_exit_2(case, words, bad_runs, tmp_path):
             "n1": [bad_runs["ok"], "--n", "1"], "mnist": [bad_runs["mnist"]],
             "weightspath": [bad_runs["ok"], "--fid-weights", "/nonexistent/w.pth"],
             "noweights": [bad_runs["ok"], "--n", "4"], "device": [bad_runs["ok"], "--device", "foo"],
-            "realn": [bad_runs["ok"], "--real-n", "many"]}[case]
+            "realn": [bad_runs["ok"], "--real-n", "many"], "cuda7": [bad_runs["ok"], "--device", "cuda:7"]}[case]
     if case == "noweights":  # an empty hub cache and no way out: must not hang or download
         env = {"TORCH_HOME": str(tmp_path / "empty"), "https_proxy": "http://127.0.0.1:9",
                "HTTPS_PROXY": "http://127.0.0.1:9"}
@@ -408,3 +410,44 @@ def test_bad_input_is_one_line_exit_2(case, words, bad_runs, tmp_path):
     result = run_cli(args, env=env)
     assert_user_error(result, *words)
     assert not os.path.exists(tmp_path / "fid.csv")
+
+
+def test_eight_processes_appending_to_one_csv_lose_no_row(tmp_path):
+    """Observed: 8 evaluate.py processes writing 3 runs each to one --csv left 21 of 24 rows (a
+    read-modify-write race). Each process here merges its rows one at a time, all starting at once."""
+    csv, start = tmp_path / "fid.csv", time.time() + 15  # every process has imported by then
+    code = ("import sys, time, evaluate\n"
+            "k, csv, start = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])\n"
+            "time.sleep(max(0, start - time.time()))\n"
+            "for i in range(5):\n"
+            "    evaluate.append_rows(csv, [dict(run=f'run{k}-{i}', checkpoint='last.pt', steps=1, n_fake=2, fid=1.0,"
+            " status='completed')], evaluate.FID_COLUMNS)\n")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(k), str(csv), str(start)], cwd=ROOT) for k in range(8)]
+    assert all(p.wait(timeout=300) == 0 for p in procs)
+    assert sorted(pd.read_csv(csv)["run"]) == sorted(f"run{k}-{i}" for k in range(8) for i in range(5))
+
+
+def test_a_truncated_checkpoint_gives_advice_evaluate_can_follow(bad_runs, tmp_path):
+    """Observed: evaluate.py on a truncated checkpoint said "pass --overwrite", a flag it does not have."""
+    result = run_cli([bad_runs["corrupt"], "--csv", str(tmp_path / "fid.csv")])
+    assert_user_error(result, "unreadable", "--checkpoint")
+    assert "--overwrite" not in result.stderr
+
+
+def test_a_corrupt_image_in_fake_is_a_one_line_error(tmp_path):
+    """Observed: evaluate.py --fake on a folder with a corrupt PNG ended in PIL.UnidentifiedImageError."""
+    fake = tmp_path / "fake"
+    save_pngs(fake, 3, seed=0)
+    (fake / "broken.png").write_bytes(b"not a png")
+    np.savez(tmp_path / "real.npz", mu=np.zeros(2048), sigma=np.eye(2048))
+    assert_user_error(run_cli(["--fake", str(fake), "--real", str(tmp_path / "real.npz"), "--fid-weights", "random"]),
+                      "broken.png")
+
+
+def test_statistics_holding_nan_are_a_one_line_error(tmp_path):
+    """Observed: an .npz whose sigma holds NaN ended in numpy's LinAlgError."""
+    sigma = np.eye(4)
+    sigma[1, 2] = np.nan
+    np.savez(tmp_path / "a.npz", mu=np.zeros(4), sigma=sigma)
+    np.savez(tmp_path / "b.npz", mu=np.zeros(4), sigma=np.eye(4))
+    assert_user_error(run_cli(["--fake", str(tmp_path / "a.npz"), "--real", str(tmp_path / "b.npz")]), "NaN", "a.npz")
