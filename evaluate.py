@@ -53,6 +53,7 @@ import torch
 import torch.nn as nn
 
 import data
+import rundir
 from utils import OneLineParser, UserError, check_device, eval_mode, merge_csv, read_json, run_main
 
 FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
@@ -371,8 +372,7 @@ def load_run(run_dir, checkpoint=None, device="cpu"):
     if checkpoint and not os.path.isfile(checkpoint):  # a bare name means one in the run's checkpoints/
         alt = os.path.join(run_dir, "checkpoints", checkpoint)
         checkpoint = alt if os.path.isfile(alt) else checkpoint
-    from train import load_generator  # lazily: train.py imports this module for its evaluator
-    G, cfg, step = load_generator(run_dir, checkpoint, device)
+    G, cfg, step = rundir.load_generator(run_dir, checkpoint, device)
     summary = read_json(os.path.join(run_dir, "summary.json")) or {}
     path = checkpoint or os.path.join(run_dir, "checkpoints", "last.pt")
     info = {"checkpoint": os.path.relpath(path, run_dir), "step": step if step is not None else summary.get("step"),

@@ -1,7 +1,9 @@
-"""A run directory's one home: its lock and the leftovers of interrupted writes.
+"""A run directory's one home: its config, its checkpoints and their checks, its lock, and the
+leftovers of interrupted writes.
 
-train.py holds the lock while it trains (one process per run directory); evaluate.py and the
-sweep read what train.py writes.
+train.py writes run directories and holds the lock while it trains (one process per run
+directory); evaluate.py reads them. Both import this module, so imports run one way:
+train.py -> evaluate.py -> rundir.py -> models.py.
 """
 import contextlib
 import fcntl
@@ -10,7 +12,8 @@ import os
 
 import torch
 
-from utils import UserError
+import models
+from utils import UserError, read_json
 
 LOCK_NAME = "train.lock"  # holds the PID of the process that trains the run
 
@@ -86,3 +89,33 @@ def check_checkpoint(ckpt, path, keys, models, remedy):
             what = f"{diff[0][0]} {found.get(diff[0][0], 'missing')} vs {expected.get(diff[0][0], 'unexpected')}" \
                 if diff else "no state dict"
             raise UserError(f"the {key} in checkpoint {path} does not fit this run's settings ({what}); {remedy}")
+
+
+def read_config(run_dir):
+    path = os.path.join(run_dir, "config.json")
+    cfg = read_json(path)
+    if cfg is None:
+        raise UserError(f"{path} is missing or unreadable; is {run_dir} a run directory?")
+    return cfg
+
+
+def build_models(cfg, device):
+    """(G, D) of a run's config, on device."""
+    G, D = models.build(cfg["arch"], cfg["z_dim"], cfg["width"], cfg.get("d_norm"), cfg["sn"])
+    return G.to(device), D.to(device)
+
+
+def load_generator(run_dir, checkpoint=None, device="cpu"):
+    """(G in eval mode, config, step) of a run, from its last checkpoint or the one given."""
+    if not os.path.isdir(run_dir):
+        raise UserError(f"run directory {run_dir} does not exist")
+    cfg = read_config(run_dir)
+    path = checkpoint or os.path.join(run_dir, "checkpoints", "last.pt")
+    if not os.path.isfile(path):
+        raise UserError(f"no checkpoint at {path}; train the run first or pass --checkpoint")
+    remedy = "evaluate another checkpoint (--checkpoint) or train the run again"
+    ckpt = load_checkpoint(path, remedy)
+    G, _ = build_models(cfg, device)
+    check_checkpoint(ckpt, path, ["G"], {"G": G}, remedy)
+    G.load_state_dict(ckpt["G"])
+    return G.eval(), cfg, ckpt.get("step")

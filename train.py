@@ -26,8 +26,8 @@ import losses
 import models
 import ops
 import rundir
-from utils import (OneLineParser, UserError, atomic_torch_save, check_device, atomic_write_csv, atomic_write_text, eval_mode,
-                   read_json, run_main)
+from utils import (OneLineParser, UserError, atomic_torch_save, atomic_write_csv, atomic_write_text, check_device,
+                   eval_mode, run_main)
 
 TOY_TRAIN_SIZE = 100_000  # points drawn once per seed: the toy "dataset" an epoch goes through
 METRIC_COLUMNS = ["step", "epoch", "loss_d", "loss_g", "grad_norm_d", "grad_norm_g",
@@ -251,39 +251,10 @@ def to_input(batch):
 
 # ----------------------------------------------------------------------------- models
 
-def build_models(cfg, device):
-    G, D = models.build(cfg["arch"], cfg["z_dim"], cfg["width"], cfg["d_norm"], cfg["sn"])
-    return G.to(device), D.to(device)
-
-
 def build_optimizers(cfg, G, D):
     betas = (cfg["beta1"], cfg["beta2"])
     return (torch.optim.Adam(G.parameters(), lr=cfg["lr_g"], betas=betas),
             torch.optim.Adam(D.parameters(), lr=cfg["lr_d"], betas=betas))
-
-
-def read_config(run_dir):
-    path = os.path.join(run_dir, "config.json")
-    cfg = read_json(path)
-    if cfg is None:
-        raise UserError(f"{path} is missing or unreadable; is {run_dir} a run directory?")
-    return cfg
-
-
-def load_generator(run_dir, checkpoint=None, device="cpu"):
-    """(G in eval mode, config, step) of a run, from its last checkpoint or the one given."""
-    if not os.path.isdir(run_dir):
-        raise UserError(f"run directory {run_dir} does not exist")
-    cfg = read_config(run_dir)
-    path = checkpoint or os.path.join(run_dir, "checkpoints", "last.pt")
-    if not os.path.isfile(path):
-        raise UserError(f"no checkpoint at {path}; train the run first or pass --checkpoint")
-    remedy = "evaluate another checkpoint (--checkpoint) or train the run again"
-    ckpt = rundir.load_checkpoint(path, remedy)
-    G, _ = build_models(cfg, device)
-    rundir.check_checkpoint(ckpt, path, ["G"], {"G": G}, remedy)
-    G.load_state_dict(ckpt["G"])
-    return G.eval(), cfg, ckpt.get("step")
 
 
 # ----------------------------------------------------------------------------- training
@@ -319,7 +290,7 @@ class Trainer:
 
     def __init__(self, cfg, device):
         self.cfg, self.device = cfg, device
-        self.G, self.D = build_models(cfg, device)
+        self.G, self.D = rundir.build_models(cfg, device)
         self.opt_g, self.opt_d = build_optimizers(cfg, self.G, self.D)
         self.d_loss, self.g_loss = losses.make_loss(cfg["loss"], cfg["p"], cfg["minkowski_on"], 1.0 - cfg["label_smooth"])
         self.clipped = clipped_params(self.D, cfg["clip_params"]) if cfg["clip"] else []
@@ -473,7 +444,7 @@ def prepare_run_dir(cfg):
                         f"--overwrite to start again, or another --out")
     if not (cfg["resume"] and os.path.exists(ckpt_path)):
         return None
-    saved = read_config(out)
+    saved = rundir.read_config(out)
     defaults = vars(build_parser().parse_args([]))  # for settings added after the run was started
     # a setting that does not apply to this run (None) cannot have changed it
     changed = [k for k in RUN_DEFINING if cfg[k] is not None and saved.get(k, defaults[k]) != cfg[k]]

@@ -11,6 +11,7 @@ import torch
 
 import data
 import losses
+import rundir
 import train
 from utils import run_main
 
@@ -94,7 +95,7 @@ def test_image_models_train_on_a_folder(arch, extra, tiny_images, tmp_path):
             "--steps", "4", "--log-every", "2", "--out", out, *extra]
     assert run(argv) == 0
     assert summary(out)["status"] == "completed"
-    G, cfg, step = train.load_generator(out)
+    G, cfg, step = rundir.load_generator(out)
     assert not G.training and cfg["arch"] == arch and step == 4
     with torch.no_grad():
         images = G(torch.randn(3, cfg["z_dim"]))
