@@ -138,7 +138,7 @@ def plan(args, passthrough):
                             os.path.join(args.runs, name), "--eval-every", str(args.eval_every), "--resume"]
                     argv += (["--p", f"{p:g}"] if p is not None else []) + passthrough
                     runs.append((name, argv, {"dataset": dataset, "loss": loss, "p": p, "seed": seed,
-                                              "n_critic": n_critic or train.default_n_critic(loss)}))
+                                              "n_critic": n_critic or losses.default_n_critic(loss)}))
     return runs
 
 
@@ -283,7 +283,7 @@ def collect_rows(runs_dir):
         summary = failed or read_json(os.path.join(run_dir, "summary.json")) or {"status": "failed"}
         row = {"run": name, "dataset": cfg["dataset"], "loss": cfg["loss"],
                "p": cfg["p"] if cfg["loss"] == "minkowski" else None,
-               "n_critic": cfg.get("n_critic") or train.default_n_critic(cfg["loss"]), "seed": cfg["seed"],
+               "n_critic": cfg.get("n_critic") or losses.default_n_critic(cfg["loss"]), "seed": cfg["seed"],
                "total_steps": summary.get("total_steps", cfg.get("total_steps")),
                "status": summary["status"], "steps": summary.get("step"), "epochs": summary.get("epoch"),
                "n_fake": cfg.get("eval_n"), "n_real": cfg.get("eval_n"),

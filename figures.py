@@ -4,7 +4,8 @@
 
 Writes <prefix>grad_norm_d.png (the paper's Figure 1), <prefix>losses.png (Figures 2-3),
 <prefix>samples.png (Figures 4-5: the last sample of seed 0 of each loss side by side),
-<prefix>eval_curves.png (FID, or modes captured for 2-D data, over training) and
+<prefix>regime.png (D's largest |logit| and the share of its clipped parameters at the bound:
+whether the losses differ at all, see alignment.py), <prefix>eval_curves.png (FID, or modes captured for 2-D data, over training) and
 <prefix>fid_vs_p.png or modes_vs_p.png (final FID or modes against p, mean and std over seeds).
 Curves are means over seeds at each logged step.
 """
@@ -18,11 +19,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+import losses  # noqa: E402
 from utils import OneLineParser, UserError, read_json, run_main  # noqa: E402
 
 
 def label(cfg):
-    return f"minkowski p={cfg['p']:g}" if cfg["loss"] == "minkowski" else cfg["loss"]
+    """The loss, its p, and n_critic where it is not the loss's default (WGAN with 1 critic step is another run)."""
+    name = f"minkowski p={cfg['p']:g}" if cfg["loss"] == "minkowski" else cfg["loss"]
+    n_critic = cfg.get("n_critic", losses.default_n_critic(cfg["loss"]))
+    return name + (f" n_critic={n_critic}" if n_critic != losses.default_n_critic(cfg["loss"]) else "")
 
 
 def load_runs(runs_dir):
@@ -54,7 +59,7 @@ def by_label(runs, frame_index):
 def order(item):
     """Baselines first, then Minkowski by p."""
     name = item[0]
-    return (1, float(name.split("=")[1])) if name.startswith("minkowski") else (0, name)
+    return (1, float(name.split("=")[1].split()[0])) if name.startswith("minkowski") else (0, name)
 
 
 def line_style(name, curves):
@@ -129,6 +134,10 @@ def make_figures(runs_dir, out, prefix=""):
     plot_lines(metrics, ["loss_d", "loss_g"], ["D loss", "G loss"], path("losses.png"))
     plot_samples(runs, path("samples.png"))
     written = [path("grad_norm_d.png"), path("losses.png"), path("samples.png")]
+    if any("logit_absmax" in frame for frame in metrics.values()):  # runs from before these columns lack them
+        plot_lines(metrics, ["logit_absmax", "clip_share"], ["largest |logit| of D (batch)",
+                   "share of clipped D parameters at the bound"], path("regime.png"))
+        written.append(path("regime.png"))
     evals = by_label(runs, 2)
     metric = "fid" if any("fid" in e for e in evals.values()) else "modes"
     if evals:

@@ -65,6 +65,11 @@ def minkowski_g(fake, p, on_probs=True):
     return ops.minkowski_power(fake, 1.0, p, on_probs)
 
 
+def default_n_critic(name):
+    """D steps per G step: 5 for the Wasserstein critics (their papers), 1 for the others."""
+    return 5 if name in ("wgan", "wgan-gp") else 1
+
+
 def make_loss(name, p=4.0, minkowski_on="probs", real_target=1.0):
     """Return (d_loss(real, fake), g_loss(fake)) for a loss name; bad settings raise UserError."""
     if name not in LOSSES:

@@ -102,11 +102,10 @@ def resolve(args):
     cfg = vars(args).copy()
     if cfg["dataset"] not in data.DATASETS:
         raise UserError(f"unknown --dataset {cfg['dataset']!r}; choose one of {', '.join(data.DATASETS)}")
-    wgan_like = cfg["loss"] in ("wgan", "wgan-gp")
     cfg["arch"] = cfg["arch"] or ("mlp" if cfg["dataset"] in data.TOY_DATASETS else "dcgan")
     cfg["clip"] = cfg["clip"] if cfg["clip"] is not None else default_clip(cfg["loss"], cfg["dataset"])
     cfg["gp"] = cfg["gp"] if cfg["gp"] is not None else (10.0 if cfg["loss"] == "wgan-gp" else 0.0)
-    cfg["n_critic"] = cfg["n_critic"] if cfg["n_critic"] is not None else default_n_critic(cfg["loss"])
+    cfg["n_critic"] = cfg["n_critic"] if cfg["n_critic"] is not None else losses.default_n_critic(cfg["loss"])
     cfg["d_norm"] = cfg["d_norm"] or ("none" if cfg["gp"] else "batch")
     cfg["eval_n"] = cfg["eval_n"] or (2500 if cfg["dataset"] in data.TOY_DATASETS else 5000)
     cfg["lr_d"] = cfg["lr_d"] if cfg["lr_d"] is not None else cfg["lr"]
@@ -163,14 +162,10 @@ def default_clip(loss, dataset):
     return 0.0 if loss == "wgan-gp" or dataset in data.TOY_DATASETS else 0.01
 
 
-def default_n_critic(loss):
-    return 5 if loss in ("wgan", "wgan-gp") else 1
-
-
 def run_name(loss, p, n_critic, seed):
     """<loss>[-p<p>][-ncritic<k>]-seed<s>: n_critic appears only where it is not the loss's default."""
     name = loss + (f"-p{p:g}" if loss == "minkowski" else "")
-    name += f"-ncritic{n_critic}" if n_critic is not None and n_critic != default_n_critic(loss) else ""
+    name += f"-ncritic{n_critic}" if n_critic is not None and n_critic != losses.default_n_critic(loss) else ""
     return f"{name}-seed{seed}"
 
 

@@ -199,11 +199,24 @@ def test_a_real_sweep_records_a_failed_run_and_goes_on(tmp_path):
     assert toy.set_index("p")[["completed", "failed"]].to_dict("index") == {2: {"completed": 0, "failed": 1},
                                                                             4: {"completed": 1, "failed": 0}}
     assert (tmp_path / "results" / "figures" / "ring8-modes_vs_p.png").exists()
+    assert (tmp_path / "results" / "figures" / "ring8-regime.png").exists()
     (bad / "last.pt").unlink()  # mend it: the rerun trains only that run and skips the finished one
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "ring8/minkowski-p4-seed0: completed (skipped" in proc.stdout
     assert pd.read_csv(tmp_path / "results" / "toy_table.csv")["completed"].tolist() == [1, 1]
+
+
+def test_figure_labels_and_run_names_tell_wgan_with_one_critic_step_apart():
+    import figures
+
+    assert figures.label({"loss": "wgan", "p": 4.0, "n_critic": 1}) == "wgan n_critic=1"
+    assert figures.label({"loss": "wgan", "p": 4.0, "n_critic": 5}) == "wgan"
+    assert figures.label({"loss": "minkowski", "p": 4.0}) == "minkowski p=4"
+    assert figures.order(("minkowski p=2 n_critic=3", None)) == (1, 2.0)
+    args, passthrough = args_for(["--losses", "wgan", "minkowski", "--p", "4", "--n-critic", "1"])
+    assert [name for name, _, _ in ablate_p.plan(args, passthrough)] == ["cifar10/wgan-ncritic1-seed0",
+                                                                         "cifar10/minkowski-p4-seed0"]
 
 
 def start_sweep(tmp_path, *extra):

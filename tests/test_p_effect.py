@@ -1,0 +1,60 @@
+"""p_effect.py: the ANOVA against scipy, the permutation test and eta^2 on cases with known answers."""
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import p_effect
+from utils import run_main
+
+
+def test_f_and_its_p_value_equal_scipys_one_way_anova():
+    rng = np.random.default_rng(0)
+    groups = [rng.normal(mu, 1.0, size=n) for mu, n in [(0, 3), (0.5, 2), (2, 4)]]
+    values, labels = np.concatenate(groups), np.repeat([1, 2, 3], [3, 2, 4])
+    result = p_effect.p_test(values, labels, permutations=200)
+    expected = stats.f_oneway(*groups)
+    assert result["F"] == pytest.approx(expected.statistic) and result["p_anova"] == pytest.approx(expected.pvalue)
+    grand = values.mean()
+    between = sum(len(g) * (g.mean() - grand) ** 2 for g in groups)
+    assert result["eta2"] == pytest.approx(between / ((values - grand) ** 2).sum())
+    assert (result["df_between"], result["df_within"]) == (2, 6)
+
+
+def test_the_permutation_p_value_finds_separated_groups_and_not_shuffled_ones():
+    values = np.array([1.0, 1.1, 5.0, 5.1, 9.0, 9.1])
+    separated = p_effect.p_test(values, [1, 1, 2, 2, 3, 3], permutations=2000)
+    # 90 labellings, 6 of them (the groups' names swapped) as extreme as the observed one: p = 1/15
+    assert separated["p_permutation"] == pytest.approx(1 / 15, abs=0.015) and separated["eta2"] > 0.99
+    mixed = p_effect.p_test(values, [1, 2, 3, 3, 2, 1], permutations=2000)  # every group mean 5.05
+    assert mixed["p_permutation"] == 1 and mixed["eta2"] == pytest.approx(0, abs=1e-12) and mixed["omega2"] < 0
+
+
+def test_one_seed_per_p_cannot_be_tested(capsys):
+    with pytest.raises(SystemExit) as code:
+        run_main(lambda: p_effect.p_test([1.0, 2.0, 3.0], [1, 2, 3]))
+    assert code.value.code == 2 and "two seeds" in capsys.readouterr().err
+
+
+def fake_run(root, p, seed, fid, status="completed", loss="minkowski"):
+    run = os.path.join(root, "folder", f"{loss}-p{p}-seed{seed}")
+    os.makedirs(run)
+    json.dump({"loss": loss, "p": p, "seed": seed, "dataset": "folder", "hardware": "cpu"}, open(f"{run}/config.json", "w"))
+    json.dump({"status": status, "final_fid": fid, "epoch": 2.0, "step": 1562}, open(f"{run}/summary.json", "w"))
+
+
+def test_main_reads_completed_minkowski_runs_and_draws_the_figure(tmp_path):
+    runs = str(tmp_path / "runs")
+    for p, fids in {1: [300, 310], 4: [150, 160], 8: [200, 190]}.items():
+        for seed, fid in enumerate(fids):
+            fake_run(runs, p, seed, fid)
+    fake_run(runs, 2, 0, 999, status="diverged")
+    fake_run(runs, 4, 9, 999, loss="gan")
+    csv, figure = str(tmp_path / "p.csv"), str(tmp_path / "p.png")
+    assert p_effect.main([runs, "--csv", csv, "--figure", figure, "--permutations", "500"]) == 0
+    row = pd.read_csv(csv).iloc[0]
+    assert (row["runs"], row["values_of_p"], row["seeds_min"]) == (6, 3, 2)
+    assert row["eta2"] > 0.99 and os.path.getsize(figure) > 0
