@@ -37,7 +37,8 @@ Inception weights: --fid-weights PATH, else torch hub's cache, where pytorch-fid
 them (~/.cache/torch/hub/checkpoints/pt_inception-2015-12-05-6726825d.pth), else pytorch-fid
 downloads them; offline without the file it stops with a one-line error saying where to put it.
 
-Rows are appended (atomically) to --csv (default results/fid.csv, or results/toy_metrics.csv).
+Rows are merged into --csv (default results/fid.csv, or results/toy_metrics.csv) under a lock:
+a re-evaluation of a checkpoint with the same protocol replaces its row (EVAL_KEY), other rows stay.
 """
 import argparse
 import hashlib
