@@ -12,7 +12,6 @@ sweep goes on. Each run evaluates itself (FID/KID, or modes for 2-D data) every 
 steps and at its end; its summary.json holds the final and best values, which --collect reads.
 The exit code is 0 only when every run of the sweep (or shard) completed.
 """
-import argparse
 import contextlib
 import ctypes
 import glob
@@ -32,7 +31,7 @@ import figures
 import losses
 import train
 import utils
-from utils import OneLineParser, UserError, atomic_write_text, read_json, run_main
+from utils import HelpFormatter, OneLineParser, UserError, atomic_write_text, read_json, run_main
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # A run's identity in the tables: a rerun of the same (dataset, loss, p, n_critic, seed, budget) replaces its row.
@@ -46,6 +45,7 @@ SWEEP_OWNS = {"--out": "--runs (each run trains in <runs>/<dataset>/<run name>)"
               "--overwrite": "nothing: delete a run's directory to train it again",
               "--seed": "--seeds", "--loss": "--losses", "--p": "--p", "--dataset": "--dataset",
               "--eval-every": "--eval-every"}
+assert list(SWEEP_OWNS) == train.SET_BY_SWEEP  # train.py --help says which flags a sweep forwards
 
 
 def forwarded_flags():
@@ -58,7 +58,7 @@ def build_parser():
     epilog = ("Any other flag goes through to every run's train.py: " + " ".join(forwarded_flags()) +
               " (python train.py --help).")
     ap = OneLineParser(prog="ablate_p.py", description=__doc__, epilog=epilog, allow_abbrev=False,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=HelpFormatter)
     a = ap.add_argument
     a("--p", type=float, nargs="+", default=[1, 2, 3, 4, 5, 6, 7, 8], help="Minkowski exponents (reals >= 1)")
     a("--losses", nargs="+", default=["minkowski"], help=f"losses to sweep, or 'all': {', '.join(losses.LOSSES)}")

@@ -40,7 +40,6 @@ downloads them; offline without the file it stops with a one-line error saying w
 Rows are merged into --csv (default results/fid.csv, or results/toy_metrics.csv) under a lock:
 a re-evaluation of a checkpoint with the same protocol replaces its row (EVAL_KEY), other rows stay.
 """
-import argparse
 import hashlib
 import math
 import os
@@ -55,7 +54,7 @@ import torch.nn as nn
 
 import data
 import rundir
-from utils import OneLineParser, UserError, check_device, eval_mode, merge_csv, read_json, run_main
+from utils import HelpFormatter, OneLineParser, UserError, check_device, eval_mode, merge_csv, read_json, run_main
 
 FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + FID_WEIGHTS_NAME
@@ -657,7 +656,7 @@ def write_tables(fid_csv, out_dir, log=print):
 # ----------------------------------------------------------------------------- command line
 
 def build_parser():
-    ap = OneLineParser(prog="evaluate.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = OneLineParser(prog="evaluate.py", description=__doc__, formatter_class=HelpFormatter)
     a = ap.add_argument
     a("runs", nargs="*", help="run directories written by train.py")
     a("--checkpoint", default=None, help="checkpoint file (path, or name in RUN/checkpoints); default last.pt")

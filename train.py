@@ -6,7 +6,6 @@
 A run directory holds config.json, metrics.csv, samples/, checkpoints/last.pt and summary.json;
 `--resume` continues a run exactly where it stopped.
 """
-import argparse
 import csv
 import json
 import math
@@ -26,7 +25,7 @@ import losses
 import models
 import ops
 import rundir
-from utils import (OneLineParser, UserError, atomic_torch_save, atomic_write_csv, atomic_write_text, check_device,
+from utils import (HelpFormatter, OneLineParser, UserError, atomic_torch_save, atomic_write_csv, atomic_write_text, check_device,
                    eval_mode, run_main)
 
 TOY_TRAIN_SIZE = 100_000  # points drawn once per seed: the toy "dataset" an epoch goes through
@@ -42,8 +41,14 @@ RUN_DEFINING = ["loss", "p", "minkowski_on", "dataset", "arch", "z_dim", "width"
 
 # ----------------------------------------------------------------------------- settings
 
+# the flags ablate_p.py sets for each run of a sweep; it passes every other flag through
+SET_BY_SWEEP = ["--out", "--resume", "--overwrite", "--seed", "--loss", "--p", "--dataset", "--eval-every"]
+
+
 def build_parser():
-    ap = OneLineParser(prog="train.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = OneLineParser(prog="train.py", description=__doc__, formatter_class=HelpFormatter,
+                       epilog="ablate_p.py passes every flag through to each run of a sweep except those it sets: "
+                              + " ".join(SET_BY_SWEEP) + ".")
     a = ap.add_argument
     a("--loss", default="minkowski", help=f"one of {', '.join(losses.LOSSES)}")
     a("--p", type=float, default=4.0, help="Minkowski exponent, any real >= 1 (paper: 1..8, best 4)")

@@ -23,6 +23,10 @@ class OneLineParser(argparse.ArgumentParser):
         raise UserError(f"{message} (see python {self.prog} --help)")
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """--help shows every flag's default and the description as written."""
+
+
 def run_main(main):
     """Run main(); turn a UserError into `error: ...` on stderr and exit code 2."""
     try:
