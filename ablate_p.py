@@ -3,7 +3,7 @@
     python ablate_p.py                                   # p = 1..8, CIFAR-10, the paper's settings
     python ablate_p.py --losses gan wgan minkowski --p 4 --seeds 0 1 2 --epochs 20
     python ablate_p.py --dataset ring8 grid25 --losses all --seeds 0 1 2 --steps 10000 --jobs 2
-    python ablate_p.py --shard 3/10 ...                  # one share of the runs (Slurm: see slurm/)
+    python ablate_p.py --shard 3/10 ...                  # one share of the runs (Slurm: ablate_p.sbatch)
     python ablate_p.py --collect --runs runs/sweep       # merge finished runs into the tables
 
 Every run is a `train.py` process in <runs>/<dataset>/<loss>[-p<p>]-seed<s> with `--resume`, so a finished
@@ -13,12 +13,15 @@ FID floor, or modes for 2-D data) every --eval-every steps and at its end; its s
 the final and best values, which --collect reads.
 The exit code is 0 only when every run of the sweep (or shard) completed.
 """
-import argparse
+import contextlib
+import ctypes
 import glob
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -28,14 +31,35 @@ import data
 import figures
 import losses
 import train
-from utils import OneLineParser, UserError, atomic_write_csv, atomic_write_text, read_json, run_main
+import utils
+from utils import HelpFormatter, OneLineParser, UserError, atomic_write_text, read_json, run_main
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-RESULTS = os.path.join(HERE, "results")
+# A run's identity in the tables: a rerun of the same (dataset, loss, p, n_critic, seed, budget) replaces its row.
+RUN_KEY = ["dataset", "loss", "p", "n_critic", "seed", "total_steps"]
+GROUP_KEY = ["dataset", "loss", "p", "n_critic", "total_steps"]  # the seeds of one group are averaged
+
+
+# train.py flags that name a run: the sweep sets them for each run, so passing them through is an error
+SWEEP_OWNS = {"--out": "--runs (each run trains in <runs>/<dataset>/<run name>)",
+              "--resume": "nothing: a sweep always resumes its runs",
+              "--overwrite": "nothing: delete a run's directory to train it again",
+              "--seed": "--seeds", "--loss": "--losses", "--p": "--p", "--dataset": "--dataset",
+              "--eval-every": "--eval-every"}
+assert list(SWEEP_OWNS) == train.SET_BY_SWEEP  # train.py --help says which flags a sweep forwards
+
+
+def forwarded_flags():
+    """The train.py flags a sweep passes through to every run: all but those it sets itself."""
+    return [o for o in train.build_parser()._option_string_actions if o.startswith("--") and o != "--help"
+            and o not in SWEEP_OWNS]
 
 
 def build_parser():
-    ap = OneLineParser(prog="ablate_p.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    epilog = ("Any other flag goes through to every run's train.py: " + " ".join(forwarded_flags()) +
+              " (python train.py --help).")
+    ap = OneLineParser(prog="ablate_p.py", description=__doc__, epilog=epilog, allow_abbrev=False,
+                       formatter_class=HelpFormatter)
     a = ap.add_argument
     a("--p", type=float, nargs="+", default=[1, 2, 3, 4, 5, 6, 7, 8], help="Minkowski exponents (reals >= 1)")
     a("--losses", nargs="+", default=["minkowski"], help=f"losses to sweep, or 'all': {', '.join(losses.LOSSES)}")
@@ -46,7 +70,8 @@ def build_parser():
     a("--shard", default=None, help="K/N: run only the K-th of N shares (K from 0); default $SLURM_ARRAY_TASK_ID/N")
     a("--eval-every", type=int, default=2000, help="evaluate each run every N steps and at its end")
     a("--collect", action="store_true", help="only merge the run directories into the tables")
-    a("--results", default=RESULTS, help="where the tables and figures go")
+    a("--results", default=None, help="where the tables and figures go (merged into what is there); "
+      "default <runs>/results. The repository's results/ changes only when named here")
     a("--dry-run", action="store_true", help="print the planned runs and exit")
     return ap
 
@@ -54,6 +79,7 @@ def build_parser():
 def parse(argv):
     """(sweep options, the train.py flags to pass through)."""
     args, passthrough = build_parser().parse_known_args(argv)
+    check_forwarded(passthrough)
     names = list(losses.LOSSES) if args.losses == ["all"] else args.losses
     for name in names:
         if name not in losses.LOSSES:
@@ -68,7 +94,21 @@ def parse(argv):
     if args.jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {args.jobs}")
     args.shard = parse_shard(args.shard)
+    args.results = args.results or os.path.join(args.runs, "results")
     return args, passthrough
+
+
+def check_forwarded(passthrough):
+    """A forwarded flag that names a run (SWEEP_OWNS), even abbreviated as argparse allows, is an error."""
+    options = train.build_parser()._option_string_actions
+    for token in passthrough:
+        name = token.split("=", 1)[0]
+        if not name.startswith("--"):
+            continue
+        matches = [o for o in options if o.startswith(name)]
+        name = name if name in options else (matches[0] if len(matches) == 1 else name)
+        if name in SWEEP_OWNS:
+            raise UserError(f"{token} is set by the sweep for each run; use ablate_p.py's {SWEEP_OWNS[name]}")
 
 
 def parse_shard(text):
@@ -98,7 +138,8 @@ def plan(args, passthrough):
                     argv = ["--loss", loss, "--dataset", dataset, "--seed", str(seed), "--out",
                             os.path.join(args.runs, name), "--eval-every", str(args.eval_every), "--resume"]
                     argv += (["--p", f"{p:g}"] if p is not None else []) + passthrough
-                    runs.append((name, argv, {"dataset": dataset, "loss": loss, "p": p, "seed": seed}))
+                    runs.append((name, argv, {"dataset": dataset, "loss": loss, "p": p, "seed": seed,
+                                              "n_critic": n_critic or losses.default_n_critic(loss)}))
     return runs
 
 
@@ -112,8 +153,56 @@ def run_status(run_dir):
     return summary["status"] if summary else None
 
 
-def train_one(name, argv, settings, runs_dir, threads):
-    """One train.py process, its output in <runs>/logs/<name>.log; returns its final status.
+PR_SET_PDEATHSIG = 1
+LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def die_with_parent(parent_pid):
+    """For a child, between fork and exec: SIGTERM when the sweep dies (Linux's PR_SET_PDEATHSIG;
+    train.py then checkpoints and stops as interrupted), or exit now if it already has. libc is
+    loaded before the fork: loading it in the child could deadlock."""
+    if LIBC is not None:
+        LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+class Children:
+    """The sweep's running train.py processes. Each has its own process group (a terminal's Ctrl-C
+    reaches only the sweep) and dies with the sweep; stop() asks them all to stop (SIGTERM: they
+    checkpoint and exit as interrupted) and makes start() refuse new runs."""
+
+    def __init__(self):
+        self.lock, self.running, self.stopped = threading.Lock(), set(), False
+
+    def start(self, cmd, **kwargs):
+        """Popen(cmd), or None once the sweep is stopping."""
+        with self.lock:
+            if self.stopped:
+                return None
+            parent = os.getpid()
+            proc = subprocess.Popen(cmd, process_group=0, preexec_fn=lambda: die_with_parent(parent), **kwargs)
+            self.running.add(proc)
+            return proc
+
+    def wait(self, proc):
+        code = proc.wait()
+        with self.lock:
+            self.running.discard(proc)
+        return code
+
+    def stop(self, *_signal):
+        """A signal handler: runs in the main thread, which never holds self.lock."""
+        with self.lock:
+            self.stopped = True
+            for proc in self.running:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+
+
+def train_one(name, argv, settings, runs_dir, threads, children):
+    """One train.py process, its output in <runs>/logs/<name>.log; returns its final status
+    ("not started" when the sweep was stopped first).
 
     A run that ends without a status of its own (a crash, bad input) gets a failed.json with
     its settings, exit code and log, so that --collect counts it.
@@ -122,15 +211,18 @@ def train_one(name, argv, settings, runs_dir, threads):
     failed_json = os.path.join(out, "failed.json")
     if run_status(out) in ("completed", "diverged"):
         return name, run_status(out), "skipped (already done)"
-    if os.path.exists(failed_json):
-        os.remove(failed_json)
     log_path = os.path.join(runs_dir, "logs", f"{name}.log")
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     start = time.time()
     with open(log_path, "a") as log:
-        code = subprocess.call([sys.executable, os.path.join(HERE, "train.py"), *argv],
-                               stdout=log, stderr=subprocess.STDOUT, env=env)
+        proc = children.start([sys.executable, os.path.join(HERE, "train.py"), *argv],
+                              stdout=log, stderr=subprocess.STDOUT, env=env)
+        if proc is None:
+            return name, "not started", "the sweep was stopped"
+        if os.path.exists(failed_json):
+            os.remove(failed_json)
+        code = children.wait(proc)
     status = run_status(out) if code in (0, 1, 130) else None
     if status is None:
         status = "failed"
@@ -151,24 +243,31 @@ def progress_line(name, run_dir):
 
 
 def run_sweep(args, runs):
-    """Run the planned runs, --jobs at a time; print progress; return {name: status}."""
+    """Run the planned runs, --jobs at a time; print progress; return ({name: status}, stopped).
+    Ctrl-C or SIGTERM stops the running runs (they checkpoint) and starts no new one."""
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
-    statuses, last_report = {}, time.time()
-    with ThreadPoolExecutor(args.jobs) as pool:
-        futures = {pool.submit(train_one, name, argv, settings, args.runs, threads): name
-                   for name, argv, settings in runs}
-        while futures:
-            for f in [f for f in futures if f.done()]:
-                name, status, note = f.result()
-                statuses[name] = status
-                print(f"[{len(statuses)}/{len(runs)}] {name}: {status} ({note})", flush=True)
-                del futures[f]
-            running = [name for f, name in futures.items() if f.running()]
-            if running and time.time() - last_report > 60:
-                print("\n".join(progress_line(n, os.path.join(args.runs, n)) for n in running), flush=True)
-                last_report = time.time()
-            time.sleep(0.5)
-    return statuses
+    statuses, last_report, children = {}, time.time(), Children()
+    previous = {sig: signal.signal(sig, children.stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with ThreadPoolExecutor(args.jobs) as pool:
+            futures = {pool.submit(train_one, name, argv, settings, args.runs, threads, children): name
+                       for name, argv, settings in runs}
+            while futures:
+                for f in [f for f in futures if f.done()]:
+                    name, status, note = f.result()
+                    statuses[name] = status
+                    if status != "not started":
+                        print(f"[{len(statuses)}/{len(runs)}] {name}: {status} ({note})", flush=True)
+                    del futures[f]
+                running = [name for f, name in futures.items() if f.running()]
+                if running and time.time() - last_report > 60 and not children.stopped:
+                    print("\n".join(progress_line(n, os.path.join(args.runs, n)) for n in running), flush=True)
+                    last_report = time.time()
+                time.sleep(0.2)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return statuses, children.stopped
 
 
 # ----------------------------------------------------------------------------- collecting
@@ -184,7 +283,9 @@ def collect_rows(runs_dir):
             continue
         summary = failed or read_json(os.path.join(run_dir, "summary.json")) or {"status": "failed"}
         row = {"run": name, "dataset": cfg["dataset"], "loss": cfg["loss"],
-               "p": cfg["p"] if cfg["loss"] == "minkowski" else None, "seed": cfg["seed"],
+               "p": cfg["p"] if cfg["loss"] == "minkowski" else None,
+               "n_critic": cfg.get("n_critic") or losses.default_n_critic(cfg["loss"]), "seed": cfg["seed"],
+               "total_steps": summary.get("total_steps", cfg.get("total_steps")),
                "status": summary["status"], "steps": summary.get("step"), "epochs": summary.get("epoch"),
                "n_fake": cfg.get("eval_n"), "n_real": cfg.get("eval_n"),
                "device": cfg.get("hardware", cfg.get("device")), "seconds": summary.get("seconds")}
@@ -198,22 +299,35 @@ METRICS = {"image": ["final_fid", "best_fid", *(f"final_{m}" for m in IMAGE_FINA
            "toy": ["final_modes", "final_hq_pct", "final_rkl"]}
 
 
+def with_budgets(rows):
+    """A run that failed before it planned its steps gets the budget of its group's other runs, when
+    they agree on one, so that it is counted beside them."""
+    known = rows.dropna(subset=["total_steps"]).groupby(["dataset", "loss", "p", "n_critic"], dropna=False)
+    single = known["total_steps"].agg(lambda b: b.iloc[0] if b.nunique() == 1 else None)
+    def budget(row):
+        if pd.notna(row["total_steps"]):
+            return row["total_steps"]
+        return single.get((row["dataset"], row["loss"], row["p"], row["n_critic"]))
+    return rows.assign(total_steps=[budget(r) for _, r in rows.iterrows()]) if len(rows) else rows
+
+
 def aggregate(rows, metrics):
-    """Mean, std and count of the seeds that have a value, for each metric per (dataset, loss, p),
-    with the budget beside them (std is NaN for one value)."""
-    keys = ["dataset", "loss", "p"]
-    rows = rows.assign(p=rows["p"].fillna(-1))
+    """Mean, std and count of the seeds that have a value, for each metric per (dataset, loss, p,
+    n_critic, budget), with the budget beside them (std is NaN for one value)."""
+    rows = with_budgets(rows.assign(p=rows["p"].fillna(-1), n_critic=rows["n_critic"].fillna(-1)))
     out = []
-    for key, group in rows.groupby(keys, sort=True):
+    for key, group in rows.groupby(GROUP_KEY, sort=True, dropna=False):
         done = group[group["status"] == "completed"]
-        row = dict(zip(keys, key))
+        row = dict(zip(GROUP_KEY, key))
         row["p"] = None if row["p"] == -1 else row["p"]
+        row["n_critic"] = None if row["n_critic"] == -1 else int(row["n_critic"])
+        del row["total_steps"]
         for m in metrics:  # a metric can be undefined for a run (reverse KL with no mode captured)
             values = (done[m] if m in done else pd.Series(dtype=float)).dropna()
             row[f"{m}_mean"], row[f"{m}_std"], row[f"{m}_n"] = values.mean(), values.std(ddof=1), len(values)
         row.update(seeds=len(group), samples=group["n_fake"].max(), completed=len(done), diverged=int((group["status"] == "diverged").sum()),
                    failed=int(group["status"].isin(["failed", "interrupted"]).sum()),
-                   steps=int(group["steps"].max()) if group["steps"].notna().any() else None,
+                   steps=int(key[-1]) if pd.notna(key[-1]) else None,
                    epochs=round(float(group["epochs"].max()), 2) if group["epochs"].notna().any() else None,
                    device=group["device"].iloc[0])
         out.append(row)
@@ -235,19 +349,64 @@ def paper_tables(images):
     return final
 
 
+def completed(row):
+    return row.get("status") == "completed"
+
+
+def any_completed(row):
+    return (row.get("completed") or 0) > 0
+
+
+def without_stale_failures(table, key, budget, good):
+    """Drop the rows of runs that failed before they had a budget (a crash at start-up) once their
+    identity (key, without the budget) has another row: a rerun of that run replaced them."""
+    others = table.groupby(key, dropna=False)[budget].transform("size") > 1
+    stale = table[budget].isna() & others & ~table.apply(good, axis=1)
+    return table[~stale]
+
+
+def merge_run_rows(rows, results):
+    """<results>/runs.csv: one row per run identity (RUN_KEY), merged into what is there; returns
+    every row it holds, this sweep's and earlier ones'."""
+    def arrange(table):
+        table = without_stale_failures(table, RUN_KEY[:-1], "total_steps", completed)
+        return table.sort_values(["dataset", "loss", "p", "n_critic", "seed"], kind="stable")
+    return utils.merge_csv(os.path.join(results, "runs.csv"), rows, RUN_KEY, good=completed, arrange=arrange)
+
+
+def merge_toy_table(table, path):
+    def arrange(merged):
+        merged = without_stale_failures(merged, ["dataset", "loss", "p", "n_critic"], "steps", any_completed)
+        return merged.sort_values(["dataset", "loss", "p"], kind="stable")
+    utils.merge_csv(path, table, ["dataset", "loss", "p", "n_critic", "steps"], good=any_completed, arrange=arrange)
+
+
 def write_tables(rows, results):
-    """results/toy_table.csv for 2-D runs; table2.csv and table3.csv beside the paper for images."""
-    written = []
+    """Merge the runs into <results>/runs.csv, then the tables of every run there into
+    toy_table.csv (2-D runs) and table2.csv, table3.csv (images, beside the paper): rows this sweep
+    did not touch are kept, and a group whose runs all failed never replaces a good row."""
+    rows = merge_run_rows(rows, results)
+    written = [os.path.join(results, "runs.csv")]
     toy = rows[rows["dataset"].isin(data.TOY_DATASETS)]
     if len(toy):
         path = os.path.join(results, "toy_table.csv")
-        atomic_write_csv(aggregate(toy, METRICS["toy"]), path)
+        merge_toy_table(aggregate(toy, METRICS["toy"]), path)
         written.append(path)
     images = rows[rows["dataset"].isin(data.IMAGE_DATASETS) & (rows["status"] == "completed")]
     if len(images):
+        import evaluate
         for name, table in zip(("table2.csv", "table3.csv"), paper_tables(images)):
-            atomic_write_csv(table, os.path.join(results, name))
+            evaluate.merge_paper_table(os.path.join(results, name), table)
             written.append(os.path.join(results, name))
+    return written
+
+
+def write_figures(rows, runs_dir, results):
+    """The figures of each dataset with a completed run (a sweep whose runs all failed keeps the old ones)."""
+    written = []
+    for dataset in sorted(rows.loc[rows["status"] == "completed", "dataset"].unique()):
+        written += figures.make_figures(os.path.join(runs_dir, dataset), os.path.join(results, "figures"),
+                                        prefix=f"{dataset}-")
     return written
 
 
@@ -262,14 +421,17 @@ def main(argv=None):
         if args.dry_run:
             print("\n".join(f"  {name}: train.py {' '.join(argv)}" for name, argv, _ in mine))
             return 0
-        statuses = run_sweep(args, mine)
+        statuses, stopped = run_sweep(args, mine)
+        if stopped:
+            stopped_runs = [n for n, s in statuses.items() if s == "interrupted"]
+            print(f"sweep stopped: {len(stopped_runs)} running run(s) checkpointed and stopped, "
+                  f"{list(statuses.values()).count('not started')} not started; the same command resumes them",
+                  file=sys.stderr)
+            return 130
     rows = collect_rows(args.runs)
     if not len(rows):
         raise UserError(f"no run directories in {args.runs}; run the sweep first or pass --runs")
-    written = write_tables(rows, args.results)
-    for dataset in sorted(rows["dataset"].unique()):
-        written += figures.make_figures(os.path.join(args.runs, dataset), os.path.join(args.results, "figures"),
-                                        prefix=f"{dataset}-")
+    written = write_tables(rows, args.results) + write_figures(rows, args.runs, args.results)
     print("wrote " + ", ".join(written))
     print(rows.drop(columns=["device"]).to_string(index=False))
     if args.collect:

@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 
 import losses
+import rundir
 import train
 from utils import OneLineParser, UserError, atomic_write_csv, run_main
 
@@ -125,7 +126,7 @@ def kept_checkpoints(run_dir):
 
 def align_run(run_dir, batch_size, seed, dataset=None):
     """Rows of every kept checkpoint of one run; `dataset` (uint8 or 2-D tensor) saves loading it again."""
-    cfg = train.read_config(run_dir)
+    cfg = rundir.read_config(run_dir)
     dataset = train.load_training_data(cfg) if dataset is None else dataset
     g = torch.Generator().manual_seed(seed)
     real = train.to_input(dataset[torch.randperm(len(dataset), generator=g)[:batch_size]])
@@ -136,8 +137,9 @@ def align_run(run_dir, batch_size, seed, dataset=None):
     per_epoch = len(dataset) // cfg["batch_size"]
     rows = []
     for step, path in kept_checkpoints(run_dir):
-        ckpt = train.load_checkpoint(path)
-        G, D = train.build_models(cfg, "cpu")
+        ckpt = rundir.load_checkpoint(path, "train the run again with --save-at")
+        G, D = rundir.build_models(cfg, "cpu")
+        rundir.check_checkpoint(ckpt, path, ["G", "D", "opt_g", "opt_d"], {"G": G, "D": D}, "is it this run's?")
         G.load_state_dict(ckpt["G"])
         D.load_state_dict(ckpt["D"])
         for row in compare(G, D, real, z, cfg["loss"], run_p, ckpt["opt_g"], ckpt["opt_d"], adam_d, adam_g):

@@ -61,8 +61,17 @@ def load_folder(root):
         ds = torchvision.datasets.ImageFolder(root, transform=transform)
     except (FileNotFoundError, RuntimeError) as e:
         raise UserError(f"no images found in {root!r} ({e}); it needs class sub-folders holding image files") from None
-    images = torch.stack([ds[i][0].expand(3, -1, -1) for i in range(len(ds))])  # greyscale -> 3 channels
-    return images
+    return torch.stack([read_image(ds, i).expand(3, -1, -1) for i in range(len(ds))])  # greyscale -> 3 channels
+
+
+def read_image(dataset, i):
+    """Image i of an ImageFolder; a file PIL cannot read is a UserError naming it."""
+    from PIL import UnidentifiedImageError
+
+    try:
+        return dataset[i][0]
+    except (UnidentifiedImageError, OSError) as e:
+        raise UserError(f"cannot read image {dataset.samples[i][0]} ({type(e).__name__}); delete or replace it") from None
 
 
 def load_images(dataset, root, split="train", download=True):

@@ -7,7 +7,8 @@ of 2-D runs, paper tables.
     python evaluate.py --table                                           # results/table2.csv, table3.csv
 
 FID protocol (the paper's: 5000 generated samples). Samples come from the run's last checkpoint
-(or --checkpoint) with a fixed noise seed (--seed), are quantised to uint8 exactly as saving a
+(or --checkpoint) with a fixed noise seed (--noise-seed, default 12345: the seed of train.py's
+--eval-every evaluations too, so that both give the same numbers for one checkpoint), are quantised to uint8 exactly as saving a
 PNG would (data.to_uint8), and go through pytorch-fid's InceptionV3 (2048-d pool3 features,
 its own bilinear resize to 299 and [0, 1] -> [-1, 1] scaling) as uint8 / 255, which is what
 `python -m pytorch_fid` computes from PNG files. Two exact speed-ups over pytorch-fid's forward:
@@ -39,10 +40,10 @@ Inception weights: --fid-weights PATH, else torch hub's cache, where pytorch-fid
 them (~/.cache/torch/hub/checkpoints/pt_inception-2015-12-05-6726825d.pth), else pytorch-fid
 downloads them; offline without the file it stops with a one-line error saying where to put it.
 
-Rows are appended (atomically) to --csv (default results/fid.csv, or results/toy_metrics.csv); an
-image row holds fid, kid, kid_std, precision, recall, density, coverage, fid_floor, fid_floor_test.
+Rows are merged into --csv (default results/fid.csv, or results/toy_metrics.csv) under a lock:
+a re-evaluation of a checkpoint with the same protocol replaces its row (EVAL_KEY), other rows stay.
+An image row holds fid, kid, kid_std, precision, recall, density, coverage, fid_floor, fid_floor_test.
 """
-import argparse
 import hashlib
 import json
 import math
@@ -57,8 +58,10 @@ import torch
 import torch.nn as nn
 
 import data
+import rundir
 from metrics import KID_MAX_FEATURES, PRDC_COLUMNS, at_most, frechet_distance, kid, prdc, statistics, toy_metrics
-from utils import OneLineParser, UserError, atomic_write_csv, atomic_write_text, eval_mode, read_json, run_main
+from utils import (HelpFormatter, OneLineParser, UserError, atomic_write_text, check_device, eval_mode, merge_csv,
+                   read_json, run_main)
 
 FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + FID_WEIGHTS_NAME
@@ -68,6 +71,7 @@ DEFAULT_STATS_DIR = os.path.join("results", "fid_stats")
 DEFAULT_FID_CSV = os.path.join("results", "fid.csv")
 DEFAULT_TOY_CSV = os.path.join("results", "toy_metrics.csv")
 PAPER_CSV = os.path.join(HERE, "results", "paper.csv")
+EVAL_NOISE_SEED = 12345  # the noise of every evaluation's samples, in training and in evaluate.py
 TABLE2_LOSSES = ("gan", "wgan", "minkowski", "nsgan", "wgan-gp", "lsgan", "hinge")
 FLOOR_COLUMNS = ["fid_floor", "fid_floor_test"]
 TABLE_MEANS = ["fid_floor", "fid_floor_test", "kid_mean", *(f"{m}_mean" for m in PRDC_COLUMNS)]  # after fid_std
@@ -344,8 +348,7 @@ def load_run(run_dir, checkpoint=None, device="cpu"):
     if checkpoint and not os.path.isfile(checkpoint):  # a bare name means one in the run's checkpoints/
         alt = os.path.join(run_dir, "checkpoints", checkpoint)
         checkpoint = alt if os.path.isfile(alt) else checkpoint
-    from train import load_generator  # lazily: train.py imports this module for its evaluator
-    G, cfg, step = load_generator(run_dir, checkpoint, device)
+    G, cfg, step = rundir.load_generator(run_dir, checkpoint, device)
     summary = read_json(os.path.join(run_dir, "summary.json")) or {}
     path = checkpoint or os.path.join(run_dir, "checkpoints", "last.pt")
     info = {"checkpoint": os.path.relpath(path, run_dir), "step": step if step is not None else summary.get("step"),
@@ -372,14 +375,21 @@ def run_row(run_dir, cfg, info, n_fake, device, seconds):
             "seconds": round(seconds, 1), "checkpoint": info["checkpoint"], "status": info["status"]}
 
 
+# A row's identity: a re-evaluation of the same checkpoint with the same protocol replaces its row.
+EVAL_KEY = ["run", "checkpoint", "steps", "n_fake", "n_real", "real_split"]
+
+
+def completed(row):
+    return row.get("status") == "completed"
+
+
 def append_rows(path, rows, columns):
-    """Append rows to a CSV atomically: read what is there, add, write via a temporary file."""
+    """Merge rows into a CSV by EVAL_KEY under a lock (utils.merge_csv): rows of other runs are kept,
+    even when several processes write at once, and a failed or diverged run's row never replaces a
+    completed one."""
     new = pd.DataFrame(rows)
     new = new[[c for c in columns if c in new] + [c for c in new if c not in columns]]
-    if os.path.isfile(path) and os.path.getsize(path) > 0:
-        new = pd.concat([pd.read_csv(path), new], ignore_index=True)
-    atomic_write_csv(new, path)
-    return new
+    return merge_csv(path, new, [k for k in EVAL_KEY if k in new], good=completed)
 
 
 class TrainingEvaluator:
@@ -407,7 +417,7 @@ class TrainingEvaluator:
 
     def __call__(self, G, step):
         with eval_mode(G):
-            samples = generate(G, self.cfg["z_dim"], self.n, seed=12345, device=next(G.parameters()).device)
+            samples = generate(G, self.cfg["z_dim"], self.n, seed=EVAL_NOISE_SEED, device=next(G.parameters()).device)
         if self.toy:
             return {"step": step, **toy_metrics(samples, self.centres, self.std)}
         features = self.extractor(data.to_uint8(samples))
@@ -431,7 +441,7 @@ def evaluate_runs(args, log=print):
         if not toy and dataset not in data.IMAGE_DATASETS:
             raise UserError(f"{run_dir}: unknown dataset {dataset!r}")
         n = args.n or (2500 if toy else 5000)
-        samples = generate(G, cfg["z_dim"], n, seed=args.seed, device=device)
+        samples = generate(G, cfg["z_dim"], n, seed=args.noise_seed, device=device)
         if toy:
             centres, std = data.toy_mixture(dataset)
             row = run_row(run_dir, cfg, info, n, device, 0) | toy_metrics(samples, centres, std)
@@ -472,16 +482,25 @@ def evaluate_runs(args, log=print):
 
 def load_image_dir(path):
     """uint8 (N, 3, H, W) of the image files directly in path, sorted, as pytorch-fid reads them."""
-    from PIL import Image
-
     files = sorted(os.path.join(path, f) for f in os.listdir(path)
                    if "." in f and f.rsplit(".", 1)[1] in IMAGE_EXTENSIONS)
     if len(files) < 2:
         raise UserError(f"{path} holds {len(files)} image file(s); FID needs at least 2")
-    arrays = [np.asarray(Image.open(f).convert("RGB")) for f in files]
+    arrays = [read_rgb(f) for f in files]
     if len({a.shape for a in arrays}) > 1:
         raise UserError(f"the images in {path} have different sizes; resize them to one size first")
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+def read_rgb(path):
+    """An image file as an RGB array; a file PIL cannot read is a UserError naming it."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as e:
+        raise UserError(f"cannot read image {path} ({type(e).__name__}); delete or replace it") from None
 
 
 def path_statistics(path, extractor_factory):
@@ -491,9 +510,12 @@ def path_statistics(path, extractor_factory):
             raise UserError(f"{path} does not exist")
         try:
             with np.load(path) as f:
-                return f["mu"], f["sigma"], (f["features"] if "features" in f else None)
+                mu, sigma, features = f["mu"], f["sigma"], (f["features"] if "features" in f else None)
         except Exception as e:
             raise UserError(f"{path} is not a statistics file with mu and sigma ({type(e).__name__})") from None
+        if not (np.isfinite(mu).all() and np.isfinite(sigma).all()):
+            raise UserError(f"{path} holds NaN or Inf in mu or sigma; compute the statistics again")
+        return mu, sigma, features
     if not os.path.isdir(path):
         raise UserError(f"{path} is neither a folder of images nor a .npz of statistics")
     features = extractor_factory()(load_image_dir(path), _progress(path))
@@ -583,28 +605,56 @@ def build_tables(fid_rows, paper=None):
     return t2[cols], t3[cols]
 
 
+PAPER_TABLE_KEY = ["loss", "p", "dataset", "epochs", "steps", "n_fake", "n_real"]
+
+
+def has_fid(row):
+    return pd.notna(row.get("fid_mean"))
+
+
+def merge_paper_table(path, table):
+    """Merge a table of build_tables into the one at path (utils.merge_csv): rows of other budgets
+    or datasets are kept, a row without our FID never replaces one with it, and the paper-only row
+    of a (loss, p) goes once that (loss, p) has a measured row."""
+    def arrange(merged):
+        measured = {(r["loss"], p_key(r["p"])) for r in merged.to_dict("records") if has_fid(r)}
+        keep = [has_fid(r) or (r["loss"], p_key(r["p"])) not in measured for r in merged.to_dict("records")]
+        merged = merged[keep]
+        order = merged["loss"].map({l: i for i, l in enumerate(TABLE2_LOSSES)})
+        return merged.assign(_order=order).sort_values(["_order", "p"], kind="stable").drop(columns="_order")
+    return merge_csv(path, table, PAPER_TABLE_KEY, good=has_fid, arrange=arrange)
+
+
+def p_key(p):
+    """p as a comparable value: NaN (no p) is None."""
+    return None if pd.isna(p) else float(p)
+
+
 def write_tables(fid_csv, out_dir, log=print):
+    """table2.csv and table3.csv in out_dir from the rows of fid_csv, merged into what is there."""
     if not os.path.isfile(fid_csv):
         raise UserError(f"{fid_csv} does not exist; evaluate some runs first")
-    t2, t3 = build_tables(pd.read_csv(fid_csv))
-    for name, table in (("table2", t2), ("table3", t3)):
+    tables = []
+    for name, table in zip(("table2", "table3"), build_tables(pd.read_csv(fid_csv))):
         path = os.path.join(out_dir, f"{name}.csv")
-        atomic_write_csv(table, path)
-        log(f"{path}:\n{table.to_string(index=False)}")
-    return t2, t3
+        tables.append(merge_paper_table(path, table))
+        log(f"{path}:\n{tables[-1].to_string(index=False)}")
+    return tables
 
 
 # ----------------------------------------------------------------------------- command line
 
 def build_parser():
-    ap = OneLineParser(prog="evaluate.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = OneLineParser(prog="evaluate.py", description=__doc__, formatter_class=HelpFormatter)
     a = ap.add_argument
     a("runs", nargs="*", help="run directories written by train.py")
     a("--checkpoint", default=None, help="checkpoint file (path, or name in RUN/checkpoints); default last.pt")
     a("--n", type=int, default=None, help="generated samples (default 5000 for images, 2500 for 2-D data)")
     a("--real-n", default="5000", help="real images for the statistics, or 'all' (default 5000)")
     a("--real-split", default="train", choices=["train", "test"])
-    a("--seed", type=int, default=0, help="seed of the generator's noise and of the real subset")
+    a("--noise-seed", type=int, default=EVAL_NOISE_SEED,
+      help="seed of the generator's noise; the default is that of train.py --eval-every, so the numbers agree")
+    a("--seed", type=int, default=0, help="seed of the real subset and of KID's subsets")
     a("--data-root", default=None, help="override the run's data root (where its dataset lies here)")
     a("--stats-dir", default=DEFAULT_STATS_DIR, help="cache of real statistics (.npz, pytorch-fid format)")
     a("--fid-weights", default=None, help=f"pytorch-fid Inception weights; default {hub_weights_path()}")
@@ -622,13 +672,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(args.device)
-    except RuntimeError:
-        raise UserError(f"--device {args.device!r} is not a device (cpu, cuda, cuda:1, ...)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {args.device}: CUDA is not available here; use --device cpu")
+    args.device = str(check_device(args.device or ("cuda" if torch.cuda.is_available() else "cpu")))
     if args.n is not None and args.n < 2:
         raise UserError(f"--n must be at least 2, got {args.n}")
     if args.batch_size < 1:

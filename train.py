@@ -6,7 +6,6 @@
 A run directory holds config.json, metrics.csv, samples/, checkpoints/last.pt and summary.json;
 `--resume` continues a run exactly where it stopped.
 """
-import argparse
 import csv
 import json
 import math
@@ -25,8 +24,9 @@ import data
 import losses
 import models
 import ops
-from utils import (OneLineParser, UserError, atomic_torch_save, atomic_write_csv, atomic_write_text, eval_mode,
-                   read_json, run_main)
+import rundir
+from utils import (HelpFormatter, OneLineParser, UserError, atomic_torch_save, atomic_write_csv, atomic_write_text, check_device,
+                   eval_mode, run_main)
 
 TOY_TRAIN_SIZE = 100_000  # points drawn once per seed: the toy "dataset" an epoch goes through
 METRIC_COLUMNS = ["step", "epoch", "loss_d", "loss_g", "grad_norm_d", "grad_norm_g",
@@ -41,8 +41,14 @@ RUN_DEFINING = ["loss", "p", "minkowski_on", "dataset", "arch", "z_dim", "width"
 
 # ----------------------------------------------------------------------------- settings
 
+# the flags ablate_p.py sets for each run of a sweep; it passes every other flag through
+SET_BY_SWEEP = ["--out", "--resume", "--overwrite", "--seed", "--loss", "--p", "--dataset", "--eval-every"]
+
+
 def build_parser():
-    ap = OneLineParser(prog="train.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = OneLineParser(prog="train.py", description=__doc__, formatter_class=HelpFormatter,
+                       epilog="ablate_p.py passes every flag through to each run of a sweep except those it sets: "
+                              + " ".join(SET_BY_SWEEP) + ".")
     a = ap.add_argument
     a("--loss", default="minkowski", help=f"one of {', '.join(losses.LOSSES)}")
     a("--p", type=float, default=4.0, help="Minkowski exponent, any real >= 1 (paper: 1..8, best 4)")
@@ -112,6 +118,8 @@ def resolve(args):
     cfg["lr_d"] = cfg["lr_d"] if cfg["lr_d"] is not None else cfg["lr"]
     cfg["lr_g"] = cfg["lr_g"] if cfg["lr_g"] is not None else cfg["lr"]
     losses.make_loss(cfg["loss"], cfg["p"], cfg["minkowski_on"], 1.0 - cfg["label_smooth"])  # validates
+    if cfg["arch"] not in models.ARCHS:
+        raise UserError(f"unknown --arch {cfg['arch']!r}; choose one of {', '.join(models.ARCHS)}")
     if (cfg["dataset"] in data.TOY_DATASETS) != (cfg["arch"] == "mlp"):
         raise UserError(f"--arch {cfg['arch']} does not fit --dataset {cfg['dataset']}: use mlp for 2-D data only")
     for name in ("lr_d", "lr_g"):
@@ -140,6 +148,16 @@ def resolve(args):
         raise UserError("--resume and --overwrite contradict each other; pass one")
     cfg["out"] = cfg["out"] or default_run_dir(cfg)
     cfg["device"] = resolve_device(cfg["device"])
+    return drop_inapplicable(cfg)
+
+
+def drop_inapplicable(cfg):
+    """Settings that do nothing in this run become None, so that config.json records only what
+    applies: D's normalisation for the MLP (it has none), what --clip clips without a clip, and the
+    penalty's centre without a penalty."""
+    for name, applies in (("d_norm", cfg["arch"] != "mlp"), ("clip_params", bool(cfg["clip"])),
+                          ("gp_center", bool(cfg["gp"]))):
+        cfg[name] = cfg[name] if applies else None
     return cfg
 
 
@@ -163,15 +181,8 @@ def default_run_dir(cfg):
 
 
 def resolve_device(name):
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"unknown --device {name!r}; use auto, cpu or cuda") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for but no GPU is usable; use --device cpu")
-    return name
+    return str(check_device("cuda" if name == "auto" and torch.cuda.is_available() else
+                            "cpu" if name == "auto" else name))
 
 
 def environment(device):
@@ -248,49 +259,10 @@ def to_input(batch):
 
 # ----------------------------------------------------------------------------- models
 
-def build_models(cfg, device):
-    G, D = models.build(cfg["arch"], cfg["z_dim"], cfg["width"], cfg["d_norm"], cfg["sn"])
-    return G.to(device), D.to(device)
-
-
 def build_optimizers(cfg, G, D):
     betas = (cfg["beta1"], cfg["beta2"])
     return (torch.optim.Adam(G.parameters(), lr=cfg["lr_g"], betas=betas),
             torch.optim.Adam(D.parameters(), lr=cfg["lr_d"], betas=betas))
-
-
-def load_checkpoint(path):
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise UserError(f"checkpoint {path} is unreadable ({type(e).__name__}); delete it or pass --overwrite") from None
-
-
-def read_config(run_dir):
-    path = os.path.join(run_dir, "config.json")
-    cfg = read_json(path)
-    if cfg is None:
-        raise UserError(f"{path} is missing or unreadable; is {run_dir} a run directory?")
-    return cfg
-
-
-def load_generator(run_dir, checkpoint=None, device="cpu"):
-    """(G in eval mode, config, step) of a run, from its last checkpoint or the one given."""
-    if not os.path.isdir(run_dir):
-        raise UserError(f"run directory {run_dir} does not exist")
-    cfg = read_config(run_dir)
-    path = checkpoint or os.path.join(run_dir, "checkpoints", "last.pt")
-    if not os.path.isfile(path):
-        raise UserError(f"no checkpoint at {path}; train the run first or pass --checkpoint")
-    ckpt = load_checkpoint(path)
-    if not isinstance(ckpt, dict) or "G" not in ckpt:
-        raise UserError(f"checkpoint {path} holds no generator ('G'); is it a train.py checkpoint?")
-    G, _ = build_models(cfg, device)
-    try:
-        G.load_state_dict(ckpt["G"])
-    except RuntimeError:
-        raise UserError(f"the generator in {path} does not match {run_dir}/config.json; is it this run's?") from None
-    return G.eval(), cfg, ckpt.get("step")
 
 
 # ----------------------------------------------------------------------------- training
@@ -318,12 +290,15 @@ def share_at_bound(params, c):
     return at / sum(p.numel() for p in params)
 
 
+CHECKPOINT_KEYS = ["G", "D", "opt_g", "opt_d", "step", "rng", "cuda_rng", "seconds", "evals", "window", "window_n"]
+
+
 class Trainer:
     """One GAN training run: the models, their optimisers, and a step that updates both."""
 
     def __init__(self, cfg, device):
         self.cfg, self.device = cfg, device
-        self.G, self.D = build_models(cfg, device)
+        self.G, self.D = rundir.build_models(cfg, device)
         self.opt_g, self.opt_d = build_optimizers(cfg, self.G, self.D)
         self.d_loss, self.g_loss = losses.make_loss(cfg["loss"], cfg["p"], cfg["minkowski_on"], 1.0 - cfg["label_smooth"])
         self.clipped = clipped_params(self.D, cfg["clip_params"]) if cfg["clip"] else []
@@ -390,7 +365,10 @@ class Trainer:
                 "opt_d": self.opt_d.state_dict(), "step": self.step, "rng": torch.get_rng_state(),
                 "cuda_rng": cuda_rng_state(self.device), **extra}
 
-    def load_state(self, ckpt):
+    def load_state(self, ckpt, path):
+        """Continue from a checkpoint, once it is checked to be of this run (names and shapes)."""
+        rundir.check_checkpoint(ckpt, path, CHECKPOINT_KEYS, {"G": self.G, "D": self.D},
+                                "resume the run it came from, or pass --overwrite to start again")
         self.G.load_state_dict(ckpt["G"])
         self.D.load_state_dict(ckpt["D"])
         self.opt_g.load_state_dict(ckpt["opt_g"])
@@ -486,20 +464,21 @@ def eval_missing(cfg, step, total_steps, evals):
 def prepare_run_dir(cfg):
     """Decide between a fresh run and a resumed one; return the checkpoint to resume or None."""
     out, ckpt_path = cfg["out"], os.path.join(cfg["out"], "checkpoints", "last.pt")
-    exists = os.path.isdir(out) and os.listdir(out)
+    exists = not rundir.is_empty(out)
     if exists and not (cfg["resume"] or cfg["overwrite"]):
         raise UserError(f"run directory {out} already exists; pass --resume to continue it, "
                         f"--overwrite to start again, or another --out")
     if not (cfg["resume"] and os.path.exists(ckpt_path)):
         return None
-    saved = read_config(out)
+    saved = rundir.read_config(out)
     defaults = vars(build_parser().parse_args([]))  # for settings added after the run was started
-    changed = [k for k in RUN_DEFINING if saved.get(k, defaults[k]) != cfg[k]]
+    # a setting that does not apply to this run (None) cannot have changed it
+    changed = [k for k in RUN_DEFINING if cfg[k] is not None and saved.get(k, defaults[k]) != cfg[k]]
     if changed:
         k = changed[0]
         raise UserError(f"{out} was trained with --{k.replace('_', '-')} {saved.get(k)}, not {cfg[k]}; "
                         f"resume with the same settings or use another --out")
-    return load_checkpoint(ckpt_path)
+    return rundir.load_checkpoint(ckpt_path, "delete it or pass --overwrite to start again")
 
 
 RUN_FILES = ["config.json", "metrics.csv", "eval.csv", "summary.json", "samples", "checkpoints"]
@@ -569,13 +548,15 @@ class StopRequest:
 
 def main(argv=None):
     cfg = resolve(build_parser().parse_args(argv))
-    ckpt = prepare_run_dir(cfg)
-    cfg["backend"] = ops.set_backend(cfg["fused"])
-    device = torch.device(cfg["device"])
-    dataset = load_training_data(cfg)
-    if ckpt is None:  # --overwrite, or --resume of a run that never wrote a checkpoint: start clean
-        clear_run_files(cfg["out"])
-    return train(cfg, device, dataset, ckpt)
+    with rundir.locked(cfg["out"]):  # one process per run directory
+        ckpt = prepare_run_dir(cfg)
+        rundir.remove_stale_temporaries(cfg["out"])
+        cfg["backend"] = ops.set_backend(cfg["fused"])
+        device = torch.device(cfg["device"])
+        dataset = load_training_data(cfg)
+        if ckpt is None:  # --overwrite, or --resume of a run that never wrote a checkpoint: start clean
+            clear_run_files(cfg["out"])
+        return train(cfg, device, dataset, ckpt)
 
 
 def train(cfg, device, dataset, ckpt):
@@ -584,12 +565,14 @@ def train(cfg, device, dataset, ckpt):
     trainer = Trainer(cfg, device)
     batches = Batches(dataset.to(device), cfg["batch_size"], cfg["seed"])
     total_steps = cfg["steps"] or math.ceil(cfg["epochs"] * batches.per_epoch / cfg["n_critic"])
-    cfg["total_steps"] = total_steps
+    # what runs, not what was asked: --steps decides the epochs, --epochs the steps
+    cfg.update(total_steps=total_steps, steps=total_steps,
+               epochs=round(total_steps * cfg["n_critic"] / batches.per_epoch, 4))
     out = cfg["out"]
     os.makedirs(os.path.join(out, "checkpoints"), exist_ok=True)
     seconds, evals = 0.0, []
     if ckpt is not None:
-        trainer.load_state(ckpt)
+        trainer.load_state(ckpt, os.path.join(out, "checkpoints", "last.pt"))
         batches.drawn = trainer.step * cfg["n_critic"]
         seconds, evals = ckpt["seconds"], ckpt["evals"]
         if trainer.step >= total_steps and not eval_missing(cfg, trainer.step, total_steps, evals):

@@ -1,11 +1,14 @@
-"""Small helpers every script shares: one-line user errors and atomic writes."""
+"""Small helpers every script shares: one-line user errors, atomic writes, locked CSV merges."""
 import argparse
 import contextlib
+import fcntl
 import json
+import math
 import os
 import sys
 import tempfile
 
+import pandas as pd
 import torch
 
 
@@ -20,6 +23,10 @@ class OneLineParser(argparse.ArgumentParser):
         raise UserError(f"{message} (see python {self.prog} --help)")
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """--help shows every flag's default and the description as written."""
+
+
 def run_main(main):
     """Run main(); turn a UserError into `error: ...` on stderr and exit code 2."""
     try:
@@ -28,6 +35,20 @@ def run_main(main):
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     sys.exit(code or 0)
+
+
+def check_device(name):
+    """torch.device(name), or a UserError when it is no device or not one this machine has."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"--device {name!r} is not a device; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: no GPU is usable here; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(f"--device {name}: this machine has {torch.cuda.device_count()} GPU(s), "
+                        f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    return device
 
 
 def _atomic(path, write):
@@ -61,6 +82,54 @@ def atomic_torch_save(obj, path):
 def atomic_write_csv(df, path):
     """Write a pandas DataFrame as CSV atomically."""
     atomic_write_text(path, df.to_csv(index=False))
+
+
+@contextlib.contextmanager
+def folder_lock(folder):
+    """An exclusive flock on a folder: files in it are replaced by rename, so the folder (not a
+    file, and no lock file that would show in `git status`) is what writers agree to lock."""
+    os.makedirs(folder, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _identity_value(value):
+    """A key value that compares equal after a CSV round trip: 4 == 4.0 == "4", NaN == None == ""."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    try:
+        return f"{float(value):.12g}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def merge_rows(old, new, key, good):
+    """old's rows with new's merged in by `key` columns: a new row replaces the old row of its key
+    unless the old one is good and the new one is not (good(row) -> bool); rows new does not name
+    are kept, in their place."""
+    identity = lambda row: tuple(_identity_value(row.get(k)) for k in key)  # noqa: E731
+    rows = {identity(r): r for r in old.to_dict("records")}
+    for row in new.to_dict("records"):
+        i = identity(row)
+        if i in rows and good(rows[i]) and not good(row):
+            continue
+        rows[i] = row
+    columns = list(new.columns) + [c for c in old.columns if c not in new.columns]
+    return pd.DataFrame(list(rows.values()), columns=columns)
+
+
+def merge_csv(path, new, key, good=lambda row: True, arrange=lambda table: table):
+    """Read path, merge the DataFrame `new` into it by `key` (merge_rows), arrange (e.g. sort) and
+    write it back, all under a lock on its folder, so that processes merging at once lose no row."""
+    with folder_lock(os.path.dirname(os.path.abspath(path))):
+        old = pd.read_csv(path) if os.path.isfile(path) and os.path.getsize(path) > 0 else pd.DataFrame()
+        merged = arrange(merge_rows(old, new, key, good))
+        atomic_write_csv(merged, path)
+    return merged
 
 
 def read_json(path):

@@ -1,14 +1,19 @@
 """ablate_p.py: planning, sharding, skip and resume, failures recorded, --collect, a real sweep."""
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
+import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import pytest
 
 import ablate_p
 import losses
+from utils import run_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -26,6 +31,23 @@ def test_plan_has_one_run_per_loss_p_and_seed():
     assert "ring8/minkowski-p2.5-seed1" in names and "ring8/wgan-gp-seed0" in names
     argv = {name: argv for name, argv, _ in runs}["ring8/minkowski-p2.5-seed1"]
     assert argv[argv.index("--p") + 1] == "2.5" and argv[-2:] == ["--steps", "10"] and "--resume" in argv
+
+
+@pytest.mark.parametrize("flags, own", [
+    (["--out", "x"], "--runs"), (["--out=x"], "--runs"), (["--ou", "x"], "--runs"), (["--resume"], "always resumes"),
+    (["--overwrite"], "delete"), (["--seed", "3"], "--seeds"), (["--loss", "gan"], "--losses"),
+])
+def test_flags_that_name_a_run_are_not_forwarded(flags, own, capsys):
+    """Observed: --out went through to every run, which all trained into one directory at once."""
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(lambda: ablate_p.main(["--dataset", "ring8", "--dry-run", *flags]))
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith(f"error: {flags[0]}") and own in err and err.count("\n") == 1
+
+
+def test_help_names_the_forwarded_flags():
+    text = ablate_p.build_parser().format_help()
+    assert "--clip-params" in text.split("goes through")[1] and "--overwrite" not in text.split("goes through")[1]
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 7])
@@ -51,19 +73,25 @@ def test_bad_shards_are_user_errors(text):
 
 def fabricate_run(runs_dir, name, loss, p, seed, status, **metrics):
     dataset = metrics.pop("dataset", "ring8")
+    total_steps = metrics.pop("total_steps", 100)
     run_dir = os.path.join(runs_dir, dataset, name)
     os.makedirs(run_dir)
     cfg = {"dataset": dataset, "loss": loss, "p": p, "seed": seed, "eval_n": 2500,
            "hardware": "test cpu"}
     json.dump(cfg, open(os.path.join(run_dir, "config.json"), "w"))
-    json.dump({"status": status, "step": 100, "epoch": 0.5, **metrics}, open(os.path.join(run_dir, "summary.json"), "w"))
+    json.dump({"status": status, "step": 100, "total_steps": total_steps, "epoch": 0.5, **metrics},
+              open(os.path.join(run_dir, "summary.json"), "w"))
+    pd.DataFrame({"step": [50, 100], "loss_d": 1.0, "loss_g": 1.0, "grad_norm_d": 1.0}).to_csv(
+        os.path.join(run_dir, "metrics.csv"), index=False)  # for the figures
+    os.makedirs(os.path.join(run_dir, "samples"))
+    plt.imsave(os.path.join(run_dir, "samples", "step0000100.png"), np.zeros((4, 4)))
 
 
 def test_finished_runs_are_skipped_without_starting_a_process(tmp_path, monkeypatch):
     fabricate_run(tmp_path, "gan-seed0", "gan", 4.0, 0, "completed")
-    monkeypatch.setattr(ablate_p.subprocess, "call", lambda *a, **k: pytest.fail("a finished run was started again"))
+    monkeypatch.setattr(ablate_p.subprocess, "Popen", lambda *a, **k: pytest.fail("a finished run was started again"))
     out = str(tmp_path / "ring8" / "gan-seed0")
-    name, status, note = ablate_p.train_one("ring8/gan-seed0", ["--out", out], {}, str(tmp_path), 1)
+    name, status, note = ablate_p.train_one("ring8/gan-seed0", ["--out", out], {}, str(tmp_path), 1, ablate_p.Children())
     assert status == "completed" and "skipped" in note
 
 
@@ -116,6 +144,51 @@ def test_collect_writes_the_paper_tables_for_image_runs(tmp_path):
     assert t3["p"].tolist() == [1, 2, 3, 4, 5, 6, 7, 8] and t3["paper_fid"].iloc[0] == 128.4
 
 
+def collect(runs, *extra):
+    return subprocess.run([sys.executable, "ablate_p.py", "--collect", "--runs", str(runs), *extra], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_tables_go_beside_the_runs_and_merge_with_what_is_there(tmp_path):
+    """Observed: a sweep rewrote the committed results/toy_table.csv with its one row, and a sweep whose
+    runs all failed replaced it with empty rows. Now the tables go to <runs>/results unless --results
+    names another folder; rows are merged by run identity, and failed runs never replace good rows."""
+    results = tmp_path / "results"
+    results.mkdir()
+    earlier = pd.DataFrame([dict(dataset="grid25", loss="gan", p=None, n_critic=1, final_modes_mean=18.7, completed=3,
+                                 steps=30000),
+                            dict(dataset="ring8", loss="gan", p=None, n_critic=1, final_modes_mean=7.0, completed=2,
+                                 steps=100)])
+    earlier.to_csv(results / "toy_table.csv", index=False)
+    committed = [(f, open(os.path.join(ROOT, "results", f), "rb").read()) for f in sorted(os.listdir(
+        os.path.join(ROOT, "results"))) if f.endswith(".csv")]
+    fabricate_run(tmp_path / "a", "gan-seed0", "gan", None, 0, "failed")  # the same identity, failed now
+    fabricate_run(tmp_path / "a", "minkowski-p4-seed0", "minkowski", 4.0, 0, "completed", final_modes=5)
+    assert collect(tmp_path / "a").returncode == 0
+    assert (tmp_path / "a" / "results" / "toy_table.csv").exists()  # by default beside the runs
+    assert collect(tmp_path / "a", "--results", str(results)).returncode == 0
+    fabricate_run(tmp_path / "b", "minkowski-p4-seed1", "minkowski", 4.0, 1, "completed", final_modes=7)
+    assert collect(tmp_path / "b", "--results", str(results)).returncode == 0
+    table = pd.read_csv(results / "toy_table.csv").set_index(["dataset", "loss"])
+    assert table.loc[("grid25", "gan"), "final_modes_mean"] == 18.7  # untouched by these sweeps
+    assert table.loc[("ring8", "gan"), "final_modes_mean"] == 7.0  # its runs failed: the good row stays
+    mink = table.loc[("ring8", "minkowski")]
+    assert (mink["final_modes_mean"], mink["seeds"]) == (6.0, 2)  # both sweeps' seeds, from runs.csv
+    assert len(table) == 3
+    runs = pd.read_csv(results / "runs.csv")
+    assert sorted(runs["run"]) == ["ring8/gan-seed0", "ring8/minkowski-p4-seed0", "ring8/minkowski-p4-seed1"]
+    assert committed == [(f, open(os.path.join(ROOT, "results", f), "rb").read()) for f, _ in committed]
+
+
+def test_a_failed_run_never_replaces_a_completed_one_in_runs_csv(tmp_path):
+    fabricate_run(tmp_path / "a", "gan-seed0", "gan", None, 0, "completed", final_modes=8)
+    fabricate_run(tmp_path / "b", "gan-seed0", "gan", None, 0, "diverged", final_modes=1)
+    for runs in ("a", "b"):
+        assert collect(tmp_path / runs, "--results", str(tmp_path / "results")).returncode == 0
+    runs = pd.read_csv(tmp_path / "results" / "runs.csv")
+    assert runs[["status", "final_modes"]].values.tolist() == [["completed", 8]]
+
+
 def test_a_real_sweep_records_a_failed_run_and_goes_on(tmp_path):
     """Two ring8 runs; one has a corrupt checkpoint and fails; the sweep finishes the other, exits 1."""
     runs = tmp_path / "runs"
@@ -151,3 +224,62 @@ def test_figure_labels_and_run_names_tell_wgan_with_one_critic_step_apart():
     args, passthrough = args_for(["--losses", "wgan", "minkowski", "--p", "4", "--n-critic", "1"])
     assert [name for name, _, _ in ablate_p.plan(args, passthrough)] == ["cifar10/wgan-ncritic1-seed0",
                                                                          "cifar10/minkowski-p4-seed0"]
+
+
+def start_sweep(tmp_path, *extra):
+    cmd = [sys.executable, "ablate_p.py", "--dataset", "ring8", "--p", "2", "4", "--runs", str(tmp_path / "runs"),
+           "--jobs", "1", "--steps", "300", "--eval-every", "0", "--log-every", "10", "--ckpt-every", "100000",
+           "--fused", "off", *extra]
+    return cmd, subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_training(run_dir, timeout=300):
+    """The PID of the train.py that holds run_dir, once it has logged a row."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if os.path.exists(os.path.join(run_dir, "metrics.csv")) and len(open(os.path.join(run_dir, "metrics.csv")).readlines()) > 1:
+            return int(open(os.path.join(run_dir, "train.lock")).read())
+        time.sleep(0.1)
+    pytest.fail(f"{run_dir} did not start training")
+
+
+def assert_each_run_resumed_once(tmp_path, cmd):
+    """Rerunning the sweep finishes every run; each log holds one start and one resume, one completion."""
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("minkowski-p2-seed0", "minkowski-p4-seed0"):
+        log = open(tmp_path / "runs" / "logs" / "ring8" / f"{name}.log").read()
+        assert log.count("completed 300 steps") == 1, log
+        metrics = pd.read_csv(tmp_path / "runs" / "ring8" / name / "metrics.csv")
+        assert metrics["step"].tolist() == list(range(10, 301, 10))  # resumed, not restarted or doubled
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_stopping_a_sweep_stops_its_runs_and_starts_no_new_one(signum, tmp_path):
+    """Observed: after Ctrl-C the sweep started the next queued run, trained it and ended in a traceback."""
+    cmd, sweep = start_sweep(tmp_path)
+    first = tmp_path / "runs" / "ring8" / "minkowski-p2-seed0"
+    wait_for_training(first)
+    sweep.send_signal(signum)
+    _, err = sweep.communicate(timeout=300)
+    assert sweep.returncode == 130 and err.count("\n") == 1 and "sweep stopped" in err, err
+    assert json.load(open(first / "summary.json"))["status"] == "interrupted"
+    assert not (tmp_path / "runs" / "ring8" / "minkowski-p4-seed0").exists()  # never started
+    if signum == signal.SIGTERM:
+        assert_each_run_resumed_once(tmp_path, cmd)
+
+
+def test_a_killed_sweep_takes_its_runs_with_it(tmp_path):
+    """Observed: kill -9 of the sweep left its train.py children training as orphans, and a rerun
+    trained the same run directories a second time at once."""
+    cmd, sweep = start_sweep(tmp_path)
+    first = tmp_path / "runs" / "ring8" / "minkowski-p2-seed0"
+    child = wait_for_training(first)
+    sweep.kill()
+    sweep.wait()
+    deadline = time.time() + 120
+    while os.path.exists(f"/proc/{child}") and open(f"/proc/{child}/stat").read().split()[2] != "Z":
+        assert time.time() < deadline, "the run outlived its sweep"
+        time.sleep(0.1)
+    assert json.load(open(first / "summary.json"))["status"] == "interrupted"  # it checkpointed on the way out
+    assert_each_run_resumed_once(tmp_path, cmd)

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pandas as pd
@@ -134,10 +135,11 @@ def test_run_evaluation_caches_real_statistics_and_appends_rows(tmp_path, tiny_i
     def no_loading(*a, **k):
         raise AssertionError("real images loaded again: the statistics cache was not used")
     monkeypatch.setattr(data, "load_images", no_loading)
+    pd.concat([first, first.assign(run="other-run")]).to_csv(csv, index=False)  # another run's row
     assert evaluate.main(args) == 0
     second = pd.read_csv(csv)
-    assert len(second) == 2
-    assert second["fid"].iloc[1] == pytest.approx(second["fid"].iloc[0], rel=1e-6)  # same noise seed
+    assert second["run"].tolist() == [row["run"], "other-run"]  # the re-evaluation replaced its own row only
+    assert second["fid"].iloc[0] == pytest.approx(row["fid"], rel=1e-6)  # same noise seed
 
 
 def test_fid_floor_is_real_against_other_real_images(tmp_path, extractor, monkeypatch):
@@ -254,6 +256,21 @@ def test_table_cli_writes_csvs(tmp_path):
     assert len(pd.read_csv(tmp_path / "table3.csv")) == 8
 
 
+def test_table_cli_merges_into_the_tables_there(tmp_path):
+    """Rows of another budget are kept, the paper-only row of a measured (loss, p) goes, and a table
+    without our FID for a (loss, p) never replaces a measured row."""
+    csv = tmp_path / "fid.csv"
+    row = dict(run="a", dataset="cifar10", loss="wgan", p=4.0, seed=0, steps=5, epochs=1, n_fake=10, n_real=10,
+               fid=50.0, kid=0.0, kid_std=0.0, device="cpu")
+    pd.DataFrame([row]).to_csv(csv, index=False)
+    assert evaluate.main(["--table", "--csv", str(csv), "--table-dir", str(tmp_path)]) == 0
+    pd.DataFrame([dict(row, run="b", loss="gan", steps=9, fid=70.0)]).to_csv(csv, index=False)
+    assert evaluate.main(["--table", "--csv", str(csv), "--table-dir", str(tmp_path)]) == 0
+    t2 = pd.read_csv(tmp_path / "table2.csv")
+    assert t2.set_index("loss").loc["wgan", "fid_mean"] == 50.0 and t2.set_index("loss").loc["gan", "fid_mean"] == 70.0
+    assert t2["loss"].tolist() == list(evaluate.TABLE2_LOSSES)  # one row each: the paper-only ones went
+
+
 # ----------------------------------------------------------------------------- generic mode vs pytorch-fid
 
 def parse_fid(stdout):
@@ -325,6 +342,7 @@ def bad_runs(tmp_path_factory):
     ("missing", ["does not exist"]), ("none", ["no checkpoint"]), ("corrupt", ["unreadable"]),
     ("n1", ["--n"]), ("mnist", ["unknown dataset"]), ("noweights", ["pt_inception", "--fid-weights"]),
     ("weightspath", ["/nonexistent/w.pth"]), ("device", ["--device"]), ("realn", ["--real-n"]),
+    ("cuda7", ["--device cuda:7"]),
 ])
 def test_bad_input_is_one_line_exit_2(case, words, bad_runs, tmp_path):
     env = {}
@@ -332,7 +350,7 @@ def test_bad_input_is_one_line_exit_2(case, words, bad_runs, tmp_path):
             "n1": [bad_runs["ok"], "--n", "1"], "mnist": [bad_runs["mnist"]],
             "weightspath": [bad_runs["ok"], "--fid-weights", "/nonexistent/w.pth"],
             "noweights": [bad_runs["ok"], "--n", "4"], "device": [bad_runs["ok"], "--device", "foo"],
-            "realn": [bad_runs["ok"], "--real-n", "many"]}[case]
+            "realn": [bad_runs["ok"], "--real-n", "many"], "cuda7": [bad_runs["ok"], "--device", "cuda:7"]}[case]
     if case == "noweights":  # an empty hub cache and no way out: must not hang or download
         env = {"TORCH_HOME": str(tmp_path / "empty"), "https_proxy": "http://127.0.0.1:9",
                "HTTPS_PROXY": "http://127.0.0.1:9"}
@@ -353,3 +371,44 @@ def test_no_tf32_uses_the_new_precision_api_and_restores_it():
         assert (conv.fp32_precision, matmul.fp32_precision) == ("tf32", "tf32")
     finally:
         conv.fp32_precision, matmul.fp32_precision = saved
+
+
+def test_eight_processes_appending_to_one_csv_lose_no_row(tmp_path):
+    """Observed: 8 evaluate.py processes writing 3 runs each to one --csv left 21 of 24 rows (a
+    read-modify-write race). Each process here merges its rows one at a time, all starting at once."""
+    csv, start = tmp_path / "fid.csv", time.time() + 15  # every process has imported by then
+    code = ("import sys, time, evaluate\n"
+            "k, csv, start = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])\n"
+            "time.sleep(max(0, start - time.time()))\n"
+            "for i in range(5):\n"
+            "    evaluate.append_rows(csv, [dict(run=f'run{k}-{i}', checkpoint='last.pt', steps=1, n_fake=2, fid=1.0,"
+            " status='completed')], evaluate.FID_COLUMNS)\n")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(k), str(csv), str(start)], cwd=ROOT) for k in range(8)]
+    assert all(p.wait(timeout=300) == 0 for p in procs)
+    assert sorted(pd.read_csv(csv)["run"]) == sorted(f"run{k}-{i}" for k in range(8) for i in range(5))
+
+
+def test_a_truncated_checkpoint_gives_advice_evaluate_can_follow(bad_runs, tmp_path):
+    """Observed: evaluate.py on a truncated checkpoint said "pass --overwrite", a flag it does not have."""
+    result = run_cli([bad_runs["corrupt"], "--csv", str(tmp_path / "fid.csv")])
+    assert_user_error(result, "unreadable", "--checkpoint")
+    assert "--overwrite" not in result.stderr
+
+
+def test_a_corrupt_image_in_fake_is_a_one_line_error(tmp_path):
+    """Observed: evaluate.py --fake on a folder with a corrupt PNG ended in PIL.UnidentifiedImageError."""
+    fake = tmp_path / "fake"
+    save_pngs(fake, 3, seed=0)
+    (fake / "broken.png").write_bytes(b"not a png")
+    np.savez(tmp_path / "real.npz", mu=np.zeros(2048), sigma=np.eye(2048))
+    assert_user_error(run_cli(["--fake", str(fake), "--real", str(tmp_path / "real.npz"), "--fid-weights", "random"]),
+                      "broken.png")
+
+
+def test_statistics_holding_nan_are_a_one_line_error(tmp_path):
+    """Observed: an .npz whose sigma holds NaN ended in numpy's LinAlgError."""
+    sigma = np.eye(4)
+    sigma[1, 2] = np.nan
+    np.savez(tmp_path / "a.npz", mu=np.zeros(4), sigma=sigma)
+    np.savez(tmp_path / "b.npz", mu=np.zeros(4), sigma=np.eye(4))
+    assert_user_error(run_cli(["--fake", str(tmp_path / "a.npz"), "--real", str(tmp_path / "b.npz")]), "NaN", "a.npz")

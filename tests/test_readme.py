@@ -32,3 +32,13 @@ def test_quick_start_trains_the_paper_loss_on_embedded_data():
 
 def commands_after_install(command):
     return command.split("&&", 1)[1].strip()
+
+
+def test_help_shows_every_default_and_what_a_sweep_forwards():
+    import subprocess
+    import sys
+    for script in ("train.py", "evaluate.py", "ablate_p.py"):
+        text = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, capture_output=True, text=True).stdout
+        assert "(default:" in text, script
+    text = subprocess.run([sys.executable, "train.py", "--help"], cwd=ROOT, capture_output=True, text=True).stdout
+    assert "ablate_p.py passes every flag" in text and "--overwrite" in text.split("except those it sets")[1]

@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pandas as pd
 import pytest
@@ -10,6 +11,7 @@ import torch
 
 import data
 import losses
+import rundir
 import train
 from utils import run_main
 
@@ -93,7 +95,7 @@ def test_image_models_train_on_a_folder(arch, extra, tiny_images, tmp_path):
             "--steps", "4", "--log-every", "2", "--out", out, *extra]
     assert run(argv) == 0
     assert summary(out)["status"] == "completed"
-    G, cfg, step = train.load_generator(out)
+    G, cfg, step = rundir.load_generator(out)
     assert not G.training and cfg["arch"] == arch and step == 4
     with torch.no_grad():
         images = G(torch.randn(3, cfg["z_dim"]))
@@ -311,6 +313,8 @@ def test_a_corrupt_checkpoint_is_a_one_line_error(tmp_path, capsys):
     (["--epochs", "abc"], "invalid float value"),
     (["--diversity", "-1"], "--diversity must be >= 0"),
     (["--diversity", "1", "--batch-size", "1"], "two halves of a batch"),
+    (["--arch", "nosuch"], "unknown --arch"),
+    (["--device", "cuda:7"], "--device cuda:7"),
 ])
 def test_bad_input_is_a_one_line_error(argv, message, tmp_path, capsys):
     out = tmp_path / "run"
@@ -475,5 +479,116 @@ def test_save_at_keeps_checkpoints_at_those_steps(tmp_path):
     assert first["step"] == 0 and third["step"] == 3
     assert not all(torch.equal(first["G"][k], third["G"][k]) for k in first["G"])
     torch.manual_seed(0)  # step 0 is the initialisation: the same seed builds the same G
-    G, _ = train.build_models(train.resolve(train.build_parser().parse_args(["--loss", "gan", *TOY])), "cpu")
+    G, _ = rundir.build_models(train.resolve(train.build_parser().parse_args(["--loss", "gan", *TOY])), "cpu")
     assert all(torch.equal(v, first["G"][k]) for k, v in G.state_dict().items())
+
+
+def test_a_run_directory_is_trained_by_one_process_at_a_time(tmp_path, capsys):
+    """Observed: nothing stopped two processes from training one run directory at once."""
+    out = tmp_path / "run"
+    first = subprocess.Popen([sys.executable, "train.py", "--steps", "1000000", "--out", str(out), *TOY], cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while not (out / "metrics.csv").exists() or len((out / "metrics.csv").read_text().splitlines()) < 2:
+            assert first.poll() is None, "the first run ended"
+            time.sleep(0.1)
+        capsys.readouterr()
+        assert run(["--steps", "1000000", "--out", str(out), "--resume", *TOY]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and f"process {first.pid}" in err and err.count("\n") == 1
+    finally:
+        first.terminate()
+        first.wait(timeout=120)
+    assert summary(out)["status"] == "interrupted"  # the second process did not touch it
+    assert run(["--steps", "20", "--out", str(out), "--overwrite", *TOY]) == 0  # the lock went with its process
+
+
+def test_stale_temporary_files_are_removed_at_the_next_start(tmp_path):
+    """Observed: each kill during an atomic write left a .tmp-*last.pt of full checkpoint size behind."""
+    out = tmp_path / "run"
+    assert run(["--steps", "10", "--out", str(out), *TOY]) == 0
+    stale = [out / "checkpoints" / ".tmp-x1y2last.pt", out / ".tmp-z3summary.json"]
+    for path in stale:
+        path.write_bytes(b"half a write")
+    assert run(["--steps", "10", "--out", str(out), "--resume", *TOY]) == 0
+    assert not any(path.exists() for path in stale) and (out / "checkpoints" / "last.pt").exists()
+
+
+def test_out_naming_a_file_is_a_one_line_error(tmp_path, capsys):
+    """Observed: --out naming an existing file ended in NotADirectoryError."""
+    (tmp_path / "file").write_text("mine")
+    assert run(["--steps", "5", "--out", str(tmp_path / "file"), *TOY]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "--out" in err and err.count("\n") == 1
+    assert (tmp_path / "file").read_text() == "mine"
+
+
+def test_a_corrupt_image_in_the_folder_is_a_one_line_error(tiny_images, tmp_path, capsys):
+    """Observed: --dataset folder with a corrupt image ended in PIL.UnidentifiedImageError."""
+    import shutil
+    root = tmp_path / "images"
+    shutil.copytree(tiny_images, root)
+    (root / "class0" / "broken.png").write_bytes(b"not a png")
+    out = tmp_path / "run"
+    assert run(["--dataset", "folder", "--data-root", str(root), "--steps", "2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "broken.png" in err and err.count("\n") == 1
+    assert not out.exists()  # bad input leaves no run directory behind
+
+
+@pytest.mark.parametrize("case", ["no G", "another width"])
+def test_resume_checks_the_checkpoint_belongs_to_the_run(case, tmp_path, capsys):
+    """Observed: --resume with a checkpoint without G ended in KeyError, one of another --width in a
+    size-mismatch traceback. Now both are one line, and nothing of the run is changed."""
+    out = tmp_path / "run"
+    assert run(["--steps", "10", "--out", str(out), "--width", "16", *TOY]) == 0
+    path = out / "checkpoints" / "last.pt"
+    if case == "no G":
+        ckpt = torch.load(path, weights_only=True)
+        del ckpt["G"]
+        torch.save(ckpt, path)
+    else:
+        assert run(["--steps", "10", "--out", str(tmp_path / "wide"), "--width", "32", *TOY]) == 0
+        path.write_bytes((tmp_path / "wide" / "checkpoints" / "last.pt").read_bytes())
+    before = {f: (out / f).read_bytes() for f in ("metrics.csv", "summary.json", "checkpoints/last.pt")}
+    capsys.readouterr()
+    assert run(["--steps", "20", "--out", str(out), "--width", "16", "--resume", *TOY]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: checkpoint" if case == "no G" else "error: the G in checkpoint") and err.count("\n") == 1
+    assert ("lacks G" if case == "no G" else "does not fit") in err
+    assert before == {f: (out / f).read_bytes() for f in before}
+
+
+def test_check_device_names_the_gpus_there_are(monkeypatch):
+    """Observed: --device cuda:7 on a machine without that GPU ended in a CUDA traceback."""
+    from utils import UserError, check_device
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert check_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(UserError, match="has 2 GPU"):
+        check_device("cuda:7")
+
+
+def test_config_records_what_ran_and_only_what_applies(tmp_path):
+    """Observed: config.json said "epochs": 200 for a run that --steps made shorter, and "d_norm":
+    "batch" for an MLP, which has no normalisation."""
+    out = tmp_path / "run"
+    assert run(["--steps", "781", "--out", str(out), "--log-every", "781", "--sample-every", "100000",
+                "--ckpt-every", "100000", "--dataset", "ring8"]) == 0
+    cfg = json.load(open(out / "config.json"))
+    per_epoch = train.TOY_TRAIN_SIZE // 64
+    assert (cfg["steps"], cfg["total_steps"], cfg["epochs"]) == (781, 781, round(781 / per_epoch, 4)) == \
+        (781, 781, 0.5)
+    assert cfg["d_norm"] is None and cfg["clip_params"] is None and cfg["gp_center"] is None  # no norm, clip, penalty
+    assert summary(out)["epoch"] == 0.5
+
+
+def test_evaluate_gives_the_numbers_of_the_training_evaluation(tmp_path):
+    """Observed: eval.csv and evaluate.py used different noise seeds for one checkpoint (hq 99.92 vs 99.68)."""
+    import evaluate
+    out = tmp_path / "run"
+    assert run(["--steps", "200", "--out", str(out), "--eval-every", "200", "--eval-n", "500", *TOY]) == 0
+    assert evaluate.main([str(out), "--n", "500", "--csv", str(tmp_path / "toy.csv")]) == 0
+    ours, theirs = pd.read_csv(out / "eval.csv").iloc[-1], pd.read_csv(tmp_path / "toy.csv").iloc[0]
+    assert (ours["modes"], ours["hq_pct"]) == (theirs["modes"], theirs["hq_pct"])
+    assert ours["rkl"] == pytest.approx(theirs["rkl"], rel=1e-12, nan_ok=True)
