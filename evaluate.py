@@ -58,6 +58,7 @@ import torch
 import torch.nn as nn
 
 import data
+import losses
 import rundir
 from metrics import KID_MAX_FEATURES, PRDC_COLUMNS, at_most, frechet_distance, kid, prdc, statistics, toy_metrics
 from utils import (HelpFormatter, OneLineParser, UserError, atomic_write_text, check_device, eval_mode, merge_csv,
@@ -75,7 +76,7 @@ EVAL_NOISE_SEED = 12345  # the noise of every evaluation's samples, in training 
 TABLE2_LOSSES = ("gan", "wgan", "minkowski", "nsgan", "wgan-gp", "lsgan", "hinge")
 FLOOR_COLUMNS = ["fid_floor", "fid_floor_test"]
 TABLE_MEANS = ["fid_floor", "fid_floor_test", "kid_mean", *(f"{m}_mean" for m in PRDC_COLUMNS)]  # after fid_std
-FID_COLUMNS = ["run", "dataset", "loss", "p", "seed", "steps", "epochs", "n_fake", "n_real", "fid", "kid", "kid_std",
+FID_COLUMNS = ["run", "dataset", "loss", "p", "n_critic", "seed", "steps", "epochs", "n_fake", "n_real", "fid", "kid", "kid_std",
                *PRDC_COLUMNS, *FLOOR_COLUMNS, "device", "seconds", "checkpoint", "real_split", "status"]
 TOY_COLUMNS = ["run", "dataset", "loss", "p", "seed", "steps", "epochs", "n_fake", "modes", "hq_pct", "rkl",
                "device", "seconds", "checkpoint", "status"]
@@ -370,7 +371,7 @@ def generate(G, z_dim, n, seed=0, batch_size=500, device="cpu"):
 def run_row(run_dir, cfg, info, n_fake, device, seconds):
     loss = cfg.get("loss", "")
     return {"run": os.path.normpath(run_dir), "dataset": cfg.get("dataset", ""), "loss": loss,
-            "p": cfg.get("p") if loss == "minkowski" else None, "seed": cfg.get("seed"),
+            "p": cfg.get("p") if loss == "minkowski" else None, "n_critic": cfg.get("n_critic"), "seed": cfg.get("seed"),
             "steps": info["step"], "epochs": cfg.get("epochs"), "n_fake": n_fake, "device": str(device),
             "seconds": round(seconds, 1), "checkpoint": info["checkpoint"], "status": info["status"]}
 
@@ -558,10 +559,10 @@ def _ours(rows):
     """One row per (dataset, loss, p, budget): mean/std of FID, the mean of the other metrics over
     seeds, and the FID floor (one value per n_real, so its mean is that value)."""
     if rows is None or len(rows) == 0:
-        return pd.DataFrame(columns=["loss", "p", "dataset", "fid_mean", "fid_std", *TABLE_MEANS, "seeds",
+        return pd.DataFrame(columns=["loss", "p", "n_critic", "dataset", "fid_mean", "fid_std", *TABLE_MEANS, "seeds",
                                      "epochs", "steps", "n_fake", "n_real", "device"])
     df = pd.DataFrame(rows).copy()
-    for col in ("dataset", "p", "epochs", "steps", "n_fake", "n_real", "kid", *PRDC_COLUMNS, *FLOOR_COLUMNS, "device"):
+    for col in ("dataset", "p", "n_critic", "epochs", "steps", "n_fake", "n_real", "kid", *PRDC_COLUMNS, *FLOOR_COLUMNS, "device"):
         if col not in df:
             df[col] = np.nan
     if "run" in df:
@@ -569,11 +570,12 @@ def _ours(rows):
     df["p"] = np.where(df["loss"] == "minkowski", pd.to_numeric(df["p"], errors="coerce"), np.nan)
     df["n_real"] = df["n_real"].astype(str)
     out = []
-    keys = ["dataset", "loss", "p", "epochs", "steps", "n_fake", "n_real"]
+    keys = ["dataset", "loss", "p", "n_critic", "epochs", "steps", "n_fake", "n_real"]
     for _, g in df.groupby(keys, dropna=False, sort=False):
         fid = pd.to_numeric(g["fid"], errors="coerce")
         means = {col: pd.to_numeric(g[col.removesuffix("_mean")], errors="coerce").mean() for col in TABLE_MEANS}
-        out.append({"loss": g["loss"].iloc[0], "p": g["p"].iloc[0], "dataset": g["dataset"].iloc[0],
+        out.append({"loss": g["loss"].iloc[0], "p": g["p"].iloc[0], "n_critic": g["n_critic"].iloc[0],
+                    "dataset": g["dataset"].iloc[0],
                     "fid_mean": fid.mean(), "fid_std": fid.std(ddof=1) if len(fid) > 1 else np.nan,
                     **means, "seeds": len(g), **_budget(g)})
     return pd.DataFrame(out)
@@ -593,6 +595,7 @@ def build_tables(fid_rows, paper=None):
 
     t2_ours = ours[ours["loss"].isin(TABLE2_LOSSES) & ((ours["loss"] != "minkowski") | (ours["p"] == 4))]
     t2 = p2.merge(t2_ours, on=["loss", "p"], how="outer")
+    t2.loc[~t2.apply(paper_protocol, axis=1), "paper_fid"] = np.nan  # e.g. WGAN with 1 critic step: not the paper's
     extra = pd.DataFrame({"loss": [l for l in TABLE2_LOSSES if l not in set(t2["loss"])]})
     t2 = pd.concat([t2, extra.assign(p=np.nan)], ignore_index=True) if len(extra) else t2
     t2["order"] = t2["loss"].map({l: i for i, l in enumerate(TABLE2_LOSSES)})
@@ -600,12 +603,17 @@ def build_tables(fid_rows, paper=None):
 
     t3_ours = ours[ours["loss"] == "minkowski"]
     t3 = p3.merge(t3_ours, on=["loss", "p"], how="outer").sort_values("p", kind="stable").reset_index(drop=True)
-    cols = ["loss", "p", "paper_fid", "fid_mean", "fid_std", *TABLE_MEANS, "seeds", "dataset",
+    cols = ["loss", "p", "n_critic", "paper_fid", "fid_mean", "fid_std", *TABLE_MEANS, "seeds", "dataset",
             "epochs", "steps", "n_fake", "n_real", "device"]
     return t2[cols], t3[cols]
 
 
-PAPER_TABLE_KEY = ["loss", "p", "dataset", "epochs", "steps", "n_fake", "n_real"]
+def paper_protocol(row):
+    """A row the paper's number applies to: the loss's own n_critic (or none recorded)."""
+    return pd.isna(row.get("n_critic")) or int(row["n_critic"]) == losses.default_n_critic(row["loss"])
+
+
+PAPER_TABLE_KEY = ["loss", "p", "n_critic", "dataset", "epochs", "steps", "n_fake", "n_real"]
 
 
 def has_fid(row):

@@ -74,12 +74,13 @@ def test_bad_shards_are_user_errors(text):
 def fabricate_run(runs_dir, name, loss, p, seed, status, **metrics):
     dataset = metrics.pop("dataset", "ring8")
     total_steps = metrics.pop("total_steps", 100)
+    step = metrics.pop("step", 100)
     run_dir = os.path.join(runs_dir, dataset, name)
     os.makedirs(run_dir)
     cfg = {"dataset": dataset, "loss": loss, "p": p, "seed": seed, "eval_n": 2500,
-           "hardware": "test cpu"}
+           "hardware": "test cpu", **({"n_critic": metrics.pop("n_critic")} if "n_critic" in metrics else {})}
     json.dump(cfg, open(os.path.join(run_dir, "config.json"), "w"))
-    json.dump({"status": status, "step": 100, "total_steps": total_steps, "epoch": 0.5, **metrics},
+    json.dump({"status": status, "step": step, "total_steps": total_steps, "epoch": 0.5, **metrics},
               open(os.path.join(run_dir, "summary.json"), "w"))
     pd.DataFrame({"step": [50, 100], "loss_d": 1.0, "loss_g": 1.0, "grad_norm_d": 1.0}).to_csv(
         os.path.join(run_dir, "metrics.csv"), index=False)  # for the figures
@@ -283,3 +284,15 @@ def test_a_killed_sweep_takes_its_runs_with_it(tmp_path):
         time.sleep(0.1)
     assert json.load(open(first / "summary.json"))["status"] == "interrupted"  # it checkpointed on the way out
     assert_each_run_resumed_once(tmp_path, cmd)
+
+
+def test_paper_tables_keep_wgan_with_one_critic_step_apart_from_the_papers_wgan(tmp_path):
+    for n_critic, steps, fid in [(5, 313, 200.0), (1, 1562, 150.0)]:
+        for seed in (0, 1):
+            fabricate_run(tmp_path / "runs", f"wgan-nc{n_critic}-seed{seed}", "wgan", 4.0, seed, "completed",
+                          dataset="cifar10", final_fid=fid + seed, best_fid=fid, final_kid=0.1, n_critic=n_critic,
+                          step=steps, total_steps=steps)
+    table2, _ = ablate_p.paper_tables(ablate_p.collect_rows(str(tmp_path / "runs")))
+    wgan = table2[table2["loss"] == "wgan"].set_index("n_critic")
+    assert wgan.loc[5, "paper_fid"] == 210.3 and pd.isna(wgan.loc[1, "paper_fid"])
+    assert (wgan.loc[5, "fid_mean"], wgan.loc[1, "fid_mean"]) == (200.5, 150.5)
