@@ -181,7 +181,7 @@ def plot(table, path):
             idx = [order[(r.loss, None if pd.isna(r.p) else float(r.p))] for r in group.itertuples()]
             ax.plot(idx, group[column], marker="o", ms=3, lw=1, label=f"{run} @ {step}")
         ax.set_xticks(range(len(labels)), labels, rotation=60)
-        ax.set(title=f"cosine to WGAN's {title}", ylim=(-0.05, 1.05))
+        ax.set(title=f"cosine to WGAN's {title}", ylim=(min(-0.05, table[column].min() - 0.05), 1.05))
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=6)
     fig.tight_layout()
