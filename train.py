@@ -502,7 +502,9 @@ def write_summary(cfg, status, trainer, total_steps, last_row, evals, seconds):
     atomic_write_text(os.path.join(cfg["out"], "summary.json"), json.dumps(summary, indent=2) + "\n")
 
 
-BEST = {"fid": min, "kid": min, "rkl": min, "modes": max, "hq_pct": max}  # how "best" reads per metric
+# How "best" reads per metric; density has no best (above 1 is not better), the FID floor is a constant.
+BEST = {"fid": min, "kid": min, "rkl": min, "modes": max, "hq_pct": max, "precision": max, "recall": max,
+        "coverage": max}
 
 
 def eval_summary(evals):

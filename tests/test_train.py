@@ -592,3 +592,12 @@ def test_evaluate_gives_the_numbers_of_the_training_evaluation(tmp_path):
     ours, theirs = pd.read_csv(out / "eval.csv").iloc[-1], pd.read_csv(tmp_path / "toy.csv").iloc[0]
     assert (ours["modes"], ours["hq_pct"]) == (theirs["modes"], theirs["hq_pct"])
     assert ours["rkl"] == pytest.approx(theirs["rkl"], rel=1e-12, nan_ok=True)
+
+
+def test_summary_keeps_the_best_of_each_metric_that_has_a_direction():
+    evals = [{"step": 10, "fid": 90.0, "recall": 0.2, "coverage": 0.5, "density": 1.4, "precision": 0.7},
+             {"step": 20, "fid": 80.0, "recall": 0.1, "coverage": 0.6, "density": 0.9, "precision": 0.6}]
+    out = train.eval_summary(evals)
+    assert (out["best_fid"], out["best_fid_step"], out["best_recall"], out["best_recall_step"]) == (80.0, 20, 0.2, 10)
+    assert (out["best_coverage"], out["best_precision"]) == (0.6, 0.7)
+    assert "best_density" not in out and out["final_density"] == 0.9
