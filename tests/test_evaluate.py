@@ -123,11 +123,11 @@ def test_run_evaluation_caches_real_statistics_and_appends_rows(tmp_path, tiny_i
     first = pd.read_csv(csv)
     assert len(first) == 1
     row = first.iloc[0]
-    assert list(first.columns[:20]) == ["run", "dataset", "loss", "p", "seed", "steps", "epochs", "n_fake",
-                                        "n_real", "fid", "kid", "kid_std", "precision", "recall", "density",
-                                        "coverage", "fid_floor", "fid_floor_test", "device", "seconds"]
-    assert (row["dataset"], row["loss"], row["p"], row["seed"], row["steps"], row["n_fake"], row["n_real"]) == \
-        ("folder", "minkowski", 4.0, 3, 7, 6, 8)
+    assert list(first.columns[:21]) == ["run", "dataset", "loss", "p", "n_critic", "seed", "steps", "epochs",
+                                        "n_fake", "n_real", "fid", "kid", "kid_std", "precision", "recall",
+                                        "density", "coverage", "fid_floor", "fid_floor_test", "device", "seconds"]
+    assert (row["dataset"], row["loss"], row["p"], row["n_critic"], row["seed"], row["steps"], row["n_fake"],
+            row["n_real"]) == ("folder", "minkowski", 4.0, 1, 3, 7, 6, 8)
     assert row["fid"] > 0 and math.isfinite(row["kid"]) and row["status"] == "completed"
     assert all(0 <= row[m] for m in metrics.PRDC_COLUMNS)
     assert row["fid_floor"] > 0 and math.isnan(row["fid_floor_test"])  # no sibling test folder
