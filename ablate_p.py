@@ -30,6 +30,7 @@ import pandas as pd
 import data
 import figures
 import losses
+import rundir
 import train
 import utils
 from utils import HelpFormatter, OneLineParser, UserError, atomic_write_text, read_json, run_main
@@ -281,7 +282,8 @@ def collect_rows(runs_dir):
         cfg = read_json(os.path.join(run_dir, "config.json")) or failed
         if cfg is None:
             continue
-        summary = failed or read_json(os.path.join(run_dir, "summary.json")) or {"status": "failed"}
+        summary = failed or read_json(os.path.join(run_dir, "summary.json")) or \
+            {"status": "running" if rundir.is_training(run_dir) else "failed"}  # another shard's run, say
         row = {"run": name, "dataset": cfg["dataset"], "loss": cfg["loss"],
                "p": cfg["p"] if cfg["loss"] == "minkowski" else None,
                "n_critic": cfg.get("n_critic") or losses.default_n_critic(cfg["loss"]), "seed": cfg["seed"],

@@ -168,26 +168,22 @@ def merge_rows(path, rows):
 
 def plot(table, path):
     """Cosine to WGAN's D gradient, G gradient and Adam D update, per loss, one line per (run, step)."""
-    import matplotlib
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    import figures  # matplotlib (Agg) only when a figure is asked for
     labels = [loss if p is None else f"p={p:g}" for loss, p in COMPARED]
+    position = {(loss, -1.0 if p is None else p): i for i, (loss, p) in enumerate(COMPARED)}  # identities' p
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), sharey=True)
     for ax, column, title in zip(axes, ["cos_d", "cos_g", "cos_adam_d"],
                                  ["D gradient", "G gradient", "Adam update of D"]):
         for (run, step), group in table.groupby(["run", "step"], sort=True):
-            order = {(loss, None if pd.isna(p) else float(p)): i for i, (loss, p) in enumerate(COMPARED)}
-            idx = [order[(r.loss, None if pd.isna(r.p) else float(r.p))] for r in group.itertuples()]
+            idx = [position[(loss, p)] for _, _, loss, p in identities(group)]
             ax.plot(idx, group[column], marker="o", ms=3, lw=1, label=f"{run} @ {step}")
         ax.set_xticks(range(len(labels)), labels, rotation=60)
         ax.set(title=f"cosine to WGAN's {title}", ylim=(min(-0.05, table[column].min() - 0.05), 1.05))
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=6)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    figures.save_figure(fig, path)
 
 
 def build_parser():

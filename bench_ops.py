@@ -1,15 +1,14 @@
 """Benchmark the fused ops (csrc/) against the same math in eager PyTorch. Not a test.
 
-    python bench_ops.py                 # ops + a training step, every device present
-    python bench_ops.py --no-step       # ops only
-    python bench_ops.py --rounds 9      # more repeats (medians over rounds)
+    python bench_ops.py                               # print the table, every device present
+    python bench_ops.py --csv results/bench_ops.csv   # also write it there
+    python bench_ops.py --rounds 9                    # more repeats (medians over rounds)
 
 Per device (and per CPU thread count, --threads; default 1 and torch's default): forward + backward (torch.autograd.grad) of the Minkowski power loss (p = 4 on
 probabilities, target 1) for N in {64, 4096, 262144}, and of the gradient penalty on
 B x 3072 per-sample gradients for B in {64, 256, 1024}. Eager and fused runs alternate,
 round by round, and each figure is the median over rounds, so load from other processes
-hits both alike. Writes results/bench_ops.csv; the training-step comparison (DCGAN, batch
-64: Minkowski p=4, and WGAN-GP with its penalty) goes to results/bench_step.csv.
+hits both alike. The whole training step, fused or not, is bench_step.py's.
 """
 import argparse
 import os
@@ -19,12 +18,9 @@ import time
 import pandas as pd
 import torch
 
-import losses
-import models
 import ops
 from utils import atomic_write_csv, run_main
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def sync(device):
@@ -88,50 +84,6 @@ def bench_ops(device, rounds):
     return rows
 
 
-def train_step_fn(loss, device, batch=64):
-    """One D step and one G step of the DCGAN at 32x32, as train.py does them."""
-    torch.manual_seed(0)
-    G, D = models.build("dcgan", d_norm="none" if loss == "wgan-gp" else "batch")
-    G, D = G.to(device), D.to(device)
-    opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    d_loss, g_loss = losses.make_loss(loss, p=4.0)
-    real = torch.randn(batch, 3, 32, 32, device=device).clamp(-1, 1)
-
-    def step():
-        z = torch.randn(batch, 100, device=device)
-        fake = G(z)
-        opt_d.zero_grad(set_to_none=True)
-        ld = d_loss(D(real), D(fake.detach()))
-        if loss == "wgan-gp":
-            ld = ld + losses.gradient_penalty(D, losses.interpolate(real, fake.detach()), 10.0, 1.0)
-        ld.backward()
-        opt_d.step()
-        opt_g.zero_grad(set_to_none=True)
-        g_loss(D(fake)).backward()
-        opt_g.step()
-
-    return step
-
-
-def bench_step(device, rounds):
-    rows = []
-    for loss in ("minkowski", "wgan-gp"):
-        step = train_step_fn(loss, device)
-        for mode in ("off", "on"):
-            ops.set_backend(mode)
-            step()
-        times = {"off": [], "on": []}
-        for _ in range(rounds):
-            for mode in ("off", "on"):
-                ops.set_backend(mode)
-                times[mode].append(per_call_ms(step, device, 2))
-        ops.set_backend("off")
-        rows.append((f"train_step_dcgan_{loss}" + ("_p4" if loss == "minkowski" else ""), "batch64",
-                     statistics.median(times["off"]), statistics.median(times["on"])))
-    return rows
-
-
 def frame(device, rows):
     df = pd.DataFrame(rows, columns=["op", "size", "eager_ms", "fused_ms"])
     df.insert(0, "device", device.type)
@@ -147,12 +99,9 @@ def frame(device, rows):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=7, help="alternating eager/fused rounds per figure (median)")
-    ap.add_argument("--step-rounds", type=int, default=5, help="rounds for the training-step figure")
     ap.add_argument("--threads", default=f"1,{torch.get_num_threads()}",
                     help="comma-separated CPU thread counts to run (torch.set_num_threads)")
-    ap.add_argument("--no-step", action="store_true", help="skip the training-step benchmark")
-    ap.add_argument("--out", default=os.path.join(HERE, "results", "bench_ops.csv"))
-    ap.add_argument("--step-out", default=os.path.join(HERE, "results", "bench_step.csv"))
+    ap.add_argument("--csv", default=None, help="also write the table here")
     args = ap.parse_args(argv)
 
     name = ops.set_backend("on")  # builds on first use; fails loudly if it cannot
@@ -162,21 +111,15 @@ def main(argv=None):
     runs += [(torch.device("cuda"), max(threads))] if torch.cuda.is_available() else []
     fmt = {"eager_ms": "{:.4f}".format, "fused_ms": "{:.4f}".format, "speedup": "{:.2f}x".format}
     cols = ["device", "cpu_threads", "op", "size", "eager_ms", "fused_ms", "speedup"]
-    tables, steps = [], []
+    tables = []
     for device, nthreads in runs:
         torch.set_num_threads(nthreads)
         df = frame(device, bench_ops(device, args.rounds))
         print(df[cols].to_string(index=False, formatters=fmt), flush=True)
         tables.append(df)
-        if not args.no_step:
-            sf = frame(device, bench_step(device, args.step_rounds))
-            print(sf[cols].to_string(index=False, formatters=fmt), flush=True)
-            steps.append(sf)
-    atomic_write_csv(pd.concat(tables, ignore_index=True), args.out)
-    print(f"wrote {args.out}")
-    if steps:
-        atomic_write_csv(pd.concat(steps, ignore_index=True), args.step_out)
-        print(f"wrote {args.step_out}")
+    if args.csv:
+        atomic_write_csv(pd.concat(tables, ignore_index=True), args.csv)
+        print(f"wrote {args.csv}")
     return 0
 
 

@@ -4,7 +4,7 @@ of 2-D runs, paper tables.
     python evaluate.py runs/cifar10/minkowski-p4-seed0 [RUN_DIR ...]   # FID, KID, P/R/D/C, 5000 samples
     python evaluate.py runs/ring8/gan-seed0                              # modes, hq_pct, rkl
     python evaluate.py --fake DIR_OR_NPZ --real DIR_OR_NPZ               # like python -m pytorch_fid
-    python evaluate.py --table                                           # results/table2.csv, table3.csv
+    python evaluate.py --table --csv runs/results/fid.csv                # table2.csv, table3.csv beside it
 
 FID protocol (the paper's: 5000 generated samples). Samples come from the run's last checkpoint
 (or --checkpoint) with a fixed noise seed (--noise-seed, default 12345: the seed of train.py's
@@ -40,8 +40,11 @@ Inception weights: --fid-weights PATH, else torch hub's cache, where pytorch-fid
 them (~/.cache/torch/hub/checkpoints/pt_inception-2015-12-05-6726825d.pth), else pytorch-fid
 downloads them; offline without the file it stops with a one-line error saying where to put it.
 
-Rows are merged into --csv (default results/fid.csv, or results/toy_metrics.csv) under a lock:
-a re-evaluation of a checkpoint with the same protocol replaces its row (EVAL_KEY), other rows stay.
+Rows are merged into --csv under a lock (default fid.csv, or toy_metrics.csv, in the results
+folder beside the runs, as ablate_p.py's: <runs>/<dataset>/<run> -> <runs>/results; the
+repository's results/ changes only when named): a re-evaluation of a checkpoint with the same
+protocol replaces its row (EVAL_KEY), other rows stay. --table writes beside --csv unless
+--table-dir names a folder.
 An image row holds fid, kid, kid_std, precision, recall, density, coverage, fid_floor, fid_floor_test.
 """
 import hashlib
@@ -69,8 +72,7 @@ FID_WEIGHTS_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid
 IMAGE_EXTENSIONS = ("bmp", "jpg", "jpeg", "pgm", "png", "ppm", "tif", "tiff", "webp")  # as pytorch-fid
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_STATS_DIR = os.path.join("results", "fid_stats")
-DEFAULT_FID_CSV = os.path.join("results", "fid.csv")
-DEFAULT_TOY_CSV = os.path.join("results", "toy_metrics.csv")
+FID_CSV, TOY_CSV = "fid.csv", "toy_metrics.csv"  # their names in a results folder
 PAPER_CSV = os.path.join(HERE, "results", "paper.csv")
 EVAL_NOISE_SEED = 12345  # the noise of every evaluation's samples, in training and in evaluate.py
 TABLE2_LOSSES = ("gan", "wgan", "minkowski", "nsgan", "wgan-gp", "lsgan", "hinge")
@@ -428,6 +430,12 @@ class TrainingEvaluator:
                 **prdc(features, self.real_features), **self.floor}
 
 
+def results_beside(run_dir):
+    """The results folder of the runs folder run_dir lies in: <runs>/<dataset>/<run> -> <runs>/results,
+    where ablate_p.py writes a sweep's tables."""
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(run_dir))), "results")
+
+
 def evaluate_runs(args, log=print):
     """Evaluate every run dir of args.runs; append rows to the CSVs; return the rows."""
     device = torch.device(args.device)
@@ -473,9 +481,9 @@ def evaluate_runs(args, log=print):
         log(f"{run_dir}: FID {fid:.3f} (floor {floor['fid_floor']:.3f})  KID {k:.5f} +- {k_std:.5f}  "
             + "  ".join(f"{m} {quality[m]:.3f}" for m in PRDC_COLUMNS) + f"  ({n} samples, {row['seconds']} s)")
     if fid_rows:
-        append_rows(args.csv or DEFAULT_FID_CSV, fid_rows, FID_COLUMNS)
+        append_rows(args.csv or os.path.join(results_beside(args.runs[0]), FID_CSV), fid_rows, FID_COLUMNS)
     if toy_rows:
-        append_rows(args.csv or DEFAULT_TOY_CSV, toy_rows, TOY_COLUMNS)
+        append_rows(args.csv or os.path.join(results_beside(args.runs[0]), TOY_CSV), toy_rows, TOY_COLUMNS)
     return fid_rows, toy_rows
 
 
@@ -670,11 +678,12 @@ def build_parser():
     a("--device", default=None, help="cpu, cuda, ... (default cuda when available)")
     a("--kid-subsets", type=int, default=100)
     a("--kid-subset-size", type=int, default=1000)
-    a("--csv", default=None, help=f"append rows here (default {DEFAULT_FID_CSV} or {DEFAULT_TOY_CSV})")
+    a("--csv", default=None, help=f"merge rows here (default <runs>/results/{FID_CSV} or {TOY_CSV} for runs in "
+                                  "<runs>/<dataset>/<run>); --table reads it")
     a("--fake", default=None, help="generic mode: folder of images or .npz statistics")
     a("--real", default=None, help="generic mode: folder of images or .npz statistics")
-    a("--table", action="store_true", help="write results/table2.csv and table3.csv from --csv")
-    a("--table-dir", default="results", help="where --table writes")
+    a("--table", action="store_true", help="write table2.csv and table3.csv (the paper beside ours) from --csv")
+    a("--table-dir", default=None, help="where --table writes (default: beside --csv)")
     return ap
 
 
@@ -710,7 +719,10 @@ def main(argv=None):
     if args.runs:
         evaluate_runs(args)
     if args.table:
-        write_tables(args.csv or DEFAULT_FID_CSV, args.table_dir)
+        csv = args.csv or (os.path.join(results_beside(args.runs[0]), FID_CSV) if args.runs else None)
+        if csv is None:
+            raise UserError("--table builds the tables from a fid.csv: name it with --csv")
+        write_tables(csv, args.table_dir or os.path.dirname(os.path.abspath(csv)))
     return 0
 
 

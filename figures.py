@@ -71,6 +71,14 @@ def line_style(name, curves):
     return {"color": plt.cm.tab10(baselines.index(name) % 10), "ls": "--"}
 
 
+def save_figure(fig, path):
+    """Lay out, write (creating the folder) and close: every figure of the repository ends here."""
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def plot_lines(curves, columns, titles, path, logy=False):
     fig, axes = plt.subplots(1, len(columns), figsize=(5.5 * len(columns), 4), squeeze=False)
     for ax, column, title in zip(axes[0], columns, titles):
@@ -80,9 +88,7 @@ def plot_lines(curves, columns, titles, path, logy=False):
         ax.set(xlabel="generator step", title=title, yscale="log" if logy else "linear")
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_samples(runs, path):
@@ -101,9 +107,7 @@ def plot_samples(runs, path):
     for ax, (name, sample) in zip(axes.flat, picks.items()):
         ax.imshow(plt.imread(sample))
         ax.set_title(name, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_metric_vs_p(runs, metric, path):
@@ -118,9 +122,7 @@ def plot_metric_vs_p(runs, metric, path):
     ax.errorbar(stats.index, stats["mean"], yerr=stats["std"], marker="o", capsize=3)
     ax.set(xlabel="p", ylabel=f"final {metric}", title=f"Minkowski loss: final {metric} against p")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return True
 
 

@@ -25,8 +25,8 @@ step environment python -c "import torch, sys; print(sys.version); print(torch._
 [print(i, torch.cuda.get_device_name(i), torch.cuda.get_device_capability(i)) for i in range(torch.cuda.device_count())]"
 step cuda-tests python -m pytest -q -rs tests/test_ops.py
 step emulation-tests python -m pytest -q tests/test_emulation.py
-step bench-ops python bench_ops.py --out "$WORK/bench_ops.csv" --step-out "$WORK/bench_step.csv"
-step bench-ops-results cat "$WORK/bench_ops.csv" "$WORK/bench_step.csv"
+step bench-ops python bench_ops.py
+step bench-step python bench_step.py
 step cifar-shaped-images python -c "import os, sys, torch, torchvision
 for i in range(640):
     os.makedirs(f'$WORK/images/c{i % 10}', exist_ok=True)
@@ -34,6 +34,9 @@ for i in range(640):
 step cifar-shaped-run python train.py --dataset folder --data-root "$WORK/images" --steps 200 --device cuda \
   --fused on --log-every 50 --sample-every 200 --ckpt-every 200 --out "$WORK/run"
 step cifar-shaped-run-results cat "$WORK/run/metrics.csv" "$WORK/run/summary.json" "$WORK/run/config.json"
+step cifar-shaped-run-compiled python train.py --dataset folder --data-root "$WORK/images" --steps 200 --device cuda \
+  --fused on --compile --channels-last --log-every 50 --sample-every 200 --ckpt-every 200 --out "$WORK/run-compiled"
+step cifar-shaped-run-compiled-results cat "$WORK/run-compiled/metrics.csv" "$WORK/run-compiled/summary.json"
 if command -v compute-sanitizer > /dev/null; then
   for tool in memcheck racecheck; do
     step "sanitizer-$tool" compute-sanitizer --tool "$tool" --error-exitcode 1 \

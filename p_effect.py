@@ -66,10 +66,9 @@ def minkowski_runs(runs_dir, metric):
 
 
 def plot(runs, metric, path):
-    import matplotlib
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    import figures  # matplotlib (Agg) only when a figure is asked for
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.scatter(runs["p"], runs[metric], s=12, c="0.6", label="one seed")
     means = runs.groupby("p")[metric].agg(["mean", "std"]).reset_index()
@@ -81,10 +80,7 @@ def plot(runs, metric, path):
     ax.set(xlabel="p", ylabel=metric.replace("_", " "), title="Minkowski loss: FID against p")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    figures.save_figure(fig, path)
 
 
 def build_parser():

@@ -50,6 +50,21 @@ def locked(run_dir):
         os.close(fd)  # releases the lock
 
 
+def is_training(run_dir):
+    """A live process holds run_dir's lock: its run is under way, neither finished nor failed."""
+    try:
+        fd = os.open(os.path.join(run_dir, LOCK_NAME), os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
 def is_empty(run_dir):
     """Nothing in run_dir but its lock file."""
     return not os.path.isdir(run_dir) or not set(os.listdir(run_dir)) - {LOCK_NAME}

@@ -13,6 +13,7 @@ import pytest
 
 import ablate_p
 import losses
+import rundir
 from utils import run_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -296,3 +297,14 @@ def test_paper_tables_keep_wgan_with_one_critic_step_apart_from_the_papers_wgan(
     wgan = table2[table2["loss"] == "wgan"].set_index("n_critic")
     assert wgan.loc[5, "paper_fid"] == 210.3 and pd.isna(wgan.loc[1, "paper_fid"])
     assert (wgan.loc[5, "fid_mean"], wgan.loc[1, "fid_mean"]) == (200.5, 150.5)
+
+
+def test_a_run_another_process_is_training_is_collected_as_running(tmp_path):
+    """Seen on a real Slurm: the array task that finished first collected the other task's run,
+    still training, as failed."""
+    fabricate_run(tmp_path, "gan-seed0", "gan", None, 0, "completed")
+    run_dir = str(tmp_path / "ring8" / "gan-seed0")
+    os.remove(os.path.join(run_dir, "summary.json"))  # under way: no summary yet
+    with rundir.locked(run_dir):
+        assert ablate_p.collect_rows(str(tmp_path))["status"].tolist() == ["running"]
+    assert ablate_p.collect_rows(str(tmp_path))["status"].tolist() == ["failed"]  # no process: it died

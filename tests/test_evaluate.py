@@ -412,3 +412,24 @@ def test_statistics_holding_nan_are_a_one_line_error(tmp_path):
     np.savez(tmp_path / "a.npz", mu=np.zeros(4), sigma=sigma)
     np.savez(tmp_path / "b.npz", mu=np.zeros(4), sigma=np.eye(4))
     assert_user_error(run_cli(["--fake", str(tmp_path / "a.npz"), "--real", str(tmp_path / "b.npz")]), "NaN", "a.npz")
+
+
+def test_rows_and_tables_go_beside_the_runs_unless_named(tmp_path, monkeypatch):
+    """Observed: evaluate.py wrote into the repository's results/ by default, where the committed
+    tables are."""
+    monkeypatch.chdir(tmp_path)  # the working directory gets nothing
+    run = make_run(str(tmp_path / "runs" / "ring8"), "toy", dataset="ring8", arch="mlp", width=16)
+    assert evaluate.main([run, "--n", "500"]) == 0
+    assert os.path.isfile(tmp_path / "runs" / "results" / "toy_metrics.csv")
+    assert os.listdir(tmp_path) == ["runs"]
+    csv = tmp_path / "mine" / "fid.csv"
+    csv.parent.mkdir()
+    pd.DataFrame([dict(run="a", dataset="cifar10", loss="gan", p=None, seed=0, steps=5, epochs=1, n_fake=10,
+                       n_real=10, fid=50.0, kid=0.0, kid_std=0.0, device="cpu")]).to_csv(csv, index=False)
+    assert evaluate.main(["--table", "--csv", str(csv)]) == 0
+    assert sorted(os.listdir(csv.parent)) == ["fid.csv", "table2.csv", "table3.csv"]
+
+
+def test_tables_without_a_csv_to_read_are_a_one_line_error():
+    result = run_cli(["--table"])
+    assert result.returncode == 2 and result.stderr.strip().count("\n") == 0 and "--csv" in result.stderr
