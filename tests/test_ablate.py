@@ -308,3 +308,16 @@ def test_a_run_another_process_is_training_is_collected_as_running(tmp_path):
     with rundir.locked(run_dir):
         assert ablate_p.collect_rows(str(tmp_path))["status"].tolist() == ["running"]
     assert ablate_p.collect_rows(str(tmp_path))["status"].tolist() == ["failed"]  # no process: it died
+
+
+def test_a_rerun_of_a_committed_toy_row_replaces_it_instead_of_adding_one(tmp_path):
+    """The committed toy table predates the n_critic column; its rows must keep matching new ones."""
+    path = str(tmp_path / "toy_table.csv")
+    committed = pd.read_csv(os.path.join(ROOT, "results", "toy_table.csv"))
+    committed.to_csv(path, index=False)
+    row = committed[(committed["dataset"] == "ring8") & (committed["loss"] == "gan")].copy()
+    row["final_modes_mean"] = 8.0
+    ablate_p.merge_toy_table(row, path)
+    merged = pd.read_csv(path)
+    assert len(merged) == len(committed)
+    assert merged.loc[(merged["dataset"] == "ring8") & (merged["loss"] == "gan"), "final_modes_mean"].tolist() == [8.0]
