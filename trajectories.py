@@ -1,6 +1,7 @@
 """Do the losses train different generators? Lockstep training from one initialisation.
 
-    python trajectories.py --dataset folder --data-root data/cifar10-jpeg/train --steps 400 --csv results/trajectories.csv
+    python trajectories.py --dataset folder --data-root data/cifar10-jpeg/train --steps 400 --csv results/trajectories.csv \
+        --figure results/figures/trajectories.png
 
 Every loss of --losses starts from the same G and D (same seed), sees the same real batches and
 the same noise at every step (n_critic 1, D clipped as train.py does), so the only difference
@@ -79,7 +80,8 @@ def distances(members, z):
     return [(m.name, (m.images(z) - reference).pow(2).mean().sqrt().item()) for m in members]
 
 
-def run(cfg, dataset, losses, steps, every, nudge, n_images):
+def run(cfg, dataset, losses, steps, every, nudge, n_images, write):
+    """Train the members in lockstep; write(table) after each measurement, so an interrupted run keeps its rows."""
     members = make_members(cfg, dataset, losses, nudge)
     z = torch.randn(n_images, cfg["z_dim"], generator=torch.Generator().manual_seed(cfg["seed"] + 12345))
     rows = []
@@ -90,10 +92,27 @@ def run(cfg, dataset, losses, steps, every, nudge, n_images):
                       "rms_distance": value} for name, value in distances(members, z)]
             print(f"step {step}: " + ", ".join(f"{r['member']} {r['rms_distance']:.4f}" for r in rows[-len(members):]),
                   flush=True)
+            write(pd.DataFrame(rows))
         if step < steps:
             for member in members:
                 member.step(steps)
     return pd.DataFrame(rows)
+
+
+def plot(table, path):
+    """Each member's distance to the reference over steps; the controls dashed."""
+    import matplotlib.pyplot as plt
+
+    import figures  # matplotlib (Agg) only when a figure is asked for
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, group in table.groupby("member", sort=False):
+        if name != group["reference"].iloc[0]:
+            ax.plot(group["step"], group["rms_distance"], ls="--" if "(" in name else "-", marker="o", ms=2, label=name)
+    ax.set(xlabel="generator step", ylabel="RMS distance of G's images to the reference's",
+           title=f"Lockstep training from one initialisation (reference: {table['reference'].iloc[0]})")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    figures.save_figure(fig, path)
 
 
 def build_parser():
@@ -104,6 +123,7 @@ def build_parser():
     ap.add_argument("--nudge", type=float, default=1e-6, help="std of the perturbation of the nudged control's G")
     ap.add_argument("--n-images", type=int, default=256, help="fixed noise vectors the distance is taken over")
     ap.add_argument("--csv", default=os.path.join("runs", "trajectories", "trajectories.csv"))
+    ap.add_argument("--figure", default=None, help="draw the distances over steps here")
     return ap
 
 
@@ -119,11 +139,14 @@ def main(argv=None):
     for name in args.losses:
         parse_member(name)
     dataset = train.load_training_data(cfg)
-    table = run(cfg, dataset, args.losses, args.steps, args.every, args.nudge, args.n_images)
     budget = {"dataset": cfg["dataset"], "arch": cfg["arch"], "clip": cfg["clip"], "clip_params": cfg["clip_params"],
               "batch_size": cfg["batch_size"], "seed": cfg["seed"], "hardware": train.hardware_name(torch.device("cpu"))}
-    atomic_write_csv(table.assign(**budget), args.csv)
+    table = run(cfg, dataset, args.losses, args.steps, args.every, args.nudge, args.n_images,
+                write=lambda rows: atomic_write_csv(rows.assign(**budget), args.csv))
     print(f"wrote {args.csv}")
+    if args.figure:
+        plot(table, args.figure)
+        print(f"wrote {args.figure}")
     return 0
 
 

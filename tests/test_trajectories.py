@@ -11,7 +11,8 @@ from utils import run_main
 def lockstep(losses, steps=6, **kw):
     cfg = train.resolve(train.build_parser().parse_args(["--loss", "wgan", "--n-critic", "1", "--dataset", "ring8"]))
     dataset = train.load_training_data(cfg)
-    return trajectories.run(cfg, dataset, losses, steps=steps, every=3, n_images=50, **{"nudge": 1e-6, **kw})
+    return trajectories.run(cfg, dataset, losses, steps=steps, every=3, n_images=50,
+                            **{"nudge": 1e-6, "write": lambda table: None, **kw})
 
 
 def final(table, member):
@@ -38,10 +39,18 @@ def test_the_distance_is_the_rms_pixel_difference():
     assert trajectories.distances([a, b], z) == [("wgan", 0.0), ("wgan", pytest.approx(expected))] and expected > 0
 
 
+def test_every_measurement_is_written_as_it_is_taken():
+    """A run of hours keeps its rows when it is interrupted."""
+    written = []
+    lockstep(["wgan", "gan"], write=lambda table: written.append(len(table)))
+    assert written == [4, 8, 12]  # 4 members at steps 0, 3 and 6
+
+
 def test_main_writes_the_budget_and_refuses_loss_flags(tmp_path, capsys):
-    csv = str(tmp_path / "t.csv")
+    csv, figure = str(tmp_path / "t.csv"), tmp_path / "t.png"
     assert trajectories.main(["--losses", "wgan", "gan", "--steps", "2", "--every", "1", "--n-images", "8",
-                              "--dataset", "ring8", "--csv", csv]) == 0
+                              "--dataset", "ring8", "--csv", csv, "--figure", str(figure)]) == 0
+    assert figure.stat().st_size > 0
     table = pd.read_csv(csv)
     assert set(table["member"]) == {"wgan", "gan", "wgan (nudged 1e-06)", "wgan (seed 1)"}
     assert (table["clip"] == 0.01).all() and (table["dataset"] == "ring8").all()
