@@ -228,9 +228,12 @@ def test_figure_labels_and_run_names_tell_wgan_with_one_critic_step_apart():
                                                                          "cifar10/minkowski-p4-seed0"]
 
 
+SWEEP_STEPS = 1000  # long enough that a run cannot finish between its first logged row and the signal
+
+
 def start_sweep(tmp_path, *extra):
     cmd = [sys.executable, "ablate_p.py", "--dataset", "ring8", "--p", "2", "4", "--runs", str(tmp_path / "runs"),
-           "--jobs", "1", "--steps", "300", "--eval-every", "0", "--log-every", "10", "--ckpt-every", "100000",
+           "--jobs", "1", "--steps", str(SWEEP_STEPS), "--eval-every", "0", "--log-every", "10", "--ckpt-every", "100000",
            "--fused", "off", *extra]
     return cmd, subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -251,9 +254,9 @@ def assert_each_run_resumed_once(tmp_path, cmd):
     assert proc.returncode == 0, proc.stderr
     for name in ("minkowski-p2-seed0", "minkowski-p4-seed0"):
         log = open(tmp_path / "runs" / "logs" / "ring8" / f"{name}.log").read()
-        assert log.count("completed 300 steps") == 1, log
+        assert log.count(f"completed {SWEEP_STEPS} steps") == 1, log
         metrics = pd.read_csv(tmp_path / "runs" / "ring8" / name / "metrics.csv")
-        assert metrics["step"].tolist() == list(range(10, 301, 10))  # resumed, not restarted or doubled
+        assert metrics["step"].tolist() == list(range(10, SWEEP_STEPS + 1, 10))  # resumed, not restarted or doubled
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
