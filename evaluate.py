@@ -371,9 +371,10 @@ def generate(G, z_dim, n, seed=0, batch_size=500, device="cpu"):
 
 
 def run_row(run_dir, cfg, info, n_fake, device, seconds):
+    """A CSV row's identity and budget; runs from before n_critic was recorded trained with the loss's default."""
     loss = cfg.get("loss", "")
     return {"run": os.path.normpath(run_dir), "dataset": cfg.get("dataset", ""), "loss": loss,
-            "p": cfg.get("p") if loss == "minkowski" else None, "n_critic": cfg.get("n_critic"), "seed": cfg.get("seed"),
+            "p": cfg.get("p") if loss == "minkowski" else None, "n_critic": cfg.get("n_critic") or losses.default_n_critic(loss), "seed": cfg.get("seed"),
             "steps": info["step"], "epochs": cfg.get("epochs"), "n_fake": n_fake, "device": str(device),
             "seconds": round(seconds, 1), "checkpoint": info["checkpoint"], "status": info["status"]}
 
