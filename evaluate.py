@@ -613,8 +613,28 @@ def build_tables(fid_rows, paper=None):
     t3_ours = ours[ours["loss"] == "minkowski"]
     t3 = p3.merge(t3_ours, on=["loss", "p"], how="outer").sort_values("p", kind="stable").reset_index(drop=True)
     cols = ["loss", "p", "n_critic", "paper_fid", "fid_mean", "fid_std", *TABLE_MEANS, "seeds", "dataset",
-            "epochs", "steps", "n_fake", "n_real", "device"]
-    return t2[cols], t3[cols]
+            "epochs", "steps", "n_fake", "n_real", "device", "note"]
+    return t2.assign(note=t2.apply(budget_note, axis=1))[cols], t3.assign(note=t3.apply(budget_note, axis=1))[cols]
+
+
+PAPER_PROTOCOL = {"dataset": "cifar10", "epochs": 200, "n_fake": 5000, "n_real": 5000}  # Table 1, section 4
+
+
+def budget_note(row):
+    """How a row's budget differs from the paper's protocol, so that no reduced-budget number
+    reads as the paper's: 'reduced budget, not the paper's protocol: 1 epoch (paper 200), ...'."""
+    if pd.isna(row.get("fid_mean")):
+        return "not measured at any budget yet"
+    differences = []
+    if row["dataset"] != PAPER_PROTOCOL["dataset"]:
+        differences.append(f"{row['dataset']} images, not torchvision's CIFAR-10")
+    for column, what in (("epochs", "epochs"), ("n_fake", "generated samples"), ("n_real", "real images")):
+        values = {float(v) for v in str(row[column]).split("/") if v not in ("", "nan", "all")}
+        if values != {float(PAPER_PROTOCOL[column])}:
+            differences.append(f"{row[column]} {what} (paper {PAPER_PROTOCOL[column]})")
+    if not differences:
+        return "the paper's protocol"
+    return "reduced budget, not the paper's protocol: " + ", ".join(differences)
 
 
 def paper_protocol(row):

@@ -433,3 +433,17 @@ def test_rows_and_tables_go_beside_the_runs_unless_named(tmp_path, monkeypatch):
 def test_tables_without_a_csv_to_read_are_a_one_line_error():
     result = run_cli(["--table"])
     assert result.returncode == 2 and result.stderr.strip().count("\n") == 0 and "--csv" in result.stderr
+
+
+def test_every_measured_table_row_says_how_its_budget_differs_from_the_papers():
+    def row(**kw):
+        return {"loss": "gan", "p": None, "n_critic": 1, "dataset": "cifar10", "seed": 0, "steps": 156250,
+                "epochs": 200.0, "n_fake": 5000, "n_real": 5000, "fid": 50.0, "kid": 0.0, "kid_std": 0.0,
+                "device": "cpu", **kw}
+    paper = evaluate.build_tables([row()])[0].set_index("loss")
+    assert paper.loc["gan", "note"] == "the paper's protocol"
+    assert paper.loc["hinge", "note"] == "not measured at any budget yet"
+    reduced = evaluate.build_tables([row(dataset="folder", epochs=1.0, steps=781, n_fake=2000, n_real=2000)])[0]
+    note = reduced.set_index("loss").loc["gan", "note"]
+    assert note.startswith("reduced budget, not the paper's protocol: ") and "1.0 epochs (paper 200)" in note
+    assert "2000 generated samples (paper 5000)" in note and "folder images" in note
