@@ -168,9 +168,8 @@ def merge_rows(path, rows):
 
 def plot(table, path):
     """Cosine to WGAN's D gradient, G gradient and Adam D update, per loss, one line per (run, step)."""
+    import figures  # sets matplotlib's Agg backend; imported only when a figure is asked for
     import matplotlib.pyplot as plt
-
-    import figures  # matplotlib (Agg) only when a figure is asked for
     labels = [loss if p is None else f"p={p:g}" for loss, p in COMPARED]
     position = {(loss, -1.0 if p is None else p): i for i, (loss, p) in enumerate(COMPARED)}  # identities' p
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), sharey=True)

@@ -22,7 +22,6 @@ import ops
 from utils import atomic_write_csv, run_main
 
 
-
 def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)

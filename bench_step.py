@@ -14,7 +14,6 @@ the machine's dense-math ceiling the step reaches.
 """
 import os
 import statistics
-import time
 
 import pandas as pd
 import torch
@@ -22,6 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import ops
 import train
+from bench_ops import per_call_ms
 from utils import OneLineParser, atomic_write_csv, run_main
 
 VARIANTS = {  # name -> (train.py flags, fused ops)
@@ -31,11 +31,6 @@ VARIANTS = {  # name -> (train.py flags, fused ops)
     "compile": (["--compile"], "on"),
     "channels_last+compile": (["--channels-last", "--compile"], "on"),
 }
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def make_step(arch, flags, device, batch=64):
@@ -58,21 +53,7 @@ def step_flops(step):
 def sgemm_gflops(device, n=2048, repeats=5):
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     a @ b
-    sync(device)
-    t = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    sync(device)
-    return 2 * n**3 * repeats / (time.perf_counter() - t) / 1e9
-
-
-def timed_ms(step, device, calls):
-    sync(device)
-    t = time.perf_counter()
-    for _ in range(calls):
-        step()
-    sync(device)
-    return (time.perf_counter() - t) / calls * 1e3
+    return 2 * n**3 / per_call_ms(lambda: a @ b, device, repeats) / 1e6
 
 
 def bench_arch(arch, device, rounds, calls):
@@ -87,7 +68,7 @@ def bench_arch(arch, device, rounds, calls):
     for _ in range(rounds):
         for name, (_, fused) in VARIANTS.items():
             ops.set_backend(fused)
-            times[name].append(timed_ms(steps[name], device, calls))
+            times[name].append(per_call_ms(steps[name], device, calls))
     ops.set_backend("off")
     gflop = step_flops(steps["plain"]) / 1e9
     return {name: statistics.median(t) for name, t in times.items()}, gflop

@@ -66,9 +66,8 @@ def minkowski_runs(runs_dir, metric):
 
 
 def plot(runs, metric, path):
+    import figures  # sets matplotlib's Agg backend; imported only when a figure is asked for
     import matplotlib.pyplot as plt
-
-    import figures  # matplotlib (Agg) only when a figure is asked for
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.scatter(runs["p"], runs[metric], s=12, c="0.6", label="one seed")
     means = runs.groupby("p")[metric].agg(["mean", "std"]).reset_index()

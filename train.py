@@ -89,8 +89,7 @@ def build_parser():
     a("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     a("--fused", default="auto", choices=["auto", "on", "off"], help="fused C++/CUDA loss ops (csrc/)")
     a("--channels-last", action="store_true",
-      help="channels_last memory for the convolutions: same model, other kernels (faster on this CPU and on "
-           "GPUs with tensor cores)")
+      help="channels_last memory for the convolutions: same model, other kernels (bench_step.py measures the gain)")
     a("--compile", action="store_true",
       help="torch.compile the networks (D stays eager under a gradient penalty: no double backward)")
     a("--deterministic", action="store_true",

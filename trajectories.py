@@ -101,9 +101,8 @@ def run(cfg, dataset, losses, steps, every, nudge, n_images, write):
 
 def plot(table, path):
     """Each member's distance to the reference over steps; the controls dashed."""
+    import figures  # sets matplotlib's Agg backend; imported only when a figure is asked for
     import matplotlib.pyplot as plt
-
-    import figures  # matplotlib (Agg) only when a figure is asked for
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, group in table.groupby("member", sort=False):
         if name != group["reference"].iloc[0]:

@@ -625,6 +625,12 @@ def test_speed_flags_train_the_eager_run_within_rounding(flag, tiny_images, tmp_
         images = [rundir.load_generator(runs[n])[0](z) for n in ("eager", "fast")]
     assert (images[0] - images[1]).abs().max() < 1e-4
     assert json.load(open(os.path.join(runs["fast"], "config.json")))[flag[2:].replace("-", "_")] is True
+    trainer = train.Trainer(train.resolve(train.build_parser().parse_args([*FAST_RUN, flag])), torch.device("cpu"))
+    conv = next(m for m in trainer.D.modules() if isinstance(m, torch.nn.Conv2d))
+    if flag == "--channels-last":  # the flag took effect: the comparison above is not eager against eager
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    else:
+        assert trainer.G._compiled_call_impl is not None and trainer.D._compiled_call_impl is not None
 
 
 def test_compile_leaves_d_eager_under_a_gradient_penalty():
