@@ -36,8 +36,9 @@ import utils
 from utils import HelpFormatter, OneLineParser, UserError, atomic_write_text, read_json, run_main
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# A run's identity in the tables: a rerun of the same (dataset, loss, p, n_critic, seed, budget) replaces its row.
-RUN_KEY = ["dataset", "loss", "p", "n_critic", "seed", "total_steps"]
+# A run's identity in the tables: a rerun of the same (dataset, loss, p, n_critic, Adam eps, seed, budget)
+# replaces its row. adam_eps is empty where it is the default, so rows from before it was recorded keep theirs.
+RUN_KEY = ["dataset", "loss", "p", "n_critic", "adam_eps", "seed", "total_steps"]
 GROUP_KEY = ["dataset", "loss", "p", "n_critic", "total_steps"]  # the seeds of one group are averaged
 
 
@@ -130,17 +131,19 @@ def parse_shard(text):
 def plan(args, passthrough):
     """Every run of the sweep as (name, train.py argv, settings), in a fixed order."""
     runs = []
-    n_critic = train.build_parser().parse_known_args(passthrough)[0].n_critic  # a non-default one names the run
+    flags = train.build_parser().parse_known_args(passthrough)[0]  # a non-default n_critic or eps names the run
+    n_critic = flags.n_critic
     for dataset in args.dataset:
         for loss in args.losses:
             for p in (args.p if loss == "minkowski" else [None]):
                 for seed in args.seeds:
-                    name = f"{dataset}/{train.run_name(loss, p, n_critic, seed)}"
+                    name = f"{dataset}/{train.run_name(loss, p, n_critic, seed, flags.adam_eps)}"
                     argv = ["--loss", loss, "--dataset", dataset, "--seed", str(seed), "--out",
                             os.path.join(args.runs, name), "--eval-every", str(args.eval_every), "--resume"]
                     argv += (["--p", f"{p:g}"] if p is not None else []) + passthrough
                     runs.append((name, argv, {"dataset": dataset, "loss": loss, "p": p, "seed": seed,
-                                              "n_critic": n_critic or losses.default_n_critic(loss)}))
+                                              "n_critic": n_critic or losses.default_n_critic(loss),
+                                              "adam_eps": flags.adam_eps}))
     return runs
 
 
@@ -286,7 +289,8 @@ def collect_rows(runs_dir):
             {"status": "running" if rundir.is_training(run_dir) else "failed"}  # another shard's run, say
         row = {"run": name, "dataset": cfg["dataset"], "loss": cfg["loss"],
                "p": cfg["p"] if cfg["loss"] == "minkowski" else None,
-               "n_critic": cfg.get("n_critic") or losses.default_n_critic(cfg["loss"]), "seed": cfg["seed"],
+               "n_critic": cfg.get("n_critic") or losses.default_n_critic(cfg["loss"]),
+               "adam_eps": non_default_eps(cfg), "seed": cfg["seed"],
                "total_steps": summary.get("total_steps", cfg.get("total_steps")),
                "status": summary["status"], "steps": summary.get("step"), "epochs": summary.get("epoch"),
                "n_fake": cfg.get("eval_n"), "n_real": cfg.get("eval_n"),
@@ -294,6 +298,18 @@ def collect_rows(runs_dir):
         row.update({k: v for k, v in summary.items() if k.startswith(("final_", "best_"))})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def non_default_eps(cfg):
+    """Adam's eps where a run changed it, else None (the runs.csv column stays empty for the default)."""
+    eps = cfg.get("adam_eps", train.ADAM_EPS)
+    return None if eps == train.ADAM_EPS else eps
+
+
+def with_paper_optimizer(rows):
+    """The rows the tables average: runs with another Adam eps are an experiment on the optimiser,
+    kept in runs.csv but not mixed into the seeds of a loss."""
+    return rows[rows["adam_eps"].isna()] if "adam_eps" in rows else rows
 
 
 IMAGE_FINALS = ["kid", "precision", "recall", "density", "coverage", "fid_floor", "fid_floor_test"]  # from eval.csv
@@ -389,6 +405,10 @@ def write_tables(rows, results):
     did not touch are kept, and a group whose runs all failed never replaces a good row."""
     rows = merge_run_rows(rows, results)
     written = [os.path.join(results, "runs.csv")]
+    others = len(rows) - len(with_paper_optimizer(rows))
+    if others:
+        print(f"{others} run(s) with a non-default --adam-eps are in runs.csv only, not in the tables")
+    rows = with_paper_optimizer(rows)
     toy = rows[rows["dataset"].isin(data.TOY_DATASETS)]
     if len(toy):
         path = os.path.join(results, "toy_table.csv")
@@ -404,9 +424,18 @@ def write_tables(rows, results):
 
 
 def write_figures(rows, runs_dir, results):
-    """The figures of each dataset with a completed run (a sweep whose runs all failed keeps the old ones)."""
+    """The figures of each dataset with a completed run (a sweep whose runs all failed keeps the old
+    ones). Figures that show runs this folder lacks (collected from another folder or machine into
+    the same results) are kept too: a figure of fewer runs never replaces them."""
     written = []
+    merged = pd.read_csv(os.path.join(results, "runs.csv"))
     for dataset in sorted(rows.loc[rows["status"] == "completed", "dataset"].unique()):
+        elsewhere = sorted(set(merged.loc[(merged["dataset"] == dataset) & (merged["status"] == "completed"), "run"])
+                           - set(rows["run"]))
+        if elsewhere:
+            print(f"kept the {dataset}- figures in {results}: they show {len(elsewhere)} run(s) that {runs_dir} "
+                  f"lacks ({elsewhere[0]}, ...); figures.py {os.path.join(runs_dir, dataset)} draws this folder's")
+            continue
         written += figures.make_figures(os.path.join(runs_dir, dataset), os.path.join(results, "figures"),
                                         prefix=f"{dataset}-")
     return written

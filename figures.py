@@ -20,14 +20,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import losses  # noqa: E402
+from train import ADAM_EPS  # noqa: E402
 from utils import OneLineParser, UserError, read_json, run_main  # noqa: E402
 
 
 def label(cfg):
-    """The loss, its p, and n_critic where it is not the loss's default (WGAN with 1 critic step is another run)."""
+    """The loss, its p, and n_critic and Adam's eps where they are not the defaults (WGAN with 1 critic
+    step is another run)."""
     name = f"minkowski p={cfg['p']:g}" if cfg["loss"] == "minkowski" else cfg["loss"]
     n_critic = cfg.get("n_critic", losses.default_n_critic(cfg["loss"]))
-    return name + (f" n_critic={n_critic}" if n_critic != losses.default_n_critic(cfg["loss"]) else "")
+    name += f" n_critic={n_critic}" if n_critic != losses.default_n_critic(cfg["loss"]) else ""
+    eps = cfg.get("adam_eps", ADAM_EPS)
+    return name + (f" eps={eps:g}" if eps != ADAM_EPS else "")
 
 
 def load_runs(runs_dir):

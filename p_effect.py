@@ -1,8 +1,11 @@
 """Does the exponent p explain the FID, or does the seed? One-way ANOVA and a permutation test.
 
     python p_effect.py RUNS_DIR [--metric final_fid] [--csv results/p_effect.csv] [--figure results/figures/fid_vs_p.png]
+    python p_effect.py results/runs.csv ...              # the runs collected there, from any folder or machine
 
-Reads every completed Minkowski run under RUNS_DIR (an ablate_p.py sweep: <runs>/<dataset>/<run>),
+Reads every completed Minkowski run under RUNS_DIR (an ablate_p.py sweep: <runs>/<dataset>/<run>), or
+the rows of a runs.csv that ablate_p.py --collect wrote, trained with Adam's eps --adam-eps (default
+torch's: runs of an optimiser experiment are not seeds of a loss), and
 groups the metric by p and tests whether the groups differ more than seeds within a group do:
 the F statistic of a one-way ANOVA with its p-value (F distribution), the p-value of a
 permutation test of the same F (labels shuffled --permutations times; valid without normality),
@@ -18,6 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from train import ADAM_EPS
 from utils import OneLineParser, UserError, atomic_write_csv, read_json, run_main
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -51,18 +55,44 @@ def p_test(values, labels, permutations=10000, seed=0):
             "eta2": ss_b / ss_t, "omega2": (ss_b - df_b * ms_within) / (ss_t + ms_within)}
 
 
-def minkowski_runs(runs_dir, metric):
-    """(p, seed, metric, epochs, steps) of every completed Minkowski run under runs_dir."""
+def runs_in_folder(runs_dir, metric):
+    """A row per run directory under runs_dir, in runs.csv's columns: what the test reads."""
     rows = []
     for config_path in sorted(glob.glob(os.path.join(runs_dir, "*", "*", "config.json"))):
         run_dir = os.path.dirname(config_path)
         cfg, summary = read_json(config_path), read_json(os.path.join(run_dir, "summary.json")) or {}
-        if cfg and cfg["loss"] == "minkowski" and summary.get("status") == "completed" and summary.get(metric) is not None:
-            rows.append({"p": cfg["p"], "seed": cfg["seed"], metric: summary[metric], "epochs": summary.get("epoch"),
-                         "steps": summary.get("step"), "dataset": cfg["dataset"], "hardware": cfg.get("hardware")})
-    if not rows:
-        raise UserError(f"no completed Minkowski run with {metric} under {runs_dir}; run the sweep first")
+        if cfg is None:  # a run still starting
+            continue
+        rows.append({"loss": cfg["loss"], "p": cfg["p"], "seed": cfg["seed"], "status": summary.get("status"),
+                     metric: summary.get(metric), "epochs": summary.get("epoch"), "steps": summary.get("step"),
+                     "dataset": cfg["dataset"], "adam_eps": cfg.get("adam_eps", ADAM_EPS),
+                     "device": cfg.get("hardware")})
     return pd.DataFrame(rows)
+
+
+def read_runs_csv(path, metric):
+    runs = pd.read_csv(path)
+    if metric not in runs:
+        raise UserError(f"{path} has no column {metric}; choose one of its final_* or best_* columns")
+    return runs.assign(adam_eps=runs["adam_eps"].fillna(ADAM_EPS) if "adam_eps" in runs else ADAM_EPS)
+
+
+def minkowski_runs(source, metric, adam_eps=ADAM_EPS):
+    """(p, seed, metric, epochs, steps, dataset, hardware) of every completed Minkowski run with
+    that Adam eps, from a sweep's folder or a runs.csv; all of one budget."""
+    runs = read_runs_csv(source, metric) if os.path.isfile(source) else runs_in_folder(source, metric)
+    if len(runs):
+        runs = runs[(runs["loss"] == "minkowski") & (runs["status"] == "completed") & runs[metric].notna()
+                    & (runs["adam_eps"] == adam_eps)]
+    if not len(runs):
+        raise UserError(f"no completed Minkowski run with {metric} and Adam eps {adam_eps:g} in {source}; "
+                        f"run the sweep first")
+    budgets = runs[["dataset", "steps"]].drop_duplicates()
+    if len(budgets) > 1:
+        raise UserError(f"{source} holds runs of {len(budgets)} budgets (dataset, steps): "
+                        + ", ".join(f"{d} {s:g}" for d, s in budgets.itertuples(index=False))
+                        + "; test one at a time, each from its own folder")
+    return runs.rename(columns={"device": "hardware"})[["p", "seed", metric, "epochs", "steps", "dataset", "hardware"]]
 
 
 def plot(runs, metric, path):
@@ -84,7 +114,8 @@ def plot(runs, metric, path):
 
 def build_parser():
     ap = OneLineParser(prog="p_effect.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("runs", help="the sweep's folder (ablate_p.py --runs)")
+    ap.add_argument("runs", help="the sweep's folder (ablate_p.py --runs), or a runs.csv")
+    ap.add_argument("--adam-eps", type=float, default=ADAM_EPS, help="test the runs trained with this Adam eps")
     ap.add_argument("--metric", default="final_fid", help="a summary.json key: final_fid, best_fid, final_kid, ...")
     ap.add_argument("--permutations", type=int, default=10000)
     ap.add_argument("--csv", default=None, help="write the test's result (one row) here")
@@ -96,12 +127,12 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.permutations < 1:
         raise UserError(f"--permutations must be at least 1, got {args.permutations}")
-    runs = minkowski_runs(args.runs, args.metric)
+    runs = minkowski_runs(args.runs, args.metric, args.adam_eps)
     result = p_test(runs[args.metric], runs["p"], args.permutations)
     seeds = runs.groupby("p")["seed"].nunique()
     row = {"metric": args.metric, "values_of_p": len(seeds), "runs": len(runs), "seeds_min": seeds.min(),
            "seeds_max": seeds.max(), **result, "epochs": runs["epochs"].max(), "steps": runs["steps"].max(),
-           "hardware": runs["hardware"].iloc[0]}
+           "adam_eps": args.adam_eps, "hardware": " / ".join(sorted(runs["hardware"].dropna().unique()))}
     print(runs.groupby("p")[args.metric].agg(["mean", "std", "count"]).to_string(float_format=lambda v: f"{v:.2f}"))
     print(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
     if args.csv:

@@ -28,6 +28,7 @@ import rundir
 from utils import (HelpFormatter, OneLineParser, UserError, atomic_torch_save, atomic_write_csv, atomic_write_text, check_device,
                    eval_mode, run_main)
 
+ADAM_EPS = 1e-8  # torch's default; the paper names none
 TOY_TRAIN_SIZE = 100_000  # points drawn once per seed: the toy "dataset" an epoch goes through
 METRIC_COLUMNS = ["step", "epoch", "loss_d", "loss_g", "grad_norm_d", "grad_norm_g",
                   "d_real", "d_fake", "logit_real", "logit_fake",
@@ -35,7 +36,7 @@ METRIC_COLUMNS = ["step", "epoch", "loss_d", "loss_g", "grad_norm_d", "grad_norm
 N_STATS = len(METRIC_COLUMNS) - 3  # every column but step, epoch and seconds is a mean over the log interval
 # Settings that define the trained model; a resumed run must keep them.
 RUN_DEFINING = ["loss", "p", "minkowski_on", "dataset", "arch", "z_dim", "width", "d_norm", "sn",
-                "batch_size", "lr_d", "lr_g", "beta1", "beta2", "clip", "clip_params", "gp", "gp_center",
+                "batch_size", "lr_d", "lr_g", "beta1", "beta2", "adam_eps", "clip", "clip_params", "gp", "gp_center",
                 "n_critic", "label_smooth", "instance_noise", "diversity", "seed"]
 
 
@@ -71,6 +72,8 @@ def build_parser():
     a("--lr-g", type=float, default=None, help="G learning rate; default --lr")
     a("--beta1", type=float, default=0.5)
     a("--beta2", type=float, default=0.999)
+    a("--adam-eps", type=float, default=ADAM_EPS,
+      help="Adam's eps; below a gradient's scale Adam divides the scale out (a smaller one tests whether it matters)")
     a("--clip", type=float, default=None,
       help="clip D weights to [-C, C], 0 = off; default 0.01 (the paper's, for every loss on images, and for wgan), "
            "0 for wgan-gp and on 2-D data")
@@ -126,7 +129,7 @@ def resolve(args):
         raise UserError(f"unknown --arch {cfg['arch']!r}; choose one of {', '.join(models.ARCHS)}")
     if (cfg["dataset"] in data.TOY_DATASETS) != (cfg["arch"] == "mlp"):
         raise UserError(f"--arch {cfg['arch']} does not fit --dataset {cfg['dataset']}: use mlp for 2-D data only")
-    for name in ("lr_d", "lr_g"):
+    for name in ("lr_d", "lr_g", "adam_eps"):
         if not (math.isfinite(cfg[name]) and cfg[name] > 0):
             raise UserError(f"--{name.replace('_', '-')} must be a positive number, got {cfg[name]}")
     positive_ints = ["batch_size", "n_critic", "z_dim", "log_every", "sample_every", "ckpt_every"]
@@ -173,15 +176,18 @@ def default_clip(loss, dataset):
     return 0.0 if loss == "wgan-gp" or dataset in data.TOY_DATASETS else 0.01
 
 
-def run_name(loss, p, n_critic, seed):
-    """<loss>[-p<p>][-ncritic<k>]-seed<s>: n_critic appears only where it is not the loss's default."""
+def run_name(loss, p, n_critic, seed, adam_eps=ADAM_EPS):
+    """<loss>[-p<p>][-ncritic<k>][-eps<e>]-seed<s>: n_critic and Adam's eps appear only where they are
+    not the defaults."""
     name = loss + (f"-p{p:g}" if loss == "minkowski" else "")
     name += f"-ncritic{n_critic}" if n_critic is not None and n_critic != losses.default_n_critic(loss) else ""
+    name += f"-eps{adam_eps:g}" if adam_eps is not None and adam_eps != ADAM_EPS else ""
     return f"{name}-seed{seed}"
 
 
 def default_run_dir(cfg):
-    return os.path.join("runs", cfg["dataset"], run_name(cfg["loss"], cfg["p"], cfg["n_critic"], cfg["seed"]))
+    return os.path.join("runs", cfg["dataset"], run_name(cfg["loss"], cfg["p"], cfg["n_critic"], cfg["seed"],
+                                                              cfg["adam_eps"]))
 
 
 def resolve_device(name):
@@ -264,9 +270,9 @@ def to_input(batch):
 # ----------------------------------------------------------------------------- models
 
 def build_optimizers(cfg, G, D):
-    betas = (cfg["beta1"], cfg["beta2"])
-    return (torch.optim.Adam(G.parameters(), lr=cfg["lr_g"], betas=betas),
-            torch.optim.Adam(D.parameters(), lr=cfg["lr_d"], betas=betas))
+    betas, eps = (cfg["beta1"], cfg["beta2"]), cfg["adam_eps"]
+    return (torch.optim.Adam(G.parameters(), lr=cfg["lr_g"], betas=betas, eps=eps),
+            torch.optim.Adam(D.parameters(), lr=cfg["lr_d"], betas=betas, eps=eps))
 
 
 # ----------------------------------------------------------------------------- training

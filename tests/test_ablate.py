@@ -79,7 +79,7 @@ def fabricate_run(runs_dir, name, loss, p, seed, status, **metrics):
     run_dir = os.path.join(runs_dir, dataset, name)
     os.makedirs(run_dir)
     cfg = {"dataset": dataset, "loss": loss, "p": p, "seed": seed, "eval_n": 2500,
-           "hardware": "test cpu", **({"n_critic": metrics.pop("n_critic")} if "n_critic" in metrics else {})}
+           "hardware": "test cpu", **{k: metrics.pop(k) for k in ("n_critic", "adam_eps") if k in metrics}}
     json.dump(cfg, open(os.path.join(run_dir, "config.json"), "w"))
     json.dump({"status": status, "step": step, "total_steps": total_steps, "epoch": 0.5, **metrics},
               open(os.path.join(run_dir, "summary.json"), "w"))
@@ -180,6 +180,39 @@ def test_tables_go_beside_the_runs_and_merge_with_what_is_there(tmp_path):
     runs = pd.read_csv(results / "runs.csv")
     assert sorted(runs["run"]) == ["ring8/gan-seed0", "ring8/minkowski-p4-seed0", "ring8/minkowski-p4-seed1"]
     assert committed == [(f, open(os.path.join(ROOT, "results", f), "rb").read()) for f, _ in committed]
+
+
+def test_runs_with_another_adam_eps_are_kept_apart_from_the_loss_seeds(tmp_path):
+    """An optimiser experiment (p = 8 with Adam eps 1e-12) gets its own run name and runs.csv row and
+    stays out of the tables, where it would otherwise be averaged with the default runs of p = 8."""
+    args, passthrough = args_for(["--p", "8", "--adam-eps", "1e-12"])
+    assert [name for name, _, _ in ablate_p.plan(args, passthrough)] == ["cifar10/minkowski-p8-eps1e-12-seed0"]
+    for seed, fid in enumerate([300.0, 320.0]):
+        fabricate_run(tmp_path / "runs", f"minkowski-p8-seed{seed}", "minkowski", 8.0, seed, "completed",
+                      dataset="cifar10", final_fid=fid, best_fid=fid)
+    fabricate_run(tmp_path / "runs", "minkowski-p8-eps1e-12-seed0", "minkowski", 8.0, 0, "completed",
+                  dataset="cifar10", final_fid=200.0, best_fid=200.0, adam_eps=1e-12)
+    ablate_p.write_tables(ablate_p.collect_rows(str(tmp_path / "runs")), str(tmp_path / "results"))
+    runs = pd.read_csv(tmp_path / "results" / "runs.csv")
+    assert sorted(zip(runs["final_fid"], runs["adam_eps"].fillna(0))) == [(200.0, 1e-12), (300.0, 0), (320.0, 0)]
+    p8 = pd.read_csv(tmp_path / "results" / "table3.csv").set_index("p").loc[8]
+    assert (p8["fid_mean"], p8["seeds"]) == (310.0, 2)
+
+
+def test_figures_showing_runs_of_another_folder_are_kept(tmp_path):
+    """Collecting a second folder into the same results must not redraw the figures with its runs alone."""
+    fabricate_run(tmp_path / "a", "gan-seed0", "gan", None, 0, "completed", final_modes=8)
+    fabricate_run(tmp_path / "b", "gan-seed1", "gan", None, 1, "completed", final_modes=6)
+    results = tmp_path / "results"
+    assert collect(tmp_path / "a", "--results", str(results)).returncode == 0
+    figure = results / "figures" / "ring8-losses.png"
+    drawn = figure.read_bytes()
+    proc = collect(tmp_path / "b", "--results", str(results))
+    assert proc.returncode == 0 and "kept the ring8- figures" in proc.stdout
+    assert figure.read_bytes() == drawn and len(pd.read_csv(results / "runs.csv")) == 2
+    fabricate_run(tmp_path / "b", "gan-seed0", "gan", None, 0, "completed", final_modes=8)  # now b holds both
+    proc = collect(tmp_path / "b", "--results", str(results))
+    assert proc.returncode == 0 and "kept" not in proc.stdout and "ring8-losses.png" in proc.stdout
 
 
 def test_a_failed_run_never_replaces_a_completed_one_in_runs_csv(tmp_path):

@@ -58,3 +58,28 @@ def test_main_reads_completed_minkowski_runs_and_draws_the_figure(tmp_path):
     row = pd.read_csv(csv).iloc[0]
     assert (row["runs"], row["values_of_p"], row["seeds_min"]) == (6, 3, 2)
     assert row["eta2"] > 0.99 and os.path.getsize(figure) > 0
+
+
+def test_a_runs_csv_gives_the_same_test_as_the_folders_it_was_collected_from(tmp_path):
+    """The committed results/runs.csv outlives the run directories: the test reads it alike, leaves
+    out runs with another Adam eps (their own experiment, testable with --adam-eps), and refuses to
+    mix budgets."""
+    import ablate_p
+
+    runs = str(tmp_path / "runs")
+    for p, fids in {1: [300, 310], 4: [150, 160]}.items():
+        for seed, fid in enumerate(fids):
+            fake_run(runs, p, seed, fid)
+    from_folder = p_effect.minkowski_runs(runs, "final_fid")
+    csv = tmp_path / "runs.csv"
+    ablate_p.collect_rows(runs).assign(adam_eps=None).to_csv(csv, index=False)
+    from_csv = p_effect.minkowski_runs(str(csv), "final_fid")
+    assert from_csv.reset_index(drop=True).equals(from_folder.reset_index(drop=True))
+    table = pd.read_csv(csv)
+    other_eps = table.assign(adam_eps=1e-12, final_fid=table["final_fid"] - 100)
+    pd.concat([table, other_eps]).to_csv(csv, index=False)
+    assert p_effect.minkowski_runs(str(csv), "final_fid")["final_fid"].tolist() == [300, 310, 150, 160]
+    assert p_effect.minkowski_runs(str(csv), "final_fid", 1e-12)["final_fid"].tolist() == [200, 210, 50, 60]
+    pd.concat([table, table.assign(steps=781)]).to_csv(csv, index=False)
+    with pytest.raises(p_effect.UserError, match="2 budgets"):
+        p_effect.minkowski_runs(str(csv), "final_fid")

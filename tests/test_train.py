@@ -305,6 +305,7 @@ def test_a_corrupt_checkpoint_is_a_one_line_error(tmp_path, capsys):
     (["--p", "nan"], "--p must be"),
     (["--lr", "0"], "--lr-d must be a positive"),
     (["--lr-g", "-0.0001"], "--lr-g must be a positive"),
+    (["--adam-eps", "0"], "--adam-eps must be a positive"),
     (["--batch-size", "0"], "--batch-size must be at least 1"),
     (["--steps", "0"], "--steps must be"),
     (["--dataset", "mnist"], "unknown --dataset"),
@@ -440,6 +441,19 @@ def test_run_names_show_a_non_default_critic_count():
     assert train.run_name("wgan", None, 1, 2) == "wgan-ncritic1-seed2"
     assert train.run_name("minkowski", 2.5, 1, 1) == "minkowski-p2.5-seed1"
     assert train.run_name("gan", None, 3, 0) == "gan-ncritic3-seed0"
+    assert train.run_name("minkowski", 8.0, 1, 0, 1e-8) == "minkowski-p8-seed0"
+    assert train.run_name("minkowski", 8.0, 1, 0, 1e-12) == "minkowski-p8-eps1e-12-seed0"
+
+
+def test_adam_eps_reaches_both_optimizers_and_a_resume_keeps_it(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert run(["--loss", "gan", "--steps", "2", "--adam-eps", "1e-12", "--out", out, *TOY]) == 0
+    ckpt = torch.load(os.path.join(out, "checkpoints", "last.pt"), weights_only=True)
+    assert [ckpt[opt]["param_groups"][0]["eps"] for opt in ("opt_g", "opt_d")] == [1e-12, 1e-12]
+    assert run(["--loss", "gan", "--steps", "3", "--resume", "--out", out, *TOY]) == 2
+    assert "trained with --adam-eps 1e-12, not 1e-08" in capsys.readouterr().err
+    default = train.resolve(train.build_parser().parse_args(["--adam-eps", "1e-12", "--p", "8"]))["out"]
+    assert default == os.path.join("runs", "cifar10", "minkowski-p8-eps1e-12-seed0")
 
 
 @pytest.mark.parametrize("which", ["all", "weights"])
