@@ -28,7 +28,7 @@ import torch
 import losses
 import rundir
 import train
-from utils import OneLineParser, UserError, atomic_write_csv, run_main
+from utils import OneLineParser, UserError, merge_csv, run_main
 
 COMPARED = [("gan", None), ("nsgan", None), ("lsgan", None), ("hinge", None), ("wgan", None)] + \
            [("minkowski", float(p)) for p in range(1, 9)]
@@ -156,16 +156,6 @@ def identities(table):
     return list(zip(table["run"].astype(str), table["step"].astype(int), table["loss"].astype(str), p))
 
 
-def merge_rows(path, rows):
-    """The CSV at path with these rows added; an older row of the same (run, step, loss, p) is replaced."""
-    new = pd.DataFrame(rows)
-    if os.path.exists(path):
-        old = pd.read_csv(path)
-        replaced = set(identities(new))
-        new = pd.concat([old[[k not in replaced for k in identities(old)]], new], ignore_index=True)
-    return new.sort_values(["run", "step"], kind="stable")
-
-
 def plot(table, path):
     """Cosine to WGAN's D gradient, G gradient and Adam D update, per loss, one line per (run, step)."""
     import figures  # sets matplotlib's Agg backend; imported only when a figure is asked for
@@ -203,8 +193,8 @@ def main(argv=None):
     rows = []
     for run_dir in args.runs:
         rows += align_run(run_dir, args.batch_size, args.seed)
-    table = merge_rows(args.csv, rows)
-    atomic_write_csv(table, args.csv)
+    table = merge_csv(args.csv, pd.DataFrame(rows), ["run", "step", "loss", "p"],  # a rerun replaces its rows
+                      arrange=lambda t: t.sort_values(["run", "step"], kind="stable"))
     if args.figure:
         plot(table, args.figure)
     show = ["run", "step", "loss", "p", "cos_d", "ratio_d", "pred_ratio_d", "cos_g", "cos_adam_d", "logit_abs_max"]
