@@ -3,15 +3,16 @@
     python p_effect.py RUNS_DIR [--metric final_fid] [--csv results/p_effect.csv] [--figure results/figures/fid_vs_p.png]
     python p_effect.py results/runs.csv ...              # the runs collected there, from any folder or machine
 
-Reads the completed Minkowski runs of a sweep: its folder (ablate_p.py --runs: <runs>/<dataset>/<run>),
-or the runs.csv that ablate_p.py --collect wrote, so that committed results can be tested after their
-run folders are gone. Only runs trained with Adam's eps --adam-eps (default torch's) count: another
-eps is an experiment on the optimiser, not a seed of the loss. It groups the metric by p and
-tests whether the groups differ more than seeds within a group do: the F statistic of a one-way ANOVA with its p-value (F distribution), the p-value of a
-permutation test of the same F (labels shuffled --permutations times; valid without normality),
-and the effect size eta^2 = SS_between / SS_total (the share of the metric's variance that p
-explains) with omega^2, its less biased version. The figure shows the metric against p, each
-seed a dot and the mean with the seeds' standard deviation, beside the paper's Table 3.
+Reads the completed Minkowski runs of a sweep: its folder (ablate_p.py --runs:
+<runs>/<dataset>/<run>), or the runs.csv that ablate_p.py --collect wrote, so that committed results
+can be tested after their run folders are gone. Only runs trained with Adam's eps --adam-eps
+(default torch's) count: another eps is an experiment on the optimiser, not a seed of the loss. It
+groups the metric by p and tests whether the groups differ more than seeds within a group do: the F
+statistic of a one-way ANOVA with its p-value (F distribution), the p-value of a permutation test of
+the same F (labels shuffled --permutations times; valid without normality), and the effect size
+eta^2 = SS_between / SS_total (the share of the metric's variance that p explains) with omega^2, its
+less biased version. The figure shows the metric against p, each seed a dot and the mean with the
+seeds' standard deviation, beside the paper's Table 3.
 """
 import argparse
 import glob
