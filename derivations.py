@@ -13,6 +13,10 @@ With D = sigmoid(logit), L_D = (1/p) E|D(x) - 1|^p + (1/p) E|D(G(z))|^p, L_G = (
       (p = 2: p_data / (p_data + p_g), the GAN's D*), and D* -> 1/2 as p grows.
 (iv)  G's gradient through D's logit: dL_G/dlogit = -D (1 - D)^p per sample, largest in size
       at D = 1 / (p + 1), where it is (1 / (p + 1)) (p / (p + 1))^p.
+(v)   How hard the loss holds D's logits at 0: shift every logit, real and fake, by c. L_D's
+      curvature in c at 0 over the size of its gradient in a real logit there is p - 1 for
+      Minkowski p (GAN: 1, WGAN: 0): a pull back to 0 that grows with p, as the optimal logit
+      log(p_data / p_g) / (p - 1) of (iii) says. WGAN and p = 1 have none.
 Each check evaluates the repository's loss (losses.py) or a grid search; tests/test_derivations.py
 checks them against the closed forms.
 """
@@ -87,6 +91,15 @@ def generator_gradient_peak(p):
     return float(d[i]), float(g[i])
 
 
+def shift_stiffness(loss_d):
+    """L_D''(c) / |dL_D/d real logit| at c = 0, for every logit shifted by c, by autograd through
+    the repository's loss_d(real, fake) on one real and one fake logit."""
+    zero = torch.zeros(1, dtype=torch.float64)
+    curvature = torch.func.jacrev(torch.func.jacrev(lambda c: loss_d(c, c)))(zero)  # reverse over reverse
+    drive = torch.func.grad(lambda real: loss_d(real, zero))(zero)
+    return float(curvature / drive.abs())
+
+
 def main():
     print("(i) smallest L_D, with |.| (any real p) and without (integer p):")
     for p in (1, 1.5, 2, 2.5, 3, 4, 5, 8):
@@ -107,6 +120,9 @@ def main():
         closed = (1 / (p + 1)) * (p / (p + 1)) ** p
         at_half = float(generator_gradient(p, torch.tensor([0.5]))[0])
         print(f"  p = {p}  {1 / (p + 1):.4f} | {d_peak:.4f}   {closed:.5f} | {g_peak:.5f}   {at_half:+.5f}")
+    print("(v) the pull of L_D on a common shift of D's logits, relative to its drive (p - 1 for Minkowski p):")
+    print(f"  wgan {shift_stiffness(losses.wgan_d):.4f}   gan {shift_stiffness(losses.bce_d):.4f}   " + "   ".join(
+        f"p = {p:g} {shift_stiffness(lambda r, f: losses.minkowski_d(r, f, p)):.4f}" for p in (1, 1.5, 2, 4, 8)))
     return 0
 
 

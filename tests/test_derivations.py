@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import derivations
+import losses
 
 
 @pytest.mark.parametrize("p", [1, 1.5, 2, 2.5, 3, 4.7, 8])
@@ -58,7 +59,19 @@ def test_iv_generator_gradient_through_the_logit(p):
     assert g_peak == pytest.approx((1 / (p + 1)) * (p / (p + 1)) ** p, rel=1e-6)
 
 
+@pytest.mark.parametrize("p", [1, 1.5, 2, 3, 4, 8])
+def test_v_the_pull_on_a_common_logit_shift_is_p_minus_1(p):
+    # L(c) = ((1 - s)^p + s^p) / p with s = sigmoid(c): L'' (0) = (p - 1) 2^-(p+1), drive (1/2)^(p-1) / 4
+    assert derivations.shift_stiffness(lambda r, f: losses.minkowski_d(r, f, p)) == pytest.approx(p - 1, abs=1e-12)
+
+
+def test_v_gan_pulls_like_p2_and_wgan_not_at_all():
+    # -log s(c) - log(1 - s(c)): L''(0) = 2 s'(0) = 1/2 against a drive of 1/2; WGAN is linear in c
+    assert derivations.shift_stiffness(losses.bce_d) == pytest.approx(1, abs=1e-12)
+    assert derivations.shift_stiffness(losses.wgan_d) == 0
+
+
 def test_main_prints_every_item(capsys):
     assert derivations.main() == 0
     out = capsys.readouterr().out
-    assert all(f"({item})" in out for item in ("i", "ii", "iii", "iv")) and "2.0833" in out
+    assert all(f"({item})" in out for item in ("i", "ii", "iii", "iv", "v")) and "2.0833" in out
