@@ -103,7 +103,7 @@ def plot(runs, metric, path):
     ax.scatter(runs["p"], runs[metric], s=12, c="0.6", label="one seed")
     means = runs.groupby("p")[metric].agg(["mean", "std"]).reset_index()
     ax.errorbar(means["p"], means["mean"], yerr=means["std"].fillna(0), fmt="o-", capsize=3,
-                label=f"ours, mean ± std ({runs['epochs'].max():.0f} epochs)")
+                label=f"ours, mean ± std ({runs['epochs'].max():g} epoch{'' if runs['epochs'].max() == 1 else 's'})")
     paper = pd.read_csv(PAPER_CSV)
     paper = paper[(paper["table"] == 3)].sort_values("p")
     ax.plot(paper["p"], paper["fid"], "s--", c="tab:red", label="paper, Table 3 (200 epochs)")
