@@ -124,6 +124,11 @@ def kept_checkpoints(run_dir):
     return sorted(found)
 
 
+def adam_settings(cfg, lr):
+    """(lr, betas, eps) of the run's Adam for one net; runs from before --adam-eps used torch's eps."""
+    return cfg[lr], (cfg["beta1"], cfg["beta2"]), cfg.get("adam_eps", train.ADAM_EPS)
+
+
 def align_run(run_dir, batch_size, seed, dataset=None):
     """Rows of every kept checkpoint of one run; `dataset` (uint8 or 2-D tensor) saves loading it again."""
     cfg = rundir.read_config(run_dir)
@@ -131,8 +136,7 @@ def align_run(run_dir, batch_size, seed, dataset=None):
     g = torch.Generator().manual_seed(seed)
     real = train.to_input(dataset[torch.randperm(len(dataset), generator=g)[:batch_size]])
     z = torch.randn(batch_size, cfg["z_dim"], generator=g)
-    betas = (cfg["beta1"], cfg["beta2"])
-    adam_d, adam_g = (cfg["lr_d"], betas, 1e-8), (cfg["lr_g"], betas, 1e-8)  # torch.optim.Adam's eps
+    adam_d, adam_g = adam_settings(cfg, "lr_d"), adam_settings(cfg, "lr_g")
     run_p = cfg["p"] if cfg["loss"] == "minkowski" else None
     per_epoch = len(dataset) // cfg["batch_size"]
     rows = []

@@ -104,3 +104,10 @@ def test_a_run_without_kept_checkpoints_is_a_one_line_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as code:
         run_main(lambda: alignment.main([out, "--csv", str(tmp_path / "a.csv")]))
     assert code.value.code == 2 and "--save-at" in capsys.readouterr().err
+
+
+def test_the_predicted_updates_use_the_runs_own_adam_eps():
+    """A run trained with --adam-eps is compared with the updates its own Adam makes, not torch's default's."""
+    cfg = {"lr_d": 1e-4, "lr_g": 2e-4, "beta1": 0.5, "beta2": 0.999}
+    assert alignment.adam_settings(cfg, "lr_g") == (2e-4, (0.5, 0.999), 1e-8)  # a run from before the flag
+    assert alignment.adam_settings({**cfg, "adam_eps": 1e-12}, "lr_d") == (1e-4, (0.5, 0.999), 1e-12)
