@@ -1,7 +1,7 @@
 """Does the exponent p explain the FID, or does the seed? One-way ANOVA and a permutation test.
 
     python p_effect.py RUNS_DIR [--metric final_fid] [--csv results/p_effect.csv] [--figure results/figures/fid_vs_p.png]
-    python p_effect.py results/runs.csv ...              # the runs collected there, from any folder or machine
+    python p_effect.py results/runs.csv --steps 1562 ... # the runs collected there, from any folder or machine
 
 Reads the completed Minkowski runs of a sweep: its folder (ablate_p.py --runs:
 <runs>/<dataset>/<run>), or the runs.csv that ablate_p.py --collect wrote, so that committed results
@@ -11,7 +11,9 @@ groups the metric by p and tests whether the groups differ more than seeds withi
 statistic of a one-way ANOVA with its p-value (F distribution), the p-value of a permutation test of
 the same F (labels shuffled --permutations times; valid without normality), and the effect size
 eta^2 = SS_between / SS_total (the share of the metric's variance that p explains) with omega^2, its
-less biased version. The figure shows the metric against p, each seed a dot and the mean with the
+less biased version. Runs of one budget are tested at a time: --steps picks it where the source holds
+several. The CSV keeps one row per (metric, dataset, steps, Adam eps), merged into what is there;
+a row from fewer runs never replaces one from more. The figure shows the metric against p, each seed a dot and the mean with the
 seeds' standard deviation, beside the paper's Table 3.
 """
 import argparse
@@ -23,7 +25,7 @@ import pandas as pd
 from scipy import stats
 
 from train import ADAM_EPS
-from utils import OneLineParser, UserError, atomic_write_csv, read_json, run_main
+from utils import OneLineParser, UserError, merge_csv, read_json, row_identity, run_main
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PAPER_CSV = os.path.join(HERE, "results", "paper.csv")
@@ -78,21 +80,22 @@ def read_runs_csv(path, metric):
     return runs.assign(adam_eps=runs["adam_eps"].fillna(ADAM_EPS) if "adam_eps" in runs else ADAM_EPS)
 
 
-def minkowski_runs(source, metric, adam_eps=ADAM_EPS):
+def minkowski_runs(source, metric, adam_eps=ADAM_EPS, steps=None):
     """(p, seed, metric, epochs, steps, dataset, hardware) of every completed Minkowski run with
-    that Adam eps, from a sweep's folder or a runs.csv; all of one budget."""
+    that Adam eps (and that many steps, when given), from a sweep's folder or a runs.csv; all of
+    one budget."""
     runs = read_runs_csv(source, metric) if os.path.isfile(source) else runs_in_folder(source, metric)
     if len(runs):
         runs = runs[(runs["loss"] == "minkowski") & (runs["status"] == "completed") & runs[metric].notna()
-                    & (runs["adam_eps"] == adam_eps)]
+                    & (runs["adam_eps"] == adam_eps) & ((runs["steps"] == steps) if steps else True)]
     if not len(runs):
-        raise UserError(f"no completed Minkowski run with {metric} and Adam eps {adam_eps:g} in {source}; "
-                        f"run the sweep first")
+        raise UserError(f"no completed Minkowski run with {metric}, Adam eps {adam_eps:g}"
+                        + (f" and {steps} steps" if steps else "") + f" in {source}; run the sweep first")
     budgets = runs[["dataset", "steps"]].drop_duplicates()
     if len(budgets) > 1:
         raise UserError(f"{source} holds runs of {len(budgets)} budgets (dataset, steps): "
                         + ", ".join(f"{d} {s:g}" for d, s in budgets.itertuples(index=False))
-                        + "; test one at a time, each from its own folder")
+                        + "; test one at a time: pick its steps with --steps")
     return runs.rename(columns={"device": "hardware"})[["p", "seed", metric, "epochs", "steps", "dataset", "hardware"]]
 
 
@@ -113,13 +116,27 @@ def plot(runs, metric, path):
     figures.save_figure(fig, path)
 
 
+TEST_KEY = ["metric", "dataset", "steps", "adam_eps"]
+
+
+def merge_test_row(path, row):
+    """Merge the test's row into the CSV by TEST_KEY, unless that key's row there counts more runs
+    (a test of part of a sweep never replaces the test of all of it)."""
+    more_runs = lambda other: other.get("runs", 0) > row["runs"]  # noqa: E731
+    merged = merge_csv(path, pd.DataFrame([row]), TEST_KEY, good=more_runs)
+    kept = [r for r in merged.to_dict("records") if row_identity(r, TEST_KEY) == row_identity(row, TEST_KEY)]
+    if more_runs(kept[0]):
+        print(f"kept the row of {kept[0]['runs']} runs in {path}: this test has {row['runs']}")
+
+
 def build_parser():
     ap = OneLineParser(prog="p_effect.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", help="the sweep's folder (ablate_p.py --runs), or a runs.csv")
     ap.add_argument("--adam-eps", type=float, default=ADAM_EPS, help="test the runs trained with this Adam eps")
+    ap.add_argument("--steps", type=int, default=None, help="test the runs of this budget (G steps), where there are several")
     ap.add_argument("--metric", default="final_fid", help="a summary.json key: final_fid, best_fid, final_kid, ...")
     ap.add_argument("--permutations", type=int, default=10000)
-    ap.add_argument("--csv", default=None, help="write the test's result (one row) here")
+    ap.add_argument("--csv", default=None, help="merge the test's result (a row per budget) into this CSV")
     ap.add_argument("--figure", default=None, help="draw the metric against p here")
     return ap
 
@@ -128,16 +145,17 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.permutations < 1:
         raise UserError(f"--permutations must be at least 1, got {args.permutations}")
-    runs = minkowski_runs(args.runs, args.metric, args.adam_eps)
+    runs = minkowski_runs(args.runs, args.metric, args.adam_eps, args.steps)
     result = p_test(runs[args.metric], runs["p"], args.permutations)
     seeds = runs.groupby("p")["seed"].nunique()
     row = {"metric": args.metric, "values_of_p": len(seeds), "runs": len(runs), "seeds_min": seeds.min(),
-           "seeds_max": seeds.max(), **result, "epochs": runs["epochs"].max(), "steps": runs["steps"].max(),
-           "adam_eps": args.adam_eps, "hardware": " / ".join(sorted(runs["hardware"].dropna().unique()))}
+           "seeds_max": seeds.max(), **result, "dataset": runs["dataset"].iloc[0], "epochs": runs["epochs"].max(),
+           "steps": runs["steps"].max(), "adam_eps": args.adam_eps,
+           "hardware": " / ".join(sorted(runs["hardware"].dropna().unique()))}
     print(runs.groupby("p")[args.metric].agg(["mean", "std", "count"]).to_string(float_format=lambda v: f"{v:.2f}"))
     print(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
     if args.csv:
-        atomic_write_csv(pd.DataFrame([row]), args.csv)
+        merge_test_row(args.csv, row)
     if args.figure:
         plot(runs, args.metric, args.figure)
     return 0

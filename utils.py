@@ -107,14 +107,18 @@ def _identity_value(value):
         return str(value)
 
 
+def row_identity(row, key):
+    """A row's (dict's) values of the `key` columns, comparable across CSV round trips."""
+    return tuple(_identity_value(row.get(k)) for k in key)
+
+
 def merge_rows(old, new, key, good):
     """old's rows with new's merged in by `key` columns: a new row replaces the old row of its key
     unless the old one is good and the new one is not (good(row) -> bool); rows new does not name
     are kept, in their place."""
-    identity = lambda row: tuple(_identity_value(row.get(k)) for k in key)  # noqa: E731
-    rows = {identity(r): r for r in old.to_dict("records")}
+    rows = {row_identity(r, key): r for r in old.to_dict("records")}
     for row in new.to_dict("records"):
-        i = identity(row)
+        i = row_identity(row, key)
         if i in rows and good(rows[i]) and not good(row):
             continue
         rows[i] = row

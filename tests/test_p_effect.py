@@ -80,6 +80,31 @@ def test_a_runs_csv_gives_the_same_test_as_the_folders_it_was_collected_from(tmp
     pd.concat([table, other_eps]).to_csv(csv, index=False)
     assert p_effect.minkowski_runs(str(csv), "final_fid")["final_fid"].tolist() == [300, 310, 150, 160]
     assert p_effect.minkowski_runs(str(csv), "final_fid", 1e-12)["final_fid"].tolist() == [200, 210, 50, 60]
-    pd.concat([table, table.assign(steps=781)]).to_csv(csv, index=False)
-    with pytest.raises(p_effect.UserError, match="2 budgets"):
+    pd.concat([table, table.assign(steps=781, final_fid=table["final_fid"] + 1000)]).to_csv(csv, index=False)
+    with pytest.raises(p_effect.UserError, match="2 budgets.*--steps"):
         p_effect.minkowski_runs(str(csv), "final_fid")
+    assert p_effect.minkowski_runs(str(csv), "final_fid", steps=1562)["final_fid"].tolist() == [300, 310, 150, 160]
+    assert p_effect.minkowski_runs(str(csv), "final_fid", steps=781)["final_fid"].tolist() == [1300, 1310, 1150, 1160]
+
+
+def test_the_csv_keeps_a_row_per_budget_and_never_the_test_of_fewer_runs(tmp_path, capsys):
+    runs = str(tmp_path / "runs")
+    for p, fids in {1: [300, 310, 305], 4: [150, 160]}.items():
+        for seed, fid in enumerate(fids):
+            fake_run(runs, p, seed, fid)
+    csv = str(tmp_path / "runs.csv")
+    import ablate_p
+    table = ablate_p.collect_rows(runs)
+    pd.concat([table, table.assign(steps=781, final_fid=table["final_fid"] * 2)]).to_csv(csv, index=False)
+    out = str(tmp_path / "p_effect.csv")
+    for steps in (781, 1562):
+        assert p_effect.main([csv, "--steps", str(steps), "--csv", out, "--permutations", "50"]) == 0
+    rows = pd.read_csv(out)
+    assert rows["steps"].tolist() == [781, 1562] and rows["runs"].tolist() == [5, 5]
+    assert rows["F"].iloc[0] == pytest.approx(rows["F"].iloc[1])  # doubling every FID leaves F as it is
+    apart = table.assign(steps=781, final_fid=table["final_fid"] + 100 * (table["p"] == 1))
+    pd.concat([table.drop(index=2), apart]).to_csv(csv, index=False)  # 1562: p = 1's third seed gone
+    assert p_effect.main([csv, "--steps", "1562", "--csv", out, "--permutations", "50"]) == 0
+    assert pd.read_csv(out)["runs"].tolist() == [5, 5] and "kept the row of 5 runs" in capsys.readouterr().out
+    assert p_effect.main([csv, "--steps", "781", "--csv", out, "--permutations", "50"]) == 0  # as many runs: replaced
+    assert pd.read_csv(out)["F"].iloc[0] > 2 * rows["F"].iloc[0]
