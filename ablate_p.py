@@ -296,8 +296,20 @@ def collect_rows(runs_dir):
                "n_fake": cfg.get("eval_n"), "n_real": cfg.get("eval_n"),
                "device": cfg.get("hardware", cfg.get("device")), "seconds": summary.get("seconds")}
         row.update({k: v for k, v in summary.items() if k.startswith(("final_", "best_"))})
+        row.update(final_regime(run_dir))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def final_regime(run_dir):
+    """D's logits in the last logged interval of the run's metrics.csv: the gap between its mean
+    logit on real and on fake images, and its largest |logit|. They say which regime the run ended
+    in (alignment.py), and stay in runs.csv after the run folder is gone."""
+    try:
+        last = pd.read_csv(os.path.join(run_dir, "metrics.csv")).iloc[-1]
+        return {"final_logit_gap": last["logit_real"] - last["logit_fake"], "final_logit_absmax": last["logit_absmax"]}
+    except (OSError, IndexError, KeyError, pd.errors.EmptyDataError):  # no row logged yet, or an older run
+        return {}
 
 
 def non_default_eps(cfg):

@@ -146,6 +146,18 @@ def test_collect_writes_the_paper_tables_for_image_runs(tmp_path):
     assert t3["p"].tolist() == [1, 2, 3, 4, 5, 6, 7, 8] and t3["paper_fid"].iloc[0] == 128.4
 
 
+def test_runs_csv_keeps_the_logit_gap_and_largest_logit_of_the_last_logged_interval(tmp_path):
+    fabricate_run(tmp_path, "minkowski-p8-seed0", "minkowski", 8.0, 0, "completed", dataset="folder", final_fid=300.0)
+    fabricate_run(tmp_path, "gan-seed0", "gan", None, 0, "completed", dataset="folder", final_fid=200.0)
+    metrics = os.path.join(tmp_path, "folder", "minkowski-p8-seed0", "metrics.csv")
+    pd.DataFrame({"step": [50, 100], "logit_real": [0.3, 0.012], "logit_fake": [-0.2, 0.005],
+                  "logit_absmax": [0.9, 0.04]}).to_csv(metrics, index=False)
+    rows = ablate_p.collect_rows(str(tmp_path)).set_index("loss")
+    assert rows.loc["minkowski", "final_logit_gap"] == pytest.approx(0.007)
+    assert rows.loc["minkowski", "final_logit_absmax"] == 0.04
+    assert pd.isna(rows.loc["gan", "final_logit_gap"])  # its metrics.csv has no logit columns (an older run)
+
+
 def collect(runs, *extra):
     return subprocess.run([sys.executable, "ablate_p.py", "--collect", "--runs", str(runs), *extra], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
