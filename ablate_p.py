@@ -438,12 +438,15 @@ def write_tables(rows, results):
 def write_figures(rows, runs_dir, results):
     """The figures of each dataset with a completed run (a sweep whose runs all failed keeps the old
     ones). Figures that show runs this folder lacks (collected from another folder or machine into
-    the same results) are kept too: a figure of fewer runs never replaces them."""
+    the same results, or of another budget under the same name) are kept too: a figure of fewer
+    runs never replaces them."""
     written = []
     merged = pd.read_csv(os.path.join(results, "runs.csv"))
+    here = {utils.row_identity(r, RUN_KEY) for r in rows.to_dict("records")}  # a run of another budget is another run
     for dataset in sorted(rows.loc[rows["status"] == "completed", "dataset"].unique()):
-        elsewhere = sorted(set(merged.loc[(merged["dataset"] == dataset) & (merged["status"] == "completed"), "run"])
-                           - set(rows["run"]))
+        done = merged[(merged["dataset"] == dataset) & (merged["status"] == "completed")].to_dict("records")
+        elsewhere = sorted(f"{r['run']} ({r['total_steps']:g} steps)" for r in done
+                           if utils.row_identity(r, RUN_KEY) not in here)
         if elsewhere:
             print(f"kept the {dataset}- figures in {results}: they show {len(elsewhere)} run(s) that {runs_dir} "
                   f"lacks ({elsewhere[0]}, ...); figures.py {os.path.join(runs_dir, dataset)} draws this folder's")

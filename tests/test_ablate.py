@@ -225,6 +225,11 @@ def test_figures_showing_runs_of_another_folder_are_kept(tmp_path):
     fabricate_run(tmp_path / "b", "gan-seed0", "gan", None, 0, "completed", final_modes=8)  # now b holds both
     proc = collect(tmp_path / "b", "--results", str(results))
     assert proc.returncode == 0 and "kept" not in proc.stdout and "ring8-losses.png" in proc.stdout
+    fabricate_run(tmp_path / "c", "gan-seed0", "gan", None, 0, "completed", final_modes=8, total_steps=200, step=200)
+    fabricate_run(tmp_path / "c", "gan-seed1", "gan", None, 1, "completed", final_modes=6, total_steps=200, step=200)
+    proc = collect(tmp_path / "c", "--results", str(results))  # the same names, twice the steps: other runs
+    assert proc.returncode == 0 and "kept the ring8- figures" in proc.stdout and "(100 steps)" in proc.stdout
+    assert len(pd.read_csv(results / "runs.csv")) == 4
 
 
 def test_a_failed_run_never_replaces_a_completed_one_in_runs_csv(tmp_path):
