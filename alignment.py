@@ -147,7 +147,8 @@ def align_run(run_dir, batch_size, seed, dataset=None):
         G.load_state_dict(ckpt["G"])
         D.load_state_dict(ckpt["D"])
         for row in compare(G, D, real, z, cfg["loss"], run_p, ckpt["opt_g"], ckpt["opt_d"], adam_d, adam_g):
-            rows.append({"run": os.path.basename(os.path.normpath(run_dir)), "run_loss": cfg["loss"],
+            rows.append({"run": os.path.basename(os.path.normpath(run_dir)), "total_steps": cfg["total_steps"],
+                         "run_loss": cfg["loss"],
                          "n_critic": cfg["n_critic"], "clip": cfg["clip"],
                          "clip_params": cfg.get("clip_params", "all"), "step": step,
                          "epoch": round(step * cfg["n_critic"] / per_epoch, 3), **row})
@@ -169,9 +170,9 @@ def plot(table, path):
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), sharey=True)
     for ax, column, title in zip(axes, ["cos_d", "cos_g", "cos_adam_d"],
                                  ["D gradient", "G gradient", "Adam update of D"]):
-        for (run, step), group in table.groupby(["run", "step"], sort=True):
+        for (run, total, step), group in table.groupby(["run", "total_steps", "step"], sort=True, dropna=False):
             idx = [position[(loss, p)] for _, _, loss, p in identities(group)]
-            ax.plot(idx, group[column], marker="o", ms=3, lw=1, label=f"{run} @ {step}")
+            ax.plot(idx, group[column], marker="o", ms=3, lw=1, label=f"{run} ({total:g} steps) @ {step}")
         ax.set_xticks(range(len(labels)), labels, rotation=60)
         ax.set(title=f"cosine to WGAN's {title}", ylim=(min(-0.05, table[column].min() - 0.05), 1.05))
         ax.grid(alpha=0.3)
@@ -185,7 +186,7 @@ def build_parser():
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0, help="seed of the one batch of real images and noise")
     ap.add_argument("--csv", default=os.path.join("runs", "alignment", "alignment.csv"),
-                    help="rows are merged into this CSV (one row per run, step, loss, p)")
+                    help="rows are merged into this CSV (one row per run, its total steps, step, loss, p)")
     ap.add_argument("--figure", default=None, help="also draw the cosines into this PNG")
     return ap
 
@@ -197,8 +198,8 @@ def main(argv=None):
     rows = []
     for run_dir in args.runs:
         rows += align_run(run_dir, args.batch_size, args.seed)
-    table = merge_csv(args.csv, pd.DataFrame(rows), ["run", "step", "loss", "p"],  # a rerun replaces its rows
-                      arrange=lambda t: t.sort_values(["run", "step"], kind="stable"))
+    table = merge_csv(args.csv, pd.DataFrame(rows), ["run", "total_steps", "step", "loss", "p"],  # a rerun replaces
+                      arrange=lambda t: t.sort_values(["run", "total_steps", "step"], kind="stable"))  # its rows
     if args.figure:
         plot(table, args.figure)
     show = ["run", "step", "loss", "p", "cos_d", "ratio_d", "pred_ratio_d", "cos_g", "cos_adam_d", "logit_abs_max"]

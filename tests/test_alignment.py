@@ -95,6 +95,14 @@ def test_a_run_with_kept_checkpoints_gives_one_row_per_step_and_loss_and_merges(
     assert len(pd.read_csv(csv)) == len(table)  # the same rows again replace, not duplicate
     wgan = mine[mine["loss"] == "wgan"]
     assert (wgan["cos_d"] - 1).abs().max() < 1e-9 and os.path.getsize(tmp_path / "a.png") > 0
+    shorter = str(tmp_path / "b" / "run")  # the same name, another budget: another run (1 and 2 epochs)
+    with pytest.raises(SystemExit):
+        run_main(lambda: train.main(["--loss", "minkowski", "--p", "4", "--steps", "4", "--save-at", "0",
+                                     "--out", shorter, *TOY]))
+    assert alignment.main([shorter, "--csv", csv]) == 0
+    both = pd.read_csv(csv)
+    assert len(both) == len(table) + len(alignment.COMPARED)
+    assert sorted(both.loc[both["step"] == 0, "total_steps"].unique()) == [4, 6]
 
 
 def test_a_run_without_kept_checkpoints_is_a_one_line_error(tmp_path, capsys):
