@@ -575,7 +575,9 @@ def _ours(rows):
         if col not in df:
             df[col] = np.nan
     if "run" in df:
-        df = df.drop_duplicates("run", keep="last")  # the latest evaluation of each run
+        # the latest evaluation of each run at each budget: a run folder's name comes back for another
+        # budget (1 and 2 epochs of minkowski-p4-seed0 are two runs)
+        df = df.drop_duplicates(["run", "steps", "n_fake", "n_real"], keep="last")
     df["p"] = np.where(df["loss"] == "minkowski", pd.to_numeric(df["p"], errors="coerce"), np.nan)
     df["n_real"] = df["n_real"].astype(str)
     out = []

@@ -245,6 +245,18 @@ def test_build_tables_puts_paper_beside_ours():
     assert t3.set_index("p").loc[2, "fid_mean"] == 120.0 and t3.set_index("p").loc[4, "n_fake"] == "5000"
 
 
+def test_a_run_name_trained_again_at_another_budget_is_another_run_of_the_table():
+    """Observed: collecting 2-epoch runs into results/ dropped the 1-epoch runs of the same names
+    (minkowski-p4-seed0) from the 1-epoch row of Table 3, whose seeds fell from 4 to 3."""
+    def row(seed, steps, fid, n=2000):
+        return dict(run=f"folder/minkowski-p4-seed{seed}", dataset="folder", loss="minkowski", p=4.0, seed=seed,
+                    steps=steps, epochs=steps / 781, n_fake=n, n_real=n, fid=fid, device="cpu")
+    rows = [row(0, 781, 100.0), row(1, 781, 110.0), row(0, 1562, 50.0, n=5000)]
+    t3 = evaluate.build_tables(rows)[1].dropna(subset=["fid_mean"]).set_index("steps")
+    assert (t3.loc["781", "seeds"], t3.loc["781", "fid_mean"]) == (2, 105.0)
+    assert (t3.loc["1562", "seeds"], t3.loc["1562", "fid_mean"]) == (1, 50.0)
+
+
 def test_table_cli_writes_csvs(tmp_path):
     csv = tmp_path / "fid.csv"
     pd.DataFrame([dict(run="a", dataset="cifar10", loss="wgan", p=4.0, seed=0, steps=5, epochs=1, n_fake=10,
