@@ -10,7 +10,10 @@ Every run is a `train.py` process in <runs>/<dataset>/<loss>[-p<p>]-seed<s> with
 run is skipped, an interrupted one continues, and a failed or diverged one is recorded and the
 sweep goes on. Each run evaluates itself (FID, KID, precision, recall, density, coverage and the
 FID floor, or modes for 2-D data) every --eval-every steps and at its end; its summary.json holds
-the final and best values, which --collect reads.
+the final and best values, which --collect reads. Collecting also copies each completed run's logs
+(config, summary, metrics, evaluations, last sample grid; no checkpoint) to
+<results>/run_logs/<dataset>-<steps>steps/<run>, so `figures.py` can draw its curves after the run
+folder is gone.
 The exit code is 0 only when every run of the sweep (or shard) completed.
 """
 import contextlib
@@ -40,6 +43,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # replaces its row. adam_eps is empty where it is the default, so rows from before it was recorded keep theirs.
 RUN_KEY = ["dataset", "loss", "p", "n_critic", "adam_eps", "seed", "total_steps"]
 GROUP_KEY = ["dataset", "loss", "p", "n_critic", "total_steps"]  # the seeds of one group are averaged
+LOGGED_FILES = ["config.json", "summary.json", "metrics.csv", "eval.csv"]  # kept in <results>/run_logs
 
 
 # train.py flags that name a run: the sweep sets them for each run, so passing them through is an error
@@ -456,6 +460,26 @@ def write_figures(rows, runs_dir, results):
     return written
 
 
+def mirror_run_logs(rows, runs_dir, results):
+    """Copy each completed run's logs (LOGGED_FILES and its last sample grid) to
+    <results>/run_logs/<dataset>-<total steps>steps/<run>/, where figures.py can draw them again: a
+    run folder, with its checkpoints, stays on the machine that trained it. A completed run replaces
+    the copy of its own name and budget; other runs' copies stay. Returns the folders written."""
+    written = set()
+    for row in rows[rows["status"] == "completed"].to_dict("records"):
+        run_dir = os.path.join(runs_dir, row["run"])
+        dataset, name = row["run"].split("/")
+        folder = os.path.join(results, "run_logs", f"{dataset}-{int(row['total_steps'])}steps")
+        samples = sorted(glob.glob(os.path.join(run_dir, "samples", "*.png")))[-1:]
+        files = [f for f in LOGGED_FILES if os.path.isfile(os.path.join(run_dir, f))]
+        files += [os.path.relpath(s, run_dir) for s in samples]
+        for f in sorted(files, key=lambda f: f == "config.json"):  # config last: figures.py skips a run without it
+            with open(os.path.join(run_dir, f), "rb") as src:
+                utils.atomic_write_bytes(os.path.join(folder, name, f), src.read())
+        written.add(folder)
+    return sorted(written)
+
+
 def main(argv=None):
     args, passthrough = parse(sys.argv[1:] if argv is None else argv)
     if not args.collect:
@@ -477,7 +501,8 @@ def main(argv=None):
     rows = collect_rows(args.runs)
     if not len(rows):
         raise UserError(f"no run directories in {args.runs}; run the sweep first or pass --runs")
-    written = write_tables(rows, args.results) + write_figures(rows, args.runs, args.results)
+    written = (write_tables(rows, args.results) + write_figures(rows, args.runs, args.results) +
+               mirror_run_logs(rows, args.runs, args.results))
     print("wrote " + ", ".join(written))
     print(rows.drop(columns=["device"]).to_string(index=False))
     if args.collect:

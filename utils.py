@@ -72,7 +72,11 @@ def _atomic(path, write):
 
 
 def atomic_write_text(path, text):
-    _atomic(path, lambda f: f.write(text.encode()))
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_bytes(path, data):
+    _atomic(path, lambda f: f.write(data))
 
 
 def atomic_torch_save(obj, path):

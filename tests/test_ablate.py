@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 import ablate_p
+import figures
 import losses
 import rundir
 from utils import run_main
@@ -230,6 +231,34 @@ def test_figures_showing_runs_of_another_folder_are_kept(tmp_path):
     proc = collect(tmp_path / "c", "--results", str(results))  # the same names, twice the steps: other runs
     assert proc.returncode == 0 and "kept the ring8- figures" in proc.stdout and "(100 steps)" in proc.stdout
     assert len(pd.read_csv(results / "runs.csv")) == 4
+
+
+def test_collect_keeps_the_logs_of_completed_runs_for_figures(tmp_path):
+    """Run folders stayed on the machine that trained them, so the curves of runs collected in an
+    earlier session could not be drawn again. Collecting now copies each completed run's logs to
+    <results>/run_logs/<dataset>-<steps>steps/<run>; figures.py reads them as it reads the runs."""
+    fabricate_run(tmp_path / "a", "gan-seed0", "gan", None, 0, "completed", final_modes=8)
+    fabricate_run(tmp_path / "a", "minkowski-p4-seed0", "minkowski", 4.0, 0, "completed", final_modes=7)
+    fabricate_run(tmp_path / "a", "minkowski-p8-seed0", "minkowski", 8.0, 0, "diverged", final_modes=1)
+    results = tmp_path / "results"
+    assert collect(tmp_path / "a", "--results", str(results)).returncode == 0
+    logs = results / "run_logs" / "ring8-100steps"
+    assert sorted(os.listdir(logs)) == ["gan-seed0", "minkowski-p4-seed0"]  # the diverged run is not kept
+    for f in ["config.json", "summary.json", "metrics.csv", "samples/step0000100.png"]:
+        assert (logs / "gan-seed0" / f).read_bytes() == (tmp_path / "a" / "ring8" / "gan-seed0" / f).read_bytes()
+    mirrored, original = figures.load_runs(str(logs)), figures.load_runs(str(tmp_path / "a" / "ring8"))
+    assert [(cfg, m.values.tolist()) for cfg, m, _, _ in mirrored] == \
+        [(cfg, m.values.tolist()) for cfg, m, _, _ in original if cfg["p"] != 8]
+    assert "ring8-samples.png" in figures.make_figures(str(logs), str(tmp_path / "figs"), prefix="ring8-")[2]
+
+    fabricate_run(tmp_path / "b", "gan-seed0", "gan", None, 0, "diverged", final_modes=1)
+    fabricate_run(tmp_path / "b", "minkowski-p4-seed0", "minkowski", 4.0, 0, "completed", final_modes=5,
+                  total_steps=200, step=200)
+    assert collect(tmp_path / "b", "--results", str(results)).returncode == 0
+    assert json.loads((logs / "gan-seed0" / "summary.json").read_text())["status"] == "completed"  # kept
+    assert json.loads((logs / "minkowski-p4-seed0" / "summary.json").read_text())["final_modes"] == 7
+    other_budget = results / "run_logs" / "ring8-200steps" / "minkowski-p4-seed0" / "summary.json"
+    assert json.loads(other_budget.read_text())["final_modes"] == 5
 
 
 def test_a_failed_run_never_replaces_a_completed_one_in_runs_csv(tmp_path):
