@@ -11,7 +11,7 @@ run is skipped, an interrupted one continues, and a failed or diverged one is re
 sweep goes on. Each run evaluates itself (FID, KID, precision, recall, density, coverage and the
 FID floor, or modes for 2-D data) every --eval-every steps and at its end; its summary.json holds
 the final and best values, which --collect reads. Collecting also copies each completed run's logs
-(config, summary, metrics, evaluations, last sample grid; no checkpoint) to
+(config, summary, metrics and evaluations; no samples or checkpoints) to
 <results>/run_logs/<dataset>-<steps>steps/<run>, so `figures.py` can draw its curves after the run
 folder is gone.
 The exit code is 0 only when every run of the sweep (or shard) completed.
@@ -461,7 +461,7 @@ def write_figures(rows, runs_dir, results):
 
 
 def mirror_run_logs(rows, runs_dir, results):
-    """Copy each completed run's logs (LOGGED_FILES and its last sample grid) to
+    """Copy each completed run's logs (LOGGED_FILES, a few kB; no samples or checkpoints) to
     <results>/run_logs/<dataset>-<total steps>steps/<run>/, where figures.py can draw them again: a
     run folder, with its checkpoints, stays on the machine that trained it. A completed run replaces
     the copy of its own name and budget; other runs' copies stay. Returns the folders written."""
@@ -470,9 +470,7 @@ def mirror_run_logs(rows, runs_dir, results):
         run_dir = os.path.join(runs_dir, row["run"])
         dataset, name = row["run"].split("/")
         folder = os.path.join(results, "run_logs", f"{dataset}-{int(row['total_steps'])}steps")
-        samples = sorted(glob.glob(os.path.join(run_dir, "samples", "*.png")))[-1:]
         files = [f for f in LOGGED_FILES if os.path.isfile(os.path.join(run_dir, f))]
-        files += [os.path.relpath(s, run_dir) for s in samples]
         for f in sorted(files, key=lambda f: f == "config.json"):  # config last: figures.py skips a run without it
             with open(os.path.join(run_dir, f), "rb") as src:
                 utils.atomic_write_bytes(os.path.join(folder, name, f), src.read())

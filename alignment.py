@@ -162,21 +162,24 @@ def identities(table):
 
 
 def plot(table, path):
-    """Cosine to WGAN's D gradient, G gradient and Adam D update, per loss, one line per (run, step)."""
+    """Cosine to WGAN's D gradient, G gradient and Adam D update against the largest |logit| of D at
+    the state they were measured in, one line per loss: the hypothesis says the cosines are 1 while
+    the logits are small, whichever run or step the state comes from."""
     import figures  # sets matplotlib's Agg backend; imported only when a figure is asked for
     import matplotlib.pyplot as plt
-    labels = [loss if p is None else f"p={p:g}" for loss, p in COMPARED]
-    position = {(loss, -1.0 if p is None else p): i for i, (loss, p) in enumerate(COMPARED)}  # identities' p
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), sharey=True)
+    table = table.assign(name=[loss if p < 0 else f"minkowski p={p:g}" for _, _, loss, p in identities(table)])
+    curves = dict(sorted(((name, None) for name in table["name"].unique()), key=figures.order))
     for ax, column, title in zip(axes, ["cos_d", "cos_g", "cos_adam_d"],
                                  ["D gradient", "G gradient", "Adam update of D"]):
-        for (run, total, step), group in table.groupby(["run", "total_steps", "step"], sort=True, dropna=False):
-            idx = [position[(loss, p)] for _, _, loss, p in identities(group)]
-            ax.plot(idx, group[column], marker="o", ms=3, lw=1, label=f"{run} ({total:g} steps) @ {step}")
-        ax.set_xticks(range(len(labels)), labels, rotation=60)
-        ax.set(title=f"cosine to WGAN's {title}", ylim=(min(-0.05, table[column].min() - 0.05), 1.05))
+        for name in curves:
+            group = table[table["name"] == name].sort_values("logit_abs_max")
+            ax.plot(group["logit_abs_max"], group[column], marker="o", ms=3, lw=1, label=name,
+                    **figures.line_style(name, curves))
+        ax.set(xscale="log", xlabel="largest |logit| of D at the state (batch)", title=f"cosine to WGAN's {title}",
+               ylim=(min(-0.05, table[column].min() - 0.05), 1.05))
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=6)
+    axes[0].legend(fontsize=6, ncol=2)
     figures.save_figure(fig, path)
 
 

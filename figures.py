@@ -96,12 +96,15 @@ def plot_lines(curves, columns, titles, path, logy=False):
 
 
 def plot_samples(runs, path):
-    """The last sample image of seed 0 (or the lowest seed) of each loss, side by side."""
+    """The last sample image of seed 0 (or the lowest seed) of each loss, side by side; False (and
+    nothing drawn) where no run has samples, as in the run logs that ablate_p.py --collect keeps."""
     picks = {}
     for cfg, _, _, run_dir in sorted(runs, key=lambda r: r[0]["seed"]):
         samples = sorted(glob.glob(os.path.join(run_dir, "samples", "*.png")))
         if samples:
             picks.setdefault(label(cfg), samples[-1])
+    if not picks:
+        return False
     picks = dict(sorted(picks.items(), key=order))
     cols = min(4, len(picks))
     rows = -(-len(picks) // cols)
@@ -112,6 +115,7 @@ def plot_samples(runs, path):
         ax.imshow(plt.imread(sample))
         ax.set_title(name, fontsize=9)
     save_figure(fig, path)
+    return True
 
 
 def plot_metric_vs_p(runs, metric, path):
@@ -138,8 +142,9 @@ def make_figures(runs_dir, out, prefix=""):
     metrics = by_label(runs, 1)
     plot_lines(metrics, ["grad_norm_d"], ["gradient norm of D's loss"], path("grad_norm_d.png"), logy=True)
     plot_lines(metrics, ["loss_d", "loss_g"], ["D loss", "G loss"], path("losses.png"))
-    plot_samples(runs, path("samples.png"))
-    written = [path("grad_norm_d.png"), path("losses.png"), path("samples.png")]
+    written = [path("grad_norm_d.png"), path("losses.png")]
+    if plot_samples(runs, path("samples.png")):
+        written.append(path("samples.png"))
     if any("logit_absmax" in frame for frame in metrics.values()):  # runs from before these columns lack them
         plot_lines(metrics, ["logit_absmax", "clip_share"], ["largest |logit| of D (batch)",
                    "share of clipped D parameters at the bound"], path("regime.png"))
