@@ -43,7 +43,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # replaces its row. adam_eps is empty where it is the default, so rows from before it was recorded keep theirs.
 RUN_KEY = ["dataset", "loss", "p", "n_critic", "adam_eps", "seed", "total_steps"]
 GROUP_KEY = ["dataset", "loss", "p", "n_critic", "total_steps"]  # the seeds of one group are averaged
-LOGGED_FILES = ["config.json", "summary.json", "metrics.csv", "eval.csv"]  # kept in <results>/run_logs
+# what train.py writes in a run folder but its samples and checkpoints: kept in <results>/run_logs
+LOGGED_FILES = [f for f in train.RUN_FILES if f not in ("samples", "checkpoints")]
 
 
 # train.py flags that name a run: the sweep sets them for each run, so passing them through is an error

@@ -169,7 +169,7 @@ def plot(table, path):
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), sharey=True)
     table = table.assign(name=[loss if p < 0 else f"minkowski p={p:g}" for _, _, loss, p in identities(table)])
-    curves = dict(sorted(((name, None) for name in table["name"].unique()), key=figures.order))
+    curves = sorted(table["name"].unique(), key=lambda name: figures.order((name,)))
     for ax, column, title in zip(axes, ["cos_d", "cos_g", "cos_adam_d"],
                                  ["D gradient", "G gradient", "Adam update of D"]):
         for name in curves:
