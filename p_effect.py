@@ -87,10 +87,10 @@ def minkowski_runs(source, metric, adam_eps=ADAM_EPS, steps=None):
     runs = read_runs_csv(source, metric) if os.path.isfile(source) else runs_in_folder(source, metric)
     if len(runs):
         runs = runs[(runs["loss"] == "minkowski") & (runs["status"] == "completed") & runs[metric].notna()
-                    & (runs["adam_eps"] == adam_eps) & ((runs["steps"] == steps) if steps else True)]
+                    & (runs["adam_eps"] == adam_eps) & ((runs["steps"] == steps) if steps is not None else True)]
     if not len(runs):
         raise UserError(f"no completed Minkowski run with {metric}, Adam eps {adam_eps:g}"
-                        + (f" and {steps} steps" if steps else "") + f" in {source}; run the sweep first")
+                        + (f" and {steps} steps" if steps is not None else "") + f" in {source}; run the sweep first")
     budgets = runs[["dataset", "steps"]].drop_duplicates()
     if len(budgets) > 1:
         raise UserError(f"{source} holds runs of {len(budgets)} budgets (dataset, steps): "

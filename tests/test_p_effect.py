@@ -85,6 +85,8 @@ def test_a_runs_csv_gives_the_same_test_as_the_folders_it_was_collected_from(tmp
         p_effect.minkowski_runs(str(csv), "final_fid")
     assert p_effect.minkowski_runs(str(csv), "final_fid", steps=1562)["final_fid"].tolist() == [300, 310, 150, 160]
     assert p_effect.minkowski_runs(str(csv), "final_fid", steps=781)["final_fid"].tolist() == [1300, 1310, 1150, 1160]
+    with pytest.raises(p_effect.UserError, match="and 0 steps"):  # a budget of 0 steps is no budget, not "any"
+        p_effect.minkowski_runs(str(csv), "final_fid", steps=0)
 
 
 def test_the_csv_keeps_a_row_per_budget_and_never_the_test_of_fewer_runs(tmp_path, capsys):
