@@ -2,6 +2,7 @@
 
     python p_effect.py RUNS_DIR [--metric final_fid] [--csv results/p_effect.csv] [--figure results/figures/fid_vs_p.png]
     python p_effect.py results/runs.csv --steps 1562 ... # the runs collected there, from any folder or machine
+    python p_effect.py results/runs.csv --steps 1562 --p 1 2 3 4 5 6   # does p matter among these p alone?
 
 Reads the completed Minkowski runs of a sweep: its folder (ablate_p.py --runs:
 <runs>/<dataset>/<run>), or the runs.csv that ablate_p.py --collect wrote, so that committed results
@@ -14,7 +15,8 @@ eta^2 = SS_between / SS_total (the share of the metric's variance that p explain
 less biased version. Runs of one budget are tested at a time: --steps picks it where the source holds
 several. The CSV keeps one row per (metric, dataset, steps, Adam eps), merged into what is there;
 a row from fewer runs never replaces one from more. The figure shows the metric against p, each seed a dot and the mean with the
-seeds' standard deviation, beside the paper's Table 3.
+seeds' standard deviation, beside the paper's Table 3. --p tests a subset of the p values (printed
+only: the CSV and the figure keep the test over every p).
 """
 import argparse
 import glob
@@ -135,6 +137,7 @@ def build_parser():
     ap.add_argument("--adam-eps", type=float, default=ADAM_EPS, help="test the runs trained with this Adam eps")
     ap.add_argument("--steps", type=int, default=None, help="test the runs of this budget (G steps), where there are several")
     ap.add_argument("--metric", default="final_fid", help="a summary.json key: final_fid, best_fid, final_kid, ...")
+    ap.add_argument("--p", type=float, nargs="+", default=None, help="test only the runs of these p (printed only)")
     ap.add_argument("--permutations", type=int, default=10000)
     ap.add_argument("--csv", default=None, help="merge the test's result (a row per budget) into this CSV")
     ap.add_argument("--figure", default=None, help="draw the metric against p here")
@@ -145,7 +148,11 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.permutations < 1:
         raise UserError(f"--permutations must be at least 1, got {args.permutations}")
+    if args.p and (args.csv or args.figure):
+        raise UserError("--p tests a subset of p and only prints it; drop --csv and --figure, which keep the test over every p")
     runs = minkowski_runs(args.runs, args.metric, args.adam_eps, args.steps)
+    if args.p:
+        runs = runs[runs["p"].isin(args.p)]
     result = p_test(runs[args.metric], runs["p"], args.permutations)
     seeds = runs.groupby("p")["seed"].nunique()
     row = {"metric": args.metric, "values_of_p": len(seeds), "runs": len(runs), "seeds_min": seeds.min(),

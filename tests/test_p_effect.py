@@ -60,6 +60,21 @@ def test_main_reads_completed_minkowski_runs_and_draws_the_figure(tmp_path):
     assert row["eta2"] > 0.99 and os.path.getsize(figure) > 0
 
 
+def test_p_tests_only_the_runs_of_those_p_and_only_prints(tmp_path, capsys):
+    runs = str(tmp_path / "runs")
+    for p, fids in {1: [300, 310], 4: [150, 160], 8: [200, 190]}.items():
+        for seed, fid in enumerate(fids):
+            fake_run(runs, p, seed, fid)
+    assert p_effect.main([runs, "--p", "1", "8", "--permutations", "50"]) == 0
+    out = capsys.readouterr().out
+    f = stats.f_oneway([300, 310], [200, 190]).statistic
+    assert "values_of_p 2, runs 4," in out and f"F {f:.4g}," in out and "155.00" not in out  # p = 4 is left out
+    with pytest.raises(p_effect.UserError, match="--p tests a subset"):
+        p_effect.main([runs, "--p", "1", "8", "--csv", str(tmp_path / "p.csv")])
+    with pytest.raises(p_effect.UserError, match="two values of p"):
+        p_effect.main([runs, "--p", "1", "--permutations", "50"])
+
+
 def test_a_runs_csv_gives_the_same_test_as_the_folders_it_was_collected_from(tmp_path):
     """The committed results/runs.csv outlives the run directories: the test reads it alike, leaves
     out runs with another Adam eps (their own experiment, testable with --adam-eps), and refuses to
