@@ -82,17 +82,19 @@ def read_runs_csv(path, metric):
     return runs.assign(adam_eps=runs["adam_eps"].fillna(ADAM_EPS) if "adam_eps" in runs else ADAM_EPS)
 
 
-def minkowski_runs(source, metric, adam_eps=ADAM_EPS, steps=None):
+def minkowski_runs(source, metric, adam_eps=ADAM_EPS, steps=None, ps=None):
     """(p, seed, metric, epochs, steps, dataset, hardware) of every completed Minkowski run with
-    that Adam eps (and that many steps, when given), from a sweep's folder or a runs.csv; all of
-    one budget."""
+    that Adam eps (and that many steps, and one of those p, when given), from a sweep's folder or a
+    runs.csv; all of one budget."""
     runs = read_runs_csv(source, metric) if os.path.isfile(source) else runs_in_folder(source, metric)
     if len(runs):
         runs = runs[(runs["loss"] == "minkowski") & (runs["status"] == "completed") & runs[metric].notna()
-                    & (runs["adam_eps"] == adam_eps) & ((runs["steps"] == steps) if steps is not None else True)]
+                    & (runs["adam_eps"] == adam_eps) & ((runs["steps"] == steps) if steps is not None else True)
+                    & (runs["p"].isin(ps) if ps else True)]
     if not len(runs):
         raise UserError(f"no completed Minkowski run with {metric}, Adam eps {adam_eps:g}"
-                        + (f" and {steps} steps" if steps is not None else "") + f" in {source}; run the sweep first")
+                        + (f" and {steps} steps" if steps is not None else "")
+                        + (f" and p in {' '.join(f'{p:g}' for p in ps)}" if ps else "") + f" in {source}; run the sweep first")
     budgets = runs[["dataset", "steps"]].drop_duplicates()
     if len(budgets) > 1:
         raise UserError(f"{source} holds runs of {len(budgets)} budgets (dataset, steps): "
@@ -150,9 +152,7 @@ def main(argv=None):
         raise UserError(f"--permutations must be at least 1, got {args.permutations}")
     if args.p and (args.csv or args.figure):
         raise UserError("--p tests a subset of p and only prints it; drop --csv and --figure, which keep the test over every p")
-    runs = minkowski_runs(args.runs, args.metric, args.adam_eps, args.steps)
-    if args.p:
-        runs = runs[runs["p"].isin(args.p)]
+    runs = minkowski_runs(args.runs, args.metric, args.adam_eps, args.steps, args.p)
     result = p_test(runs[args.metric], runs["p"], args.permutations)
     seeds = runs.groupby("p")["seed"].nunique()
     row = {"metric": args.metric, "values_of_p": len(seeds), "runs": len(runs), "seeds_min": seeds.min(),

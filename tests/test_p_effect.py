@@ -73,6 +73,8 @@ def test_p_tests_only_the_runs_of_those_p_and_only_prints(tmp_path, capsys):
         p_effect.main([runs, "--p", "1", "8", "--csv", str(tmp_path / "p.csv")])
     with pytest.raises(p_effect.UserError, match="two values of p"):
         p_effect.main([runs, "--p", "1", "--permutations", "50"])
+    with pytest.raises(p_effect.UserError, match="and p in 2 3 "):
+        p_effect.main([runs, "--p", "2", "3"])
 
 
 def test_a_runs_csv_gives_the_same_test_as_the_folders_it_was_collected_from(tmp_path):
