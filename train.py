@@ -106,6 +106,8 @@ def build_parser():
     a("--save-at", type=int, nargs="+", default=[], metavar="STEP",
       help="also keep checkpoints/stepNNNNNNN.pt at these steps (0 = before training), e.g. for alignment.py")
     a("--eval-every", type=int, default=0, help="FID (images) or mode metrics (2-D) every N steps; 0 = off")
+    a("--eval-at", type=int, nargs="+", default=[], metavar="STEP",
+      help="also evaluate at these steps (e.g. at chosen epochs of a long run), and at the end")
     a("--eval-n", type=int, default=None, help="samples per evaluation; default 5000 images, 2500 2-D points")
     a("--fid-weights", default=None, help="path of pytorch-fid's Inception weights, for offline use")
     return ap
@@ -136,8 +138,9 @@ def resolve(args):
     for name in positive_ints + (["width"] if cfg["width"] is not None else []):
         if cfg[name] < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {cfg[name]}")
-    if any(step < 0 for step in cfg["save_at"]):
-        raise UserError(f"--save-at steps must be >= 0, got {min(cfg['save_at'])}")
+    for name in ("save_at", "eval_at"):
+        if any(step < 0 for step in cfg[name]):
+            raise UserError(f"--{name.replace('_', '-')} steps must be >= 0, got {min(cfg[name])}")
     if cfg["steps"] is not None and cfg["steps"] < 1:
         raise UserError(f"--steps must be at least 1, got {cfg['steps']}")
     if not (math.isfinite(cfg["epochs"]) and cfg["epochs"] > 0):
@@ -149,7 +152,7 @@ def resolve(args):
         raise UserError("--diversity compares the two halves of a batch: use --batch-size 2 or more")
     if not 0 <= cfg["label_smooth"] < 1:
         raise UserError(f"--label-smooth must be in [0, 1), got {cfg['label_smooth']}")
-    if cfg["eval_every"] and cfg["eval_n"] < 2:
+    if (cfg["eval_every"] or cfg["eval_at"]) and cfg["eval_n"] < 2:
         raise UserError(f"--eval-n must be at least 2, got {cfg['eval_n']}")
     if cfg["resume"] and cfg["overwrite"]:
         raise UserError("--resume and --overwrite contradict each other; pass one")
@@ -482,9 +485,16 @@ def due(every, step, total_steps):
     return bool(every) and (step % every == 0 or step == total_steps)
 
 
+def eval_due(cfg, step, total_steps):
+    """--eval-every's steps and the end, and the --eval-at steps (which also imply the end)."""
+    if cfg["eval_at"] and (step in cfg["eval_at"] or step == total_steps):
+        return True
+    return due(cfg["eval_every"], step, total_steps)
+
+
 def eval_missing(cfg, step, total_steps, evals):
     """An eval falls on `step` and is not yet done (a resumed run may have been killed during it)."""
-    return due(cfg["eval_every"], step, total_steps) and not (evals and evals[-1]["step"] == step)
+    return eval_due(cfg, step, total_steps) and not (evals and evals[-1]["step"] == step)
 
 
 def prepare_run_dir(cfg):
@@ -670,7 +680,8 @@ def train(cfg, device, dataset, ckpt):
                     bar.set_postfix(loss_d=f"{values[0]:.4f}", loss_g=f"{values[1]:.4f}")
                     window.zero_()
                     window_n = 0
-                if not (any(due(cfg[k], step, total_steps) for k in PERIODIC) or step in cfg["save_at"]):
+                if not (any(due(cfg[k], step, total_steps) for k in PERIODIC) or step in cfg["save_at"]
+                        or eval_due(cfg, step, total_steps)):
                     continue
                 if not finite.item():  # checked before anything is evaluated or saved
                     status = "diverged"
@@ -707,7 +718,7 @@ def set_determinism(device, deterministic):
 
 
 def make_evaluator(cfg, device):
-    if not cfg["eval_every"]:
+    if not (cfg["eval_every"] or cfg["eval_at"]):
         return None
     import evaluate
     return evaluate.TrainingEvaluator(cfg, device)

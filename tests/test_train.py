@@ -484,6 +484,16 @@ def test_logit_statistics_are_the_batch_statistics(tmp_path):
     assert len(stats) == train.N_STATS - 4  # loss_d, loss_g and the two gradient norms come before
 
 
+def test_eval_at_evaluates_at_those_steps_and_the_end(tmp_path):
+    out = str(tmp_path / "run")
+    assert run(["--loss", "gan", "--steps", "12", "--eval-at", "3", "7", "--eval-n", "200", "--out", out, *TOY]) == 0
+    assert list(pd.read_csv(os.path.join(out, "eval.csv"))["step"]) == [3, 7, 12]
+    both = str(tmp_path / "both")
+    assert run(["--loss", "gan", "--steps", "12", "--eval-at", "3", "--eval-every", "10", "--eval-n", "200",
+                "--out", both, *TOY]) == 0
+    assert list(pd.read_csv(os.path.join(both, "eval.csv"))["step"]) == [3, 10, 12]
+
+
 def test_save_at_keeps_checkpoints_at_those_steps(tmp_path):
     out = str(tmp_path / "run")
     assert run(["--loss", "gan", "--steps", "12", "--save-at", "0", "3", "12", "--out", out, *TOY]) == 0
