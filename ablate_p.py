@@ -41,8 +41,8 @@ from utils import HelpFormatter, OneLineParser, UserError, atomic_write_text, re
 HERE = os.path.dirname(os.path.abspath(__file__))
 # A run's identity in the tables: a rerun of the same (dataset, loss, p, n_critic, Adam eps, seed, budget)
 # replaces its row. adam_eps is empty where it is the default, so rows from before it was recorded keep theirs.
-RUN_KEY = ["dataset", "loss", "p", "n_critic", "adam_eps", "seed", "total_steps"]
-GROUP_KEY = ["dataset", "loss", "p", "n_critic", "total_steps"]  # the seeds of one group are averaged
+RUN_KEY = ["dataset", "loss", "p", "n_critic", "adam_eps", *rundir.READING_COLUMNS, "seed", "total_steps"]
+GROUP_KEY = ["dataset", "loss", "p", "n_critic", *rundir.READING_COLUMNS, "total_steps"]  # a group's seeds are averaged
 # what train.py writes in a run folder but its samples and checkpoints: kept in <results>/run_logs
 LOGGED_FILES = [f for f in train.RUN_FILES if f not in ("samples", "checkpoints")]
 
@@ -142,7 +142,8 @@ def plan(args, passthrough):
         for loss in args.losses:
             for p in (args.p if loss == "minkowski" else [None]):
                 for seed in args.seeds:
-                    name = f"{dataset}/{train.run_name(loss, p, n_critic, seed, flags.adam_eps)}"
+                    run = train.run_name(loss, p, n_critic, seed, flags.adam_eps, flags.clip, flags.clip_params, dataset)
+                    name = f"{dataset}/{run}"
                     argv = ["--loss", loss, "--dataset", dataset, "--seed", str(seed), "--out",
                             os.path.join(args.runs, name), "--eval-every", str(args.eval_every), "--resume"]
                     argv += (["--p", f"{p:g}"] if p is not None else []) + passthrough
@@ -295,7 +296,7 @@ def collect_rows(runs_dir):
         row = {"run": name, "dataset": cfg["dataset"], "loss": cfg["loss"],
                "p": cfg["p"] if cfg["loss"] == "minkowski" else None,
                "n_critic": cfg.get("n_critic") or losses.default_n_critic(cfg["loss"]),
-               "adam_eps": non_default_eps(cfg), "seed": cfg["seed"],
+               "adam_eps": non_default_eps(cfg), **rundir.reading(cfg), "seed": cfg["seed"],
                "total_steps": summary.get("total_steps", cfg.get("total_steps")),
                "status": summary["status"], "steps": summary.get("step"), "epochs": summary.get("epoch"),
                "n_fake": cfg.get("eval_n"), "n_real": cfg.get("eval_n"),
@@ -337,25 +338,28 @@ METRICS = {"image": ["final_fid", "best_fid", *(f"final_{m}" for m in IMAGE_FINA
 def with_budgets(rows):
     """A run that failed before it planned its steps gets the budget of its group's other runs, when
     they agree on one, so that it is counted beside them."""
-    known = rows.dropna(subset=["total_steps"]).groupby(["dataset", "loss", "p", "n_critic"], dropna=False)
+    group = GROUP_KEY[:-1]
+    known = rows.dropna(subset=["total_steps"]).groupby(group, dropna=False)
     single = known["total_steps"].agg(lambda b: b.iloc[0] if b.nunique() == 1 else None)
     def budget(row):
         if pd.notna(row["total_steps"]):
             return row["total_steps"]
-        return single.get((row["dataset"], row["loss"], row["p"], row["n_critic"]))
+        return single.get(tuple(row[k] for k in group))
     return rows.assign(total_steps=[budget(r) for _, r in rows.iterrows()]) if len(rows) else rows
 
 
 def aggregate(rows, metrics):
     """Mean, std and count of the seeds that have a value, for each metric per (dataset, loss, p,
     n_critic, budget), with the budget beside them (std is NaN for one value)."""
-    rows = with_budgets(rows.assign(p=rows["p"].fillna(-1), n_critic=rows["n_critic"].fillna(-1)))
+    rows = with_budgets(rows.assign(p=rows["p"].fillna(-1), n_critic=rows["n_critic"].fillna(-1),
+                                    clip_params=rows["clip_params"].fillna("")))
     out = []
     for key, group in rows.groupby(GROUP_KEY, sort=True, dropna=False):
         done = group[group["status"] == "completed"]
         row = dict(zip(GROUP_KEY, key))
         row["p"] = None if row["p"] == -1 else row["p"]
         row["n_critic"] = None if row["n_critic"] == -1 else int(row["n_critic"])
+        row["clip_params"] = row["clip_params"] or None
         del row["total_steps"]
         for m in metrics:  # a metric can be undefined for a run (reverse KL with no mode captured)
             values = (done[m] if m in done else pd.Series(dtype=float)).dropna()
@@ -411,9 +415,9 @@ def merge_run_rows(rows, results):
 
 def merge_toy_table(table, path):
     def arrange(merged):
-        merged = without_stale_failures(merged, ["dataset", "loss", "p", "n_critic"], "steps", any_completed)
+        merged = without_stale_failures(merged, GROUP_KEY[:-1], "steps", any_completed)
         return merged.sort_values(["dataset", "loss", "p"], kind="stable")
-    utils.merge_csv(path, table, ["dataset", "loss", "p", "n_critic", "steps"], good=any_completed, arrange=arrange)
+    utils.merge_csv(path, table, [*GROUP_KEY[:-1], "steps"], good=any_completed, arrange=arrange)
 
 
 def write_tables(rows, results):

@@ -374,7 +374,8 @@ def run_row(run_dir, cfg, info, n_fake, device, seconds):
     """A CSV row's identity and budget; runs from before n_critic was recorded trained with the loss's default."""
     loss = cfg.get("loss", "")
     return {"run": os.path.normpath(run_dir), "dataset": cfg.get("dataset", ""), "loss": loss,
-            "p": cfg.get("p") if loss == "minkowski" else None, "n_critic": cfg.get("n_critic") or losses.default_n_critic(loss), "seed": cfg.get("seed"),
+            "p": cfg.get("p") if loss == "minkowski" else None, "n_critic": cfg.get("n_critic") or losses.default_n_critic(loss),
+            **rundir.reading(cfg), "seed": cfg.get("seed"),
             "steps": info["step"], "epochs": cfg.get("epochs"), "n_fake": n_fake, "device": str(device),
             "seconds": round(seconds, 1), "checkpoint": info["checkpoint"], "status": info["status"]}
 
@@ -568,10 +569,10 @@ def _ours(rows):
     """One row per (dataset, loss, p, budget): mean/std of FID, the mean of the other metrics over
     seeds, and the FID floor (one value per n_real, so its mean is that value)."""
     if rows is None or len(rows) == 0:
-        return pd.DataFrame(columns=["loss", "p", "n_critic", "dataset", "fid_mean", "fid_std", *TABLE_MEANS, "seeds",
+        return pd.DataFrame(columns=["loss", "p", "n_critic", *rundir.READING_COLUMNS, "dataset", "fid_mean", "fid_std", *TABLE_MEANS, "seeds",
                                      "epochs", "steps", "n_fake", "n_real", "device"])
     df = pd.DataFrame(rows).copy()
-    for col in ("dataset", "p", "n_critic", "epochs", "steps", "n_fake", "n_real", "kid", *PRDC_COLUMNS, *FLOOR_COLUMNS, "device"):
+    for col in ("dataset", "p", "n_critic", *rundir.READING_COLUMNS, "epochs", "steps", "n_fake", "n_real", "kid", *PRDC_COLUMNS, *FLOOR_COLUMNS, "device"):
         if col not in df:
             df[col] = np.nan
     if "run" in df:
@@ -581,12 +582,12 @@ def _ours(rows):
     df["p"] = np.where(df["loss"] == "minkowski", pd.to_numeric(df["p"], errors="coerce"), np.nan)
     df["n_real"] = df["n_real"].astype(str)
     out = []
-    keys = ["dataset", "loss", "p", "n_critic", "epochs", "steps", "n_fake", "n_real"]
+    keys = ["dataset", "loss", "p", "n_critic", *rundir.READING_COLUMNS, "epochs", "steps", "n_fake", "n_real"]
     for _, g in df.groupby(keys, dropna=False, sort=False):
         fid = pd.to_numeric(g["fid"], errors="coerce")
         means = {col: pd.to_numeric(g[col.removesuffix("_mean")], errors="coerce").mean() for col in TABLE_MEANS}
         out.append({"loss": g["loss"].iloc[0], "p": g["p"].iloc[0], "n_critic": g["n_critic"].iloc[0],
-                    "dataset": g["dataset"].iloc[0],
+                    **{k: g[k].iloc[0] for k in rundir.READING_COLUMNS}, "dataset": g["dataset"].iloc[0],
                     "fid_mean": fid.mean(), "fid_std": fid.std(ddof=1) if len(fid) > 1 else np.nan,
                     **means, "seeds": len(g), **_budget(g)})
     return pd.DataFrame(out)
@@ -614,7 +615,8 @@ def build_tables(fid_rows, paper=None):
 
     t3_ours = ours[ours["loss"] == "minkowski"]
     t3 = p3.merge(t3_ours, on=["loss", "p"], how="outer").sort_values("p", kind="stable").reset_index(drop=True)
-    cols = ["loss", "p", "n_critic", "paper_fid", "fid_mean", "fid_std", *TABLE_MEANS, "seeds", "dataset",
+    cols = ["loss", "p", "n_critic", *rundir.READING_COLUMNS, "paper_fid", "fid_mean", "fid_std", *TABLE_MEANS, "seeds",
+            "dataset",
             "epochs", "steps", "n_fake", "n_real", "device", "note"]
     return t2.assign(note=t2.apply(budget_note, axis=1))[cols], t3.assign(note=t3.apply(budget_note, axis=1))[cols]
 
@@ -634,6 +636,8 @@ def budget_note(row):
         values = {float(v) for v in str(row[column]).split("/") if v not in ("", "nan", "all")}
         if values != {float(PAPER_PROTOCOL[column])}:
             differences.append(f"{row[column]} {what} (paper {PAPER_PROTOCOL[column]})")
+    if row.get("clip_params") == "weights":
+        differences.append("only D's conv and linear weights clipped (--clip-params weights)")
     if not differences:
         return "the paper's protocol"
     return "reduced budget, not the paper's protocol: " + ", ".join(differences)
@@ -644,7 +648,7 @@ def paper_protocol(row):
     return pd.isna(row.get("n_critic")) or int(row["n_critic"]) == losses.default_n_critic(row["loss"])
 
 
-PAPER_TABLE_KEY = ["loss", "p", "n_critic", "dataset", "epochs", "steps", "n_fake", "n_real"]
+PAPER_TABLE_KEY = ["loss", "p", "n_critic", *rundir.READING_COLUMNS, "dataset", "epochs", "steps", "n_fake", "n_real"]
 
 
 def has_fid(row):

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+import rundir
 from train import ADAM_EPS
 from utils import OneLineParser, UserError, merge_csv, read_json, row_identity, run_main
 
@@ -71,6 +72,7 @@ def runs_in_folder(runs_dir, metric):
         rows.append({"loss": cfg["loss"], "p": cfg["p"], "seed": cfg["seed"], "status": summary.get("status"),
                      metric: summary.get(metric), "epochs": summary.get("epoch"), "steps": summary.get("step"),
                      "dataset": cfg["dataset"], "adam_eps": cfg.get("adam_eps", ADAM_EPS),
+                     "clip_params": rundir.reading(cfg)["clip_params"] or "none",
                      "device": cfg.get("hardware")})
     return pd.DataFrame(rows)
 
@@ -79,20 +81,24 @@ def read_runs_csv(path, metric):
     runs = pd.read_csv(path)
     if metric not in runs:
         raise UserError(f"{path} has no column {metric}; choose one of its final_* or best_* columns")
-    return runs.assign(adam_eps=runs["adam_eps"].fillna(ADAM_EPS) if "adam_eps" in runs else ADAM_EPS)
+    runs = runs.assign(adam_eps=runs["adam_eps"].fillna(ADAM_EPS) if "adam_eps" in runs else ADAM_EPS)
+    if "clip_params" not in runs:  # rows from before the column: every run then clipped every D parameter
+        return runs.assign(clip_params="all")
+    return runs.assign(clip_params=runs["clip_params"].fillna("none"))
 
 
-def minkowski_runs(source, metric, adam_eps=ADAM_EPS, steps=None, ps=None):
+def minkowski_runs(source, metric, adam_eps=ADAM_EPS, steps=None, ps=None, clip_params="all"):
     """(p, seed, metric, epochs, steps, dataset, hardware) of every completed Minkowski run with
-    that Adam eps (and that many steps, and one of those p, when given), from a sweep's folder or a
-    runs.csv; all of one budget."""
+    that Adam eps and that reading of the clipping (and that many steps, and one of those p, when
+    given), from a sweep's folder or a runs.csv; all of one budget."""
     runs = read_runs_csv(source, metric) if os.path.isfile(source) else runs_in_folder(source, metric)
     if len(runs):
         runs = runs[(runs["loss"] == "minkowski") & (runs["status"] == "completed") & runs[metric].notna()
                     & (runs["adam_eps"] == adam_eps) & ((runs["steps"] == steps) if steps is not None else True)
+                    & (runs["clip_params"] == clip_params)
                     & (runs["p"].isin(ps) if ps else True)]
     if not len(runs):
-        raise UserError(f"no completed Minkowski run with {metric}, Adam eps {adam_eps:g}"
+        raise UserError(f"no completed Minkowski run with {metric}, Adam eps {adam_eps:g}, --clip-params {clip_params}"
                         + (f" and {steps} steps" if steps is not None else "")
                         + (f" and p in {' '.join(f'{p:g}' for p in ps)}" if ps else "") + f" in {source}; run the sweep first")
     budgets = runs[["dataset", "steps"]].drop_duplicates()
@@ -120,7 +126,7 @@ def plot(runs, metric, path):
     figures.save_figure(fig, path)
 
 
-TEST_KEY = ["metric", "dataset", "steps", "adam_eps"]
+TEST_KEY = ["metric", "dataset", "steps", "adam_eps", "clip_params"]
 
 
 def merge_test_row(path, row):
@@ -137,6 +143,8 @@ def build_parser():
     ap = OneLineParser(prog="p_effect.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", help="the sweep's folder (ablate_p.py --runs), or a runs.csv")
     ap.add_argument("--adam-eps", type=float, default=ADAM_EPS, help="test the runs trained with this Adam eps")
+    ap.add_argument("--clip-params", default="all", choices=["all", "weights", "none"],
+                    help="test the runs of this reading of the paper's clipping (train.py --clip-params; none: --clip 0)")
     ap.add_argument("--steps", type=int, default=None, help="test the runs of this budget (G steps), where there are several")
     ap.add_argument("--metric", default="final_fid", help="a summary.json key: final_fid, best_fid, final_kid, ...")
     ap.add_argument("--p", type=float, nargs="+", default=None, help="test only the runs of these p (printed only)")
@@ -152,12 +160,12 @@ def main(argv=None):
         raise UserError(f"--permutations must be at least 1, got {args.permutations}")
     if args.p and (args.csv or args.figure):
         raise UserError("--p tests a subset of p and only prints it; drop --csv and --figure, which keep the test over every p")
-    runs = minkowski_runs(args.runs, args.metric, args.adam_eps, args.steps, args.p)
+    runs = minkowski_runs(args.runs, args.metric, args.adam_eps, args.steps, args.p, args.clip_params)
     result = p_test(runs[args.metric], runs["p"], args.permutations)
     seeds = runs.groupby("p")["seed"].nunique()
     row = {"metric": args.metric, "values_of_p": len(seeds), "runs": len(runs), "seeds_min": seeds.min(),
            "seeds_max": seeds.max(), **result, "dataset": runs["dataset"].iloc[0], "epochs": runs["epochs"].max(),
-           "steps": runs["steps"].max(), "adam_eps": args.adam_eps,
+           "steps": runs["steps"].max(), "adam_eps": args.adam_eps, "clip_params": args.clip_params,
            "hardware": " / ".join(sorted(runs["hardware"].dropna().unique()))}
     print(runs.groupby("p")[args.metric].agg(["mean", "std", "count"]).to_string(float_format=lambda v: f"{v:.2f}"))
     print(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))

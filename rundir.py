@@ -12,8 +12,22 @@ import os
 
 import torch
 
+import data
 import models
 from utils import UserError, read_json
+
+# How a run reads the paper's setup beyond the loss: its nets and what "weight clipping" clips.
+# Rows of two readings are two experiments: the tables never average them together.
+READING_COLUMNS = ["arch", "clip", "clip_params"]
+
+
+def reading(cfg):
+    """A run's READING_COLUMNS from its config. Configs from before a setting was recorded ran with
+    the only behaviour there was then: DCGAN (MLP on 2-D data) and every D parameter clipped."""
+    clip = float(cfg.get("clip") or 0.0)
+    arch = cfg.get("arch") or ("mlp" if cfg.get("dataset") in data.TOY_DATASETS else "dcgan")
+    return {"arch": arch, "clip": clip, "clip_params": (cfg.get("clip_params") or "all") if clip else None}
+
 
 LOCK_NAME = "train.lock"  # holds the PID of the process that trains the run
 

@@ -179,18 +179,22 @@ def default_clip(loss, dataset):
     return 0.0 if loss == "wgan-gp" or dataset in data.TOY_DATASETS else 0.01
 
 
-def run_name(loss, p, n_critic, seed, adam_eps=ADAM_EPS):
-    """<loss>[-p<p>][-ncritic<k>][-eps<e>]-seed<s>: n_critic and Adam's eps appear only where they are
-    not the defaults."""
+def run_name(loss, p, n_critic, seed, adam_eps=ADAM_EPS, clip=None, clip_params="all", dataset="cifar10"):
+    """<loss>[-p<p>][-ncritic<k>][-eps<e>][-clip<c>][-clipweights]-seed<s>: n_critic, Adam's eps and the
+    clipping appear only where they are not the defaults, so two readings of a run never share a folder."""
     name = loss + (f"-p{p:g}" if loss == "minkowski" else "")
     name += f"-ncritic{n_critic}" if n_critic is not None and n_critic != losses.default_n_critic(loss) else ""
     name += f"-eps{adam_eps:g}" if adam_eps is not None and adam_eps != ADAM_EPS else ""
+    clip = default_clip(loss, dataset) if clip is None else clip
+    name += f"-clip{clip:g}" if clip != default_clip(loss, dataset) else ""
+    name += "-clipweights" if clip and clip_params == "weights" else ""
     return f"{name}-seed{seed}"
 
 
 def default_run_dir(cfg):
     return os.path.join("runs", cfg["dataset"], run_name(cfg["loss"], cfg["p"], cfg["n_critic"], cfg["seed"],
-                                                              cfg["adam_eps"]))
+                                                              cfg["adam_eps"], cfg["clip"], cfg["clip_params"],
+                                                              cfg["dataset"]))
 
 
 def resolve_device(name):

@@ -80,7 +80,8 @@ def fabricate_run(runs_dir, name, loss, p, seed, status, **metrics):
     run_dir = os.path.join(runs_dir, dataset, name)
     os.makedirs(run_dir)
     cfg = {"dataset": dataset, "loss": loss, "p": p, "seed": seed, "eval_n": 2500,
-           "hardware": "test cpu", **{k: metrics.pop(k) for k in ("n_critic", "adam_eps") if k in metrics}}
+           "hardware": "test cpu",
+           **{k: metrics.pop(k) for k in ("n_critic", "adam_eps", "arch", "clip", "clip_params") if k in metrics}}
     json.dump(cfg, open(os.path.join(run_dir, "config.json"), "w"))
     json.dump({"status": status, "step": step, "total_steps": total_steps, "epoch": 0.5, **metrics},
               open(os.path.join(run_dir, "summary.json"), "w"))
@@ -170,10 +171,11 @@ def test_tables_go_beside_the_runs_and_merge_with_what_is_there(tmp_path):
     names another folder; rows are merged by run identity, and failed runs never replace good rows."""
     results = tmp_path / "results"
     results.mkdir()
-    earlier = pd.DataFrame([dict(dataset="grid25", loss="gan", p=None, n_critic=1, final_modes_mean=18.7, completed=3,
-                                 steps=30000),
-                            dict(dataset="ring8", loss="gan", p=None, n_critic=1, final_modes_mean=7.0, completed=2,
-                                 steps=100)])
+    reading = dict(arch="mlp", clip=0.0, clip_params=None)
+    earlier = pd.DataFrame([dict(dataset="grid25", loss="gan", p=None, n_critic=1, **reading, final_modes_mean=18.7,
+                                 completed=3, steps=30000),
+                            dict(dataset="ring8", loss="gan", p=None, n_critic=1, **reading, final_modes_mean=7.0,
+                                 completed=2, steps=100)])
     earlier.to_csv(results / "toy_table.csv", index=False)
     committed = [(f, open(os.path.join(ROOT, "results", f), "rb").read()) for f in sorted(os.listdir(
         os.path.join(ROOT, "results"))) if f.endswith(".csv")]
@@ -210,6 +212,25 @@ def test_runs_with_another_adam_eps_are_kept_apart_from_the_loss_seeds(tmp_path)
     assert sorted(zip(runs["final_fid"], runs["adam_eps"].fillna(0))) == [(200.0, 1e-12), (300.0, 0), (320.0, 0)]
     p8 = pd.read_csv(tmp_path / "results" / "table3.csv").set_index("p").loc[8]
     assert (p8["fid_mean"], p8["seeds"]) == (310.0, 2)
+
+
+def test_two_readings_of_the_papers_clipping_are_two_runs_and_two_table_rows(tmp_path):
+    """The paper's "weights clipped to [-0.01, 0.01]" read as every D parameter (the default) or as conv
+    and linear weights only: one loss and seed under both are two runs, with two names, two runs.csv
+    rows and two table rows, never one mean."""
+    args, passthrough = args_for(["--losses", "gan", "--clip-params", "weights"])
+    assert [name for name, _, _ in ablate_p.plan(args, passthrough)] == ["cifar10/gan-clipweights-seed0"]
+    args, passthrough = args_for(["--dataset", "ring8", "--losses", "gan", "wgan", "--clip", "0.01"])
+    assert [n for n, _, _ in ablate_p.plan(args, passthrough)] == ["ring8/gan-clip0.01-seed0", "ring8/wgan-seed0"]
+    for name, clip_params, fid in (("gan-seed0", "all", 150.0), ("gan-clipweights-seed0", "weights", 250.0)):
+        fabricate_run(tmp_path / "runs", name, "gan", None, 0, "completed", dataset="cifar10", final_fid=fid,
+                      best_fid=fid, arch="dcgan", clip=0.01, clip_params=clip_params)
+    ablate_p.write_tables(ablate_p.collect_rows(str(tmp_path / "runs")), str(tmp_path / "results"))
+    runs = pd.read_csv(tmp_path / "results" / "runs.csv")
+    assert sorted(zip(runs["clip_params"], runs["final_fid"])) == [("all", 150.0), ("weights", 250.0)]
+    gan = pd.read_csv(tmp_path / "results" / "table2.csv").query("loss == 'gan'").set_index("clip_params")
+    assert (gan.loc["all", "fid_mean"], gan.loc["weights", "fid_mean"]) == (150.0, 250.0)
+    assert "--clip-params weights" in gan.loc["weights", "note"] and "--clip-params" not in gan.loc["all", "note"]
 
 
 def test_figures_showing_runs_of_another_folder_are_kept(tmp_path):

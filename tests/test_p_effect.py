@@ -39,11 +39,23 @@ def test_one_seed_per_p_cannot_be_tested(capsys):
     assert code.value.code == 2 and "two seeds" in capsys.readouterr().err
 
 
-def fake_run(root, p, seed, fid, status="completed", loss="minkowski"):
-    run = os.path.join(root, "folder", f"{loss}-p{p}-seed{seed}")
+def fake_run(root, p, seed, fid, status="completed", loss="minkowski", clip_params="all"):
+    run = os.path.join(root, "folder", f"{loss}-p{p}-{clip_params}-seed{seed}")
     os.makedirs(run)
-    json.dump({"loss": loss, "p": p, "seed": seed, "dataset": "folder", "hardware": "cpu"}, open(f"{run}/config.json", "w"))
+    json.dump({"loss": loss, "p": p, "seed": seed, "dataset": "folder", "hardware": "cpu", "clip": 0.01,
+               "clip_params": clip_params}, open(f"{run}/config.json", "w"))
     json.dump({"status": status, "final_fid": fid, "epoch": 2.0, "step": 1562}, open(f"{run}/summary.json", "w"))
+
+
+def test_each_reading_of_the_clipping_is_tested_alone(tmp_path):
+    runs = str(tmp_path / "runs")
+    for p, fids in {1: [300, 310], 4: [150, 160]}.items():
+        for seed, fid in enumerate(fids):
+            fake_run(runs, p, seed, fid)
+            fake_run(runs, p, seed, fid + 1000, clip_params="weights")
+    assert sorted(p_effect.minkowski_runs(runs, "final_fid")["final_fid"]) == [150, 160, 300, 310]
+    weights = p_effect.minkowski_runs(runs, "final_fid", clip_params="weights")
+    assert sorted(weights["final_fid"]) == [1150, 1160, 1300, 1310]
 
 
 def test_main_reads_completed_minkowski_runs_and_draws_the_figure(tmp_path):

@@ -443,6 +443,10 @@ def test_run_names_show_a_non_default_critic_count():
     assert train.run_name("gan", None, 3, 0) == "gan-ncritic3-seed0"
     assert train.run_name("minkowski", 8.0, 1, 0, 1e-8) == "minkowski-p8-seed0"
     assert train.run_name("minkowski", 8.0, 1, 0, 1e-12) == "minkowski-p8-eps1e-12-seed0"
+    assert train.run_name("gan", None, 1, 0, clip=0.01, clip_params="weights") == "gan-clipweights-seed0"
+    assert train.run_name("gan", None, 1, 0, clip=0.01, dataset="ring8") == "gan-clip0.01-seed0"
+    assert train.run_name("wgan", None, 5, 0, clip=0.01, dataset="ring8") == "wgan-seed0"  # WGAN's own default
+    assert train.run_name("gan", None, 1, 0, clip=0.0, clip_params="weights") == "gan-clip0-seed0"  # nothing clipped
 
 
 def test_adam_eps_reaches_both_optimizers_and_a_resume_keeps_it(tmp_path, capsys):

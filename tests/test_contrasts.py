@@ -1,0 +1,103 @@
+"""contrasts.py: the Welch interval against scipy, its power against a simulation, Holm against
+its definition, the pre-registered verdicts, and the contrasts read from a runs.csv."""
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import contrasts
+from utils import run_main
+
+
+def test_welch_interval_and_p_value_equal_scipys():
+    rng = np.random.default_rng(0)
+    for n_a, n_b in [(2, 2), (5, 5), (5, 3), (12, 4)]:
+        a, b = rng.normal(170, 15, n_a), rng.normal(180, 30, n_b)
+        ours = contrasts.welch(a, b)
+        ref = stats.ttest_ind(a, b, equal_var=False)
+        ci = ref.confidence_interval(0.95)
+        assert ours["p_value"] == pytest.approx(ref.pvalue, rel=1e-10)
+        assert (ours["ci_low"], ours["ci_high"]) == pytest.approx((ci.low, ci.high), rel=1e-10)
+        assert ours["df"] == pytest.approx(ref.df, rel=1e-10)
+
+
+def test_welch_power_matches_scipys_welch_test_on_simulated_runs():
+    """The rejection rate of scipy's Welch test on normal samples with a true difference, within
+    three Monte-Carlo standard errors of both simulations."""
+    rng = np.random.default_rng(1)
+    for gap, sd_a, sd_b, n_a, n_b in [(28.8, 16.7, 16.7, 5, 5), (28.8, 16.7, 16.7, 2, 2), (10.0, 5.0, 15.0, 6, 4)]:
+        sims = 20000
+        a = rng.normal(gap, sd_a, (sims, n_a))
+        b = rng.normal(0.0, sd_b, (sims, n_b))
+        rejected = stats.ttest_ind(a, b, axis=1, equal_var=False).pvalue < 0.05
+        power = contrasts.welch_power(gap, sd_a, sd_b, n_a, n_b)
+        se = np.sqrt(power * (1 - power) / sims) + np.sqrt(power * (1 - power) / 200_000)
+        assert abs(rejected.mean() - power) < 3 * se, (gap, n_a, rejected.mean(), power)
+
+
+def test_welch_power_reaches_the_closed_forms_where_they_hold():
+    """With no effect it is the test's size: alpha with many runs, a little below it with few (Welch's
+    test is conservative for equal SDs); with many runs per arm the sample SDs are the true ones and
+    the power is the noncentral t's at the Welch degrees of freedom."""
+    assert contrasts.welch_power(0.0, 16.7, 16.7, 60, 60) == pytest.approx(0.05, abs=0.003)
+    assert 0.04 < contrasts.welch_power(0.0, 16.7, 16.7, 5, 5) < 0.05
+    se, df = 16.7 * np.sqrt(2 / 200), 398
+    crit = stats.t.ppf(0.975, df)
+    closed = stats.nct.sf(crit, df, 5.0 / se) + stats.nct.cdf(-crit, df, 5.0 / se)
+    assert contrasts.welch_power(5.0, 16.7, 16.7, 200, 200, draws=20000) == pytest.approx(closed, abs=0.012)
+
+
+def test_holm_is_the_step_down_adjustment():
+    # sorted p = 0.01, 0.02, 0.04 -> 3 * 0.01, max(0.03, 2 * 0.02), max(0.04, 1 * 0.04)
+    np.testing.assert_allclose(contrasts.holm([0.04, 0.01, 0.02]), [0.04, 0.03, 0.04])
+    np.testing.assert_allclose(contrasts.holm([0.5, 0.6]), [1.0, 1.0])
+
+
+@pytest.mark.parametrize("low, high, gap, expected", [
+    (-40, -5, -98.2, "supported"), (3, 30, -98.2, "contradicted"), (-20, 25, -98.2, "paper's gap excluded"),
+    (-40, 10, -28.8, "inconclusive"), (-40, 10, float("nan"), "inconclusive"),
+])
+def test_verdicts_follow_the_preregistered_rule(low, high, gap, expected):
+    assert contrasts.verdict(low, high, gap) == expected
+
+
+def runs_csv(path, arms):
+    rows = []
+    for (loss, p, n_critic, clip_params, epochs), fids in arms.items():
+        for seed, fid in enumerate(fids):
+            rows.append(dict(run=f"folder/{loss}{p}-{clip_params}-seed{seed}", dataset="folder", loss=loss, p=p,
+                             n_critic=n_critic, clip_params=clip_params, seed=seed, epochs=epochs, status="completed",
+                             total_steps=round(781 * epochs / n_critic), final_fid=fid, device="cpu"))
+    rows.append({**rows[0], "seed": 9, "status": "diverged", "final_fid": 999.0})  # never counted
+    pd.DataFrame(rows).to_csv(path, index=False)
+
+
+def test_contrasts_from_a_runs_csv_keep_readings_and_budgets_apart(tmp_path):
+    path = tmp_path / "runs.csv"
+    runs_csv(path, {("gan", None, 1, "all", 2.0): [160, 170, 180], ("wgan", None, 5, "all", 2.0038): [200, 205, 210],
+                    ("minkowski", 4.0, 1, "all", 2.0): [170, 175, 190], ("minkowski", 1.0, 1, "all", 2.0): [165, 168],
+                    ("minkowski", 4.0, 1, "weights", 2.0): [300, 320], ("gan", None, 1, "weights", 2.0): [250, 260],
+                    ("gan", None, 1, "all", 1.0): [999, 999]})
+    out = tmp_path / "contrasts.csv"
+    assert contrasts.main([str(path), "--csv", str(out), "--figure", str(tmp_path / "c.png")]) == 0
+    rows = pd.read_csv(out).set_index(["reading", "b"])
+    gan = rows.loc[("all", "gan")]
+    assert (gan["n_a"], gan["n_b"], gan["mean_diff"]) == (3, 3, pytest.approx(178.333333 - 170, rel=1e-6))
+    assert gan["paper_gap"] == pytest.approx(99.6 - 197.8) and gan["verdict"] == "paper's gap excluded"
+    assert rows.loc[("all", "wgan"), "steps_b"] == 313 and rows.loc[("all", "wgan"), "n_b"] == 3
+    assert rows.loc[("weights", "gan"), "mean_diff"] == pytest.approx(55.0)
+    assert len(rows) == 4  # the weights reading has no WGAN or p = 1 runs: no row, not a mixed one
+    family = rows.loc["all"]
+    np.testing.assert_allclose(family["p_holm"], contrasts.holm(family["p_value"]))
+    assert os.path.getsize(tmp_path / "c.png") > 0
+
+
+def test_a_file_that_is_not_a_runs_csv_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "x.csv"
+    bad.write_text("name,score\na,1\n")
+    with pytest.raises(SystemExit) as code:
+        run_main(lambda: contrasts.main([str(bad)]))
+    err = capsys.readouterr().err
+    assert code.value.code == 2 and err.count("\n") == 1 and "no column" in err
