@@ -212,3 +212,26 @@ def test_prdc_boundary_of_a_ball_is_outside():
     real = np.arange(10.0)[:, None]
     assert metrics.prdc(np.array([[10.0], [30.0]]), real, k_pr=1, k_dc=1)["precision"] == 0.0
     assert metrics.prdc(np.array([[9.5], [30.0]]), real, k_pr=1, k_dc=1)["precision"] == 0.5
+
+
+def test_moment_gaps_are_the_mean_absolute_differences_of_scipys_skewness_and_kurtosis():
+    from scipy import stats as sstats
+    rng = np.random.default_rng(0)
+    real = np.column_stack([rng.normal(size=4000), rng.exponential(size=4000), rng.standard_t(6, size=4000)])
+    fake = np.column_stack([rng.uniform(size=3000), rng.normal(size=3000), rng.exponential(size=3000)])
+    gaps = metrics.moment_gaps(fake, real)
+    skew = np.abs(sstats.skew(fake) - sstats.skew(real)).mean()
+    kurt = np.abs(sstats.kurtosis(fake) - sstats.kurtosis(real)).mean()
+    assert gaps["skew_gap"] == pytest.approx(skew, rel=1e-10) and gaps["kurtosis_gap"] == pytest.approx(kurt, rel=1e-10)
+    assert gaps["real_abs_kurtosis"] == pytest.approx(np.abs(sstats.kurtosis(real)).mean(), rel=1e-10)
+    same = metrics.moment_gaps(real * 7.0 + 3.0, real)  # moments are free of location and scale
+    assert same["skew_gap"] == pytest.approx(0, abs=1e-9) and same["kurtosis_gap"] == pytest.approx(0, abs=1e-9)
+
+
+def test_constant_coordinates_have_no_moments_and_are_left_out():
+    rng = np.random.default_rng(1)
+    real = np.column_stack([rng.normal(size=500), np.full(500, 2.0)])
+    fake = np.column_stack([rng.normal(size=500), rng.normal(size=500)])
+    assert metrics.moment_gaps(fake, real)["coordinates"] == 1
+    with pytest.raises(metrics.UserError):
+        metrics.moment_gaps(np.ones((10, 2)), real)

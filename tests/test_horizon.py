@@ -1,0 +1,53 @@
+"""horizon.py: rows per evaluation with D's regime at that step, the final FID of 5000 beside them,
+and the power-law fit of the logits' growth."""
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import horizon
+
+
+def fake_run(folder, name, loss, p, absmax):
+    """A 10-epoch run of 100 steps an epoch, logged every 50 steps, evaluated at epochs 1, 2, 4, 10."""
+    run = os.path.join(folder, name)
+    os.makedirs(run)
+    json.dump({"dataset": "folder", "loss": loss, "p": p, "seed": 0, "n_critic": 1, "clip": 0.01, "clip_params": "all",
+               "arch": "dcgan", "eval_n": 2000, "total_steps": 1000, "hardware": "cpu"},
+              open(os.path.join(run, "config.json"), "w"))
+    steps = np.arange(50, 1001, 50)
+    pd.DataFrame({"step": steps, "epoch": steps / 100, "loss_d": 1.0, "loss_g": 1.0, "grad_norm_d": 1.0,
+                  "logit_real": 0.3 * steps / 100, "logit_fake": -0.1 * steps / 100, "logit_absmax": absmax(steps / 100),
+                  "clip_share": 0.5}).to_csv(os.path.join(run, "metrics.csv"), index=False)
+    pd.DataFrame({"step": [100, 200, 400, 1000], "fid": [300.0, 250.0, 200.0, 150.0], "kid": 0.1, "precision": 0.2,
+                  "recall": 0.0, "density": 0.3, "coverage": [0.01, 0.02, 0.03, 0.04]}).to_csv(
+        os.path.join(run, "eval.csv"), index=False)
+    return run
+
+
+def test_rows_carry_the_regime_at_each_evaluation_and_the_final_fid_of_5000(tmp_path):
+    runs = tmp_path / "runs"
+    fake_run(runs, "gan-seed0", "gan", 4.0, lambda e: 0.2 * e ** 0.5)
+    fake_run(runs, "minkowski-p4-seed0", "minkowski", 4.0, lambda e: 0.1 * e ** 1.5)
+    final = tmp_path / "fid5000.csv"
+    pd.DataFrame({"run": [str(runs / "gan-seed0")], "steps": [1000], "n_fake": [5000], "fid": [120.0]}).to_csv(final, index=False)
+    out, fits, figure = tmp_path / "horizon.csv", tmp_path / "fits.csv", tmp_path / "horizon.png"
+    assert horizon.main([str(runs), "--final-csv", str(final), "--csv", str(out), "--fit-csv", str(fits),
+                         "--figure", str(figure)]) == 0
+    rows = pd.read_csv(out)
+    gan = rows[rows["loss"] == "gan"].set_index(["n", "epoch"])
+    assert gan.loc[(2000, 4.0), "fid"] == 200.0 and gan.loc[(5000, 10.0), "fid"] == 120.0
+    assert gan.loc[(2000, 4.0), "logit_gap"] == pytest.approx(0.4 * 4)  # the interval that ends at step 400
+    assert gan.loc[(2000, 1.0), "metrics_step"] == 100 and gan.loc[(2000, 1.0), "clip_share"] == 0.5
+    assert len(rows) == 9  # 4 evaluations per run, and the one final FID of 5000
+    fit = pd.read_csv(fits).set_index("label")
+    assert fit.loc["gan", "exponent"] == pytest.approx(0.5) and fit.loc["minkowski p=4", "exponent"] == pytest.approx(1.5)
+    assert fit.loc["gan", "logit_absmax_at_200"] == pytest.approx(0.2 * 200 ** 0.5)
+    assert fit.loc["gan", "points"] == 3 and os.path.getsize(figure) > 0  # epochs 2, 4, 10 (from --fit-from 2)
+
+
+def test_the_regime_of_an_evaluation_before_the_first_log_is_missing():
+    metrics = pd.DataFrame({"step": [50], "logit_real": [1.0], "logit_fake": [0.0], "logit_absmax": [1.0]})
+    assert np.isnan(horizon.regime_at(metrics, 10)["logit_gap"])

@@ -1,0 +1,42 @@
+"""moments.py on a short 2-D run and on a short image run (random Inception weights): rows per space,
+and the gaps are metrics.moment_gaps of the samples evaluate.py draws."""
+import os
+
+import pandas as pd
+import pytest
+import torch
+
+import data
+import evaluate
+import moments
+import train
+from utils import run_main
+
+
+def test_moment_rows_of_a_toy_run_are_the_gaps_of_its_evaluation_samples(tmp_path):
+    out = str(tmp_path / "run")
+    with pytest.raises(SystemExit):
+        run_main(lambda: train.main(["--dataset", "ring8", "--loss", "gan", "--steps", "20", "--out", out]))
+    csv = tmp_path / "moments.csv"
+    assert moments.main([out, "--n", "500", "--csv", str(csv)]) == 0
+    rows = pd.read_csv(csv).set_index("space")
+    G, cfg, _ = evaluate.load_run(out)
+    fake = evaluate.generate(G, cfg["z_dim"], 500, seed=evaluate.EVAL_NOISE_SEED).numpy()
+    real = data.sample_toy("ring8", 500, torch.Generator().manual_seed(0)).numpy()
+    expected = moments.moment_gaps(fake, real)
+    assert rows.loc["coordinates", "kurtosis_gap"] == pytest.approx(expected["kurtosis_gap"], rel=1e-9)
+    assert rows.loc["coordinates_real_vs_real", "kurtosis_gap"] < rows.loc["coordinates", "kurtosis_gap"]
+    assert rows.loc["coordinates", "clip_params"] != rows.loc["coordinates", "clip_params"]  # unclipped: none
+
+
+def test_image_runs_give_pixel_feature_and_floor_rows(tmp_path, tiny_images):
+    out = str(tmp_path / "run")
+    with pytest.raises(SystemExit):
+        run_main(lambda: train.main(["--dataset", "folder", "--data-root", tiny_images, "--loss", "gan", "--steps", "2",
+                                     "--batch-size", "8", "--out", out]))
+    csv = tmp_path / "moments.csv"
+    assert moments.main([out, "--n", "20", "--fid-weights", "random", "--stats-dir", str(tmp_path / "stats"),
+                         "--csv", str(csv)]) == 0
+    rows = pd.read_csv(csv).set_index("space")
+    assert sorted(rows.index) == ["inception", "pixels", "pixels_real_vs_real"]
+    assert rows.loc["pixels", "coordinates"] <= 3072 and rows.loc["inception", "coordinates"] <= 2048
