@@ -6,6 +6,7 @@
 A run directory holds config.json, metrics.csv, samples/, checkpoints/last.pt and summary.json;
 `--resume` continues a run exactly where it stopped.
 """
+import argparse
 import csv
 import json
 import math
@@ -110,7 +111,21 @@ def build_parser():
       help="also evaluate at these steps (e.g. at chosen epochs of a long run), and at the end")
     a("--eval-n", type=int, default=None, help="samples per evaluation; default 5000 images, 2500 2-D points")
     a("--fid-weights", default=None, help="path of pytorch-fid's Inception weights, for offline use")
+    a("--tensorboard", action=TensorBoardFlag, nargs=0, default=False,
+      help="also write metrics.csv's and eval.csv's rows and the sample grids as TensorBoard events in "
+           "<out>/tensorboard, to watch a run live (needs the tensorboard package)")
     return ap
+
+
+class TensorBoardFlag(argparse.Action):
+    """--tensorboard, refused while parsing, before any file is touched, where the package is missing."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        try:
+            import tensorboard  # noqa: F401
+        except ImportError:
+            parser.error("--tensorboard needs the tensorboard package: pip install tensorboard")
+        setattr(namespace, self.dest, True)
 
 
 def resolve(args):
@@ -459,6 +474,38 @@ class MetricsLog:
         self.file.close()
 
 
+class TensorBoard:
+    """--tensorboard: each row of metrics.csv and eval.csv, and each sample grid, as TensorBoard events
+    in <out>/tensorboard; without the flag every call does nothing. Events from first_step on are purged,
+    as metrics.csv drops the rows past a resumed checkpoint (a fresh run: every earlier event)."""
+
+    def __init__(self, out, enabled, first_step):
+        self.writer = None
+        if enabled:
+            from torch.utils.tensorboard import SummaryWriter
+            self.writer = SummaryWriter(os.path.join(out, "tensorboard"), purge_step=first_step)
+
+    def scalars(self, group, row):
+        """A logged row, {"step": ..., name: value}, as the scalars <group>/<name> (finite values only)."""
+        if self.writer:
+            for name, value in row.items():
+                if name != "step" and isinstance(value, (int, float)) and math.isfinite(value):
+                    self.writer.add_scalar(f"{group}/{name}", value, row["step"])
+            self.writer.flush()
+
+    def image(self, path, step):
+        """The sample grid (or 2-D scatter) just saved at path."""
+        if self.writer:
+            import numpy as np
+            from PIL import Image
+            self.writer.add_image("samples", np.asarray(Image.open(path).convert("RGB")), step, dataformats="HWC")
+            self.writer.flush()
+
+    def close(self):
+        if self.writer:
+            self.writer.close()
+
+
 def save_samples(G, fixed_z, path, real_points=None):
     """An 8x8 grid of G's images, or a scatter of its 2-D points over the data."""
     with eval_mode(G), torch.no_grad():
@@ -623,6 +670,7 @@ def train(cfg, device, dataset, ckpt):
         print(f"{out}: resuming at step {trainer.step} of {total_steps}")
     atomic_write_text(os.path.join(out, "config.json"), json.dumps({**cfg, **environment(device)}, indent=2) + "\n")
     log = MetricsLog(os.path.join(out, "metrics.csv"), resume_step=trainer.step if ckpt else None)
+    board = TensorBoard(out, cfg["tensorboard"], trainer.step + 1 if ckpt else 0)
     images = dataset.dtype == torch.uint8
     fixed_z = torch.randn(64 if images else 2000, cfg["z_dim"], generator=torch.Generator().manual_seed(cfg["seed"] + 1))
     fixed_z, real_points = fixed_z.to(device), None if images else dataset[:2000]
@@ -646,8 +694,11 @@ def train(cfg, device, dataset, ckpt):
             checkpoint()
             evals.append({"step": step, **evaluator(trainer.G, step)})
             atomic_write_csv(pd.DataFrame(evals), os.path.join(out, "eval.csv"))
+            board.scalars("eval", evals[-1])
         if due(cfg["sample_every"], step, total_steps):
-            save_samples(trainer.G, fixed_z, os.path.join(out, "samples", f"step{step:07d}.png"), real_points)
+            sample_path = os.path.join(out, "samples", f"step{step:07d}.png")
+            save_samples(trainer.G, fixed_z, sample_path, real_points)
+            board.image(sample_path, step)
         if eval_now or due(cfg["ckpt_every"], step, total_steps):
             checkpoint()
 
@@ -681,6 +732,7 @@ def train(cfg, device, dataset, ckpt):
                 if due(cfg["log_every"], step, total_steps):
                     values = (window / window_n).tolist()  # the one host sync per log interval
                     log.write([step, round(batches.epoch(), 4), *values, round(time.time() - start, 2)])
+                    board.scalars("train", log.last_row)
                     bar.set_postfix(loss_d=f"{values[0]:.4f}", loss_g=f"{values[1]:.4f}")
                     window.zero_()
                     window_n = 0
@@ -697,6 +749,7 @@ def train(cfg, device, dataset, ckpt):
     finally:
         bar.close()
         log.close()
+        board.close()
     write_summary(cfg, status, trainer, total_steps, log.last_row, evals, time.time() - start)
     if status == "diverged":
         print(f"{out}: diverged (NaN or Inf loss) before step {trainer.step}; the last good checkpoint is kept",
