@@ -166,10 +166,11 @@ def plot(rows, path):
     ax.set_yticks(y, labels, fontsize=8)
     ax.plot([], [], "s", mfc="none", c="tab:red", label="paper's gap (200 epochs)")
     epochs = ", ".join(f"{e:g}" for e in sorted(rows["epochs"].unique()))
-    ax.set(xlabel=f"difference of {rows['metric'].iloc[0].replace('_', ' ')}, Welch 95% interval",
-           title=f"Pre-registered contrasts at {epochs} epochs (CIFAR-10 JPEG, CPU)")
-    ax.legend(fontsize=8, loc="best")
+    ax.set_xlabel(f"difference of {rows['metric'].iloc[0].replace('_', ' ')} (a - b), Welch 95% interval")
+    ax.set_title(f"Pre-registered contrasts, {epochs} epochs (CIFAR-10 JPEG copy, CPU)", fontsize=9)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.3), frameon=False)
     ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
     figures.save_figure(fig, path)
 
 
