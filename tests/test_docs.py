@@ -1,0 +1,196 @@
+"""README.md and docs/: every results table is what report.py writes from the committed results, the
+prose types no result by hand, every link and file named resolves, and the README stays a front page."""
+import os
+import re
+import shutil
+import subprocess
+
+import pandas as pd
+import pytest
+
+import report
+from utils import UserError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+README = os.path.join(ROOT, "README.md")
+# Numbers with a decimal point that prose may type: settings, not results (each one a train.py,
+# dynamics.py or protocol value, or a quantity in a formula). A result goes in a generated block.
+SETTINGS = {"0.01", "0.02", "0.05", "0.2", "0.5", "0.8", "0.999", "1.5", "2.5", "3.10"}  # 3.10: Python's version
+# A dated plan, not edited once its runs start: its numbers are those of the results it was written
+# beside, so the checks of typed numbers and named files pass it by (its links are still checked).
+FROZEN = ["docs/preregistration.md"]
+# The pre-registered campaign's results files: a block says "not yet measured" until they are committed.
+PENDING = ["results/contrasts.csv", "results/horizon.csv"]
+
+
+def text(path):
+    with open(path) as f:
+        return f.read()
+
+
+def prose(path):
+    """A document without its generated blocks, code (fenced, indented, inline), comments and link targets."""
+    body = report.BLOCK.sub("", text(path))
+    body = re.sub(r"```.*?```", "", body, flags=re.S)
+    body = re.sub(r"^(    |\t).*$", "", body, flags=re.M)
+    body = re.sub(r"<!--.*?-->", "", body, flags=re.S)
+    body = re.sub(r"`[^`]*`", "", body)
+    return re.sub(r"\]\([^)]*\)", "]", body)
+
+
+def test_every_generated_block_is_what_report_writes_from_the_committed_results():
+    assert report.stale() == [], "run python report.py"
+
+
+def test_a_changed_fid_in_runs_csv_makes_the_documents_stale(tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(os.path.join(ROOT, "results"), results)
+    runs = pd.read_csv(results / "runs.csv")
+    row = runs.index[(runs["run"] == "folder/minkowski-p4-seed0") & (runs["total_steps"] == 1562)][0]
+    runs.loc[row, "final_fid"] += 1.0
+    runs.to_csv(results / "runs.csv", index=False)
+    assert "README.md" in report.stale(results=str(results))
+    assert report.main(["--check", "--results", str(results)]) == 1
+
+
+def with_row(results, **changes):
+    """results/runs.csv with one more run: a copy of GAN seed 0 at 2 epochs, changed."""
+    runs = pd.read_csv(results / "runs.csv")
+    row = runs[(runs["run"] == "folder/gan-seed0") & (runs["total_steps"] == 1562)].assign(**changes)
+    pd.concat([runs, row]).to_csv(results / "runs.csv", index=False)
+
+
+def test_tables_never_average_two_readings_of_the_clipping(tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(os.path.join(ROOT, "results"), results)
+    before = report.table2(str(results), 2)
+    with_row(results, clip_params="weights", seed=7, final_fid=999.0)
+    assert report.table2(str(results), 2) == before
+    weights = report.table2(str(results), 2, clip_params="weights")
+    assert "| GAN | 197.8 | 999.0 | 999.0 |" in weights and "conv and linear weights only" in weights
+    assert "Not yet measured" in report.table3(str(results), 2, clip_params="weights")
+
+
+def test_one_budget_of_two_fid_protocols_is_an_error(tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(os.path.join(ROOT, "results"), results)
+    with_row(results, seed=7, n_fake=2000)
+    with pytest.raises(UserError, match="FID sample counts"):
+        report.table2(str(results), 2)
+
+
+def test_files_not_yet_committed_are_one_line_and_rendered_once_they_are(tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(os.path.join(ROOT, "results"), results)
+    for name in ("contrasts.csv", "horizon.csv"):
+        (results / name).unlink(missing_ok=True)
+    assert report.contrasts_csv(str(results)).startswith("Not yet measured") and "\n" not in report.contrasts_csv(str(results))
+    assert report.horizon(str(results)).startswith("Not yet measured")
+    pd.DataFrame([{"reading": "all", "metric": "final_fid", "epochs": 2.0, "steps": 1562, "a": "minkowski-p4",
+                   "b": "gan", "n_a": 5, "n_b": 5, "mean_a": 170.0, "mean_b": 160.0, "mean_diff": 10.0,
+                   "ci_low": -4.5, "ci_high": 24.5, "p_value": 0.15, "p_holm": 0.3, "paper_gap": -98.2,
+                   "power_at_paper_gap": 1.0, "excludes_zero": False, "excludes_paper_gap": True,
+                   "verdict": "paper's gap excluded", "hardware": "AMD EPYC x2 threads"}]).to_csv(results / "contrasts.csv",
+                                                                                          index=False)
+    assert "minkowski-p4 − gan" in report.contrasts_csv(str(results))
+    verdict = report.verdict(str(results))
+    assert "+10.0 FID (-4.5 to +24.5, Welch, 5 and 5 seeds; paper -98.2): paper's gap excluded" in verdict
+    assert "results/contrasts.csv" in verdict
+    rows = [{"loss": loss, "p": p, "n_critic": 1, "seed": 0, "clip_params": "all", "total_steps": 3124, "epoch": e,
+             "step": 781 * e, "n": n, "fid": 300.0 - e - (n == 5000) * 10, "logit_absmax": 0.2 * e,
+             "device": "Intel(R) Xeon(R) Processor x2 threads"}
+            for loss, p in (("gan", None), ("minkowski", 4.0)) for e in (1, 2, 4) for n in ((2000, 5000) if e == 4 else (2000,))]
+    pd.DataFrame(rows).to_csv(results / "horizon.csv", index=False)
+    horizon = report.horizon(str(results))
+    assert "| Minkowski p = 4, seed 0 | 299.0 | 298.0 | 296.0 |" in horizon  # FID of 2000: one protocol per table
+    assert "| FID of 5000 at epoch | 4 |" in horizon and "| GAN, seed 0 | 286.0 |" in horizon
+    assert "| GAN, seed 0 | 0.200 | 0.400 | 0.800 |" in horizon and "Intel Xeon x2 threads" in horizon
+
+
+def test_a_marker_naming_no_block_is_a_one_line_error():
+    with pytest.raises(UserError, match="no such block"):
+        report.render("<!-- report:tabel2 epochs=2 -->\n<!-- /report:tabel2 epochs=2 -->\n")
+    with pytest.raises(UserError, match="epoch"):
+        report.render("<!-- report:table2 epoch=2 -->\n<!-- /report:table2 epoch=2 -->\n")
+
+
+def test_a_rerun_replaces_exactly_the_blocks():
+    document = "Prose 1.\n<!-- report:paper -->\nold\n<!-- /report:paper -->\nProse 2: <!-- report:setup -->x<!-- /report:setup -->.\n"
+    rendered = report.render(document)
+    assert rendered.startswith("Prose 1.\n<!-- report:paper -->\n\n| Table 2 |") and "old" not in rendered
+    assert re.search(r"Prose 2: <!-- report:setup -->CIFAR-10[^\n]*<!-- /report:setup -->\.\n$", rendered)
+    assert report.render(rendered) == rendered
+
+
+def documents(frozen=True):
+    return [d for d in (os.path.relpath(p, ROOT) for p in report.documents(ROOT)) if frozen or d not in FROZEN]
+
+
+def tracked():
+    return subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+
+
+@pytest.mark.parametrize("document", documents(frozen=False))
+def test_prose_types_no_result_by_hand(document):
+    """A number with a decimal point outside a generated block is a setting, or it is a typed result
+    that will drift from its file."""
+    typed = set(re.findall(r"(?<![\w.:])\d+\.\d+(?![\w/])", prose(os.path.join(ROOT, document)))) - SETTINGS
+    assert not typed, f"{document}: {sorted(typed)} typed by hand: generate them with report.py"
+
+
+def budgets():
+    """Every epochs budget of the committed results, and the paper's and the pre-registered horizon's."""
+    runs = pd.read_csv(os.path.join(ROOT, "results", "runs.csv"))
+    toy = pd.read_csv(os.path.join(ROOT, "results", "toy_table.csv"))
+    return {round(e) for e in [*runs["epochs"], *toy["epochs"]]} | {200, 10}
+
+
+@pytest.mark.parametrize("document", documents(frozen=False))
+def test_every_budget_the_prose_names_has_results(document):
+    named = {int(n) for n in re.findall(r"(\d+) epochs?\b", prose(os.path.join(ROOT, document)))}
+    assert named <= budgets(), f"{document} names {sorted(named - budgets())} epochs, which no committed result has"
+
+
+def slug(heading):
+    """GitHub's anchor of a Markdown heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(path):
+    return {slug(h) for h in re.findall(r"^#+ (.*)$", text(path), flags=re.M)}
+
+
+@pytest.mark.parametrize("document", documents())
+def test_every_link_is_relative_and_resolves(document):
+    path = os.path.join(ROOT, document)
+    body = re.sub(r"`[^`\n]*`", "", text(path))
+    for target in re.findall(r"\]\(([^)\s]+)\)", body):
+        if re.match(r"https?://", target):
+            continue
+        assert not target.startswith("/"), f"{document}: {target} is absolute; link relatively"
+        file, _, anchor = target.partition("#")
+        linked = os.path.normpath(os.path.join(os.path.dirname(path), file)) if file else path
+        assert os.path.exists(linked), f"{document}: dead link {target}"
+        if anchor:
+            assert anchor in anchors(linked), f"{document}: {target} names no heading of {file or document}"
+
+
+@pytest.mark.parametrize("document", documents(frozen=False))
+def test_every_repository_path_the_prose_names_exists(document):
+    """A script or a path into one of the repository's folders, in backticks, exists (paths inside a
+    run directory are not the repository's, and what .gitignore names is made by running the code)."""
+    folders = {p.split("/")[0] for p in tracked() if "/" in p}
+    named = re.findall(r"`([\w.][\w./-]*/[\w./*-]*|[\w-]+\.(?:py|sh|sbatch))`", text(os.path.join(ROOT, document)))
+    missing = [n for n in named if (n.split("/")[0] in folders or "/" not in n) and "*" not in n
+               and n not in PENDING and not os.path.exists(os.path.join(ROOT, n))
+               and subprocess.run(["git", "check-ignore", "-q", n], cwd=ROOT).returncode != 0]
+    assert not missing, f"{document} names {missing}, which the repository does not hold"
+
+
+def test_the_readme_is_a_front_page_that_lists_every_file_and_folder():
+    readme = text(README)
+    assert len(readme.splitlines()) <= 250
+    layout = readme.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    top = {p.split("/")[0] + ("/" if "/" in p else "") for p in tracked()} - {"README.md"}
+    missing = [t for t in top if f"`{t.rstrip('/')}" not in layout and f"`{t}" not in layout]
+    assert not missing, f"README's layout lists no line for {missing}"
