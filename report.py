@@ -780,6 +780,26 @@ def gradient_ratios(results, epochs):
     return (gan / norms[norms["loss"] == "minkowski"].groupby("p")["norm"].mean()).to_dict()
 
 
+def steadiness(results, epochs=VERDICT_EPOCHS):
+    """Claim (c) by the pre-registered measure (H6): the coefficient of variation of D's gradient norm
+    over epoch 2 (results/stability.csv), per arm, and p = 4 - GAN with Welch's interval once both arms
+    have two runs with logs."""
+    table = read_csv(results, "stability.csv")
+    if table is None:
+        return "untested (H6: `stability.py` has not been run on committed logs)."
+    table = table[(table["clip_params"] == "all") & np.isclose(table["to_epoch"], epochs)]
+    cv = {arm_label(loss, p, int(k)): g["cv_grad_norm_d"] for (loss, p, k), g in
+          table.fillna({"p": 0}).groupby(["loss", "p", "n_critic"])}
+    listed = ", ".join(f"{name} {v.mean():.2f} ({len(v)})" for name, v in sorted(cv.items(), key=lambda kv: kv[1].mean()))
+    text = f"the coefficient of variation of D's gradient norm over epoch {epochs:g} (mean over runs; runs): {listed}"
+    p4, gan = cv.get("Minkowski p = 4", pd.Series(dtype=float)), cv.get("GAN", pd.Series(dtype=float))
+    if min(len(p4), len(gan)) < 2:
+        return f"not decidable yet (H6 needs two p = 4 runs with logs; {len(p4)} so far). Measured: {text}."
+    w = contrasts.welch(p4, gan)
+    return (f"{contrasts.verdict(w['ci_low'], w['ci_high'], float('nan'))} by H6: p = 4 − GAN {signed(w['mean_diff'], 3)} "
+            f"(Welch 95 % interval {interval(w['ci_low'], w['ci_high'], 3)}). Measured: {text}.")
+
+
 def verdict(results):
     runs = image_runs(results, VERDICT_EPOCHS)
     means = {k[1]: g["final_fid"].mean() for k, g in arms(runs[runs["loss"] == "minkowski"])}
@@ -801,7 +821,7 @@ def verdict(results):
         f"{min(level):.1f}–{max(level):.1f}, "
         f"p = 7 and 8 far behind ({means[7.0]:.1f}, {means[8.0]:.1f}); whether p matters among 1–6 is not established "
         "(too few seeds). [ANOVA and power](docs/results.md#does-p-matter)",
-        "- **(c) Steadier loss curves and D gradients (Figures 1–3): untested as pre-registered (H6).** What is measured "
+        f"- **(c) Steadier loss curves and D gradients (Figures 1–3):** {steadiness(results)} What differs for sure "
         f"is scale: over the last epoch GAN's D gradient norm is "
         + ", ".join(f"{r:.0f}x" if r >= 10 else f"{r:.1f}x" for r in ratios.values()) + " that of p = "
         + ", ".join(f"{p:g}" for p in ratios) + " (the run logs; the clipped regime predicts 2^p: "
