@@ -40,7 +40,7 @@ def compare(make_call, device, rounds, budget_s=0.05):
     """Median ms per call of make_call(mode)() for mode 'off' (eager) and 'on' (fused)."""
     calls = {}
     for mode in ("off", "on"):
-        ops.set_backend(mode)
+        ops.set_backend(mode, device)  # the fused ops run on `device` only once checked there
         fn = make_call()
         for _ in range(3):
             fn()
@@ -51,7 +51,7 @@ def compare(make_call, device, rounds, budget_s=0.05):
     times = {"off": [], "on": []}
     for _ in range(rounds):
         for mode in ("off", "on"):
-            ops.set_backend(mode)
+            ops.set_backend(mode, device)
             times[mode].append(per_call_ms(calls[mode], device, iters))
     ops.set_backend("off")
     return statistics.median(times["off"]), statistics.median(times["on"])
@@ -90,7 +90,7 @@ def frame(device, rows):
     df["torch"] = torch.__version__
     df["cpu_threads"] = torch.get_num_threads()
     df["loadavg_1m"] = round(os.getloadavg()[0], 2)  # other processes on the machine skew the figures
-    df["backend"] = ops.set_backend("on")
+    df["backend"] = ops.set_backend("on", device)
     ops.set_backend("off")
     return df
 

@@ -4,14 +4,20 @@ Each op has an eager PyTorch reference here; `set_backend` swaps in the fused C+
 kernels of csrc/ when they build. losses.py calls only the functions below.
 
 The fused ops (namespace `mink_gan`, see csrc/mink_ops.cpp) are built on first use with
-torch.utils.cpp_extension.load into a cache folder keyed by a hash of the sources, the torch
-version, the build flags and the GPUs' compute capabilities: ~/.cache/mink-gan/ops/<hash>, or
-$MINK_OPS_CACHE/<hash>. The .cu file is compiled only when torch.cuda.is_available(); when that
-build fails (a GPU but no nvcc, the usual pip-only install) the CPU-only build is used, with one
-warning. Builds are serialised with an OS file lock (released when a builder dies), so a killed
-build never hangs the next one; the stale cpp_extension `lock` file it leaves is removed. After
-loading, each op runs once on tiny inputs on every device against eager; a device that fails
-(e.g. a GPU architecture the build lacks) is dropped with one warning.
+torch.utils.cpp_extension's ninja build into a cache folder keyed by a hash of the sources, the torch and
+Python versions, the compilers' versions and every flag passed to them, the -gencode flags
+included: ~/.cache/mink-gan/ops/<hash>, or $MINK_OPS_CACHE/<hash>. The .cu file is compiled only
+when torch.cuda.is_available(), for $TORCH_CUDA_ARCH_LIST or else the visible GPUs' compute
+capabilities (no PTX), so the two name one build; nvcc's major version must be torch's CUDA's.
+When that build fails (a GPU but no nvcc, the usual pip-only install) the CPU-only build is used,
+with one warning. A failed build is remembered in <hash>-failed.log beside its folder, which holds
+its log: later processes fall back at once instead of compiling for minutes again, and a changed
+source or toolchain (a new hash) tries again. Builds are serialised with an OS file lock (released
+when a builder dies), so a killed build never hangs the next one; the stale cpp_extension `lock`
+file it leaves is removed. After loading, each op runs once on tiny inputs against eager on the
+device set_backend names (the training device), and only there: a device that fails (e.g. a GPU
+architecture the build lacks), or a GPU with a build without CUDA, is an error under 'on' and a
+warning and eager PyTorch under 'auto'.
 
 Half and bfloat16 inputs give a float32 loss (as eager under autocast on a GPU; a float16 loss
 would overflow under GradScaler's scale).
@@ -25,10 +31,13 @@ target requires grad). Double backward through the fused ops raises a RuntimeErr
 set_backend('off') for that.
 """
 import fcntl
+import functools
 import hashlib
 import logging
 import os
 import platform
+import re
+import subprocess
 import sys
 import time
 import warnings
@@ -64,11 +73,12 @@ def _arch_flags():
 BUILD_TIMEOUT_S = float(os.environ.get("MINK_OPS_BUILD_TIMEOUT", "1800"))
 
 _backend = "eager"
-_fused = None      # None (not tried), False (failed) or the backend name once loaded
-_fused_error = None
+_library = None    # None (not tried), False (failed), or what was loaded: "fused-cpu" or "fused-cpu+cuda"
+_library_error = None
+_cuda_error = None  # why a library without CUDA was loaded on a machine with a GPU
 _warned = False
 _registered = False
-_devices = set()   # devices ("cpu", "cuda:0", ...) the loaded library passed its self-check on
+_devices = {}      # device ("cpu", "cuda:0", ...) -> None where the self-check passed, else why it failed
 _DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 
@@ -93,7 +103,7 @@ def gradient_penalty_eager(g, lam, center=1.0):
 
 
 def _fused_ok(x):
-    return _backend != "eager" and str(x.device) in _devices and x.dtype in _DTYPES
+    return _backend != "eager" and _devices.get(str(x.device), "unchecked") is None and x.dtype in _DTYPES
 
 
 def minkowski_power(d, target, p, on_probs=True):
@@ -114,28 +124,32 @@ def gradient_penalty(g, lam, center=1.0):
     return gradient_penalty_eager(g, lam, center)
 
 
-def set_backend(mode):
-    """Choose the implementation ('auto', 'on', 'off'); return the name of the one in use.
+def set_backend(mode, device="cpu"):
+    """Choose the implementation ('auto', 'on', 'off') for tensors on `device`, the training device;
+    return the name of the one in use.
 
-    'on' raises UserError when the fused ops cannot be built; 'auto' then warns once and
-    uses eager.
+    'on' raises UserError when the fused ops cannot be built or do not run on `device` (a GPU with a
+    library built without CUDA, or a failed self-check there); 'auto' then warns once and uses eager.
     """
     global _backend, _warned
     if mode not in ("auto", "on", "off"):
         raise UserError(f"--fused must be auto, on or off, got {mode!r}")
+    _backend = "eager"
     if mode == "off":
-        _backend = "eager"
         return _backend
-    name = _load()
-    if name:
-        _backend = name
+    if not _load():
+        error = f"could not build the fused ops ({_library_error}); fix the compiler setup"
     else:
-        _backend = "eager"
-        if mode == "on":
-            raise UserError(f"could not build the fused ops ({_fused_error}); fix the compiler setup or use --fused off")
-        if not _warned:
-            _warned = True
-            warnings.warn(f"fused ops unavailable, using eager PyTorch ({_fused_error})", RuntimeWarning, stacklevel=2)
+        name = _device_name(device)
+        reason = _device_error(name)
+        error = reason and f"the fused ops do not run on {name} ({reason})"
+    if error is None:
+        _backend = _library
+    elif mode == "on":
+        raise UserError(f"{error}, or use --fused off")
+    elif not _warned:
+        _warned = True
+        warnings.warn(f"fused ops unavailable, using eager PyTorch: {error}", RuntimeWarning, stacklevel=2)
     return _backend
 
 
@@ -152,24 +166,86 @@ def cache_root():
 
 
 def source_hash(src_dir, with_cuda):
-    """Hash of everything that changes the built library."""
+    """Hash of everything that changes the built library: sources, versions, compilers and flags."""
     h = hashlib.sha256()
     names = CPP_SOURCES + HEADERS + (CUDA_SOURCES if with_cuda else ())
     for name in names:
         h.update(name.encode())
         with open(os.path.join(src_dir, name), "rb") as f:
             h.update(f.read())
-    h.update(repr((torch.__version__, sys.version_info[:2], with_cuda, CFLAGS + _arch_flags(), LDFLAGS, NVCC_FLAGS,
-                   cuda_arches() if with_cuda else None)).encode())
+    h.update(repr((torch.__version__, sys.version_info[:2], with_cuda, _compiler_version(_host_compiler()),
+                   CFLAGS + _arch_flags(), LDFLAGS) + (_nvcc_flags() if with_cuda else ())).encode())
     return h.hexdigest()[:16]
 
 
-def cuda_arches():
-    """What the .cu is compiled for: $TORCH_CUDA_ARCH_LIST, else (as cpp_extension does) the
-    compute capabilities of the visible GPUs, so nodes with other GPUs get their own build."""
-    if os.environ.get("TORCH_CUDA_ARCH_LIST"):
-        return os.environ["TORCH_CUDA_ARCH_LIST"]
-    return sorted({torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count())})
+def _nvcc_flags():
+    """nvcc's version line and every flag passed to it, for the cache key (the .cu's part of it)."""
+    nvcc = _nvcc()
+    return _compiler_version(nvcc) if nvcc else None, NVCC_FLAGS + cuda_arch_flags()
+
+
+def cuda_arch_flags():
+    """The -gencode flags the .cu is compiled with: for $TORCH_CUDA_ARCH_LIST, else for the visible
+    GPUs' compute capabilities (sm only, no PTX: a node with other GPUs gets its own build), so that
+    TORCH_CUDA_ARCH_LIST=9.0 and no setting on an H100 or H200 give one build, not two. build()
+    passes them to nvcc itself, so cpp_extension adds none of its own."""
+    arches = os.environ.get("TORCH_CUDA_ARCH_LIST", "")
+    if arches in ("", "native"):
+        arches = ";".join(sorted({"%d.%d" % torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count())}))
+    if not arches:
+        raise RuntimeError("no GPU is visible and TORCH_CUDA_ARCH_LIST is not set: no architecture to compile the .cu for")
+    saved = os.environ.get("TORCH_CUDA_ARCH_LIST")
+    os.environ["TORCH_CUDA_ARCH_LIST"] = arches  # cpp_extension parses the list (and names such as Hopper)
+    try:
+        return tuple(_cpp_extension()._get_cuda_arch_flags())
+    finally:
+        if saved is None:
+            del os.environ["TORCH_CUDA_ARCH_LIST"]
+        else:
+            os.environ["TORCH_CUDA_ARCH_LIST"] = saved
+
+
+def _cpp_extension():
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # no "No CUDA runtime" on CPU machines
+    from torch.utils import cpp_extension
+    return cpp_extension
+
+
+def _host_compiler():
+    return os.environ.get("CXX", "c++")  # as cpp_extension
+
+
+def _nvcc():
+    """The nvcc cpp_extension compiles with, or None where it finds no CUDA toolkit."""
+    home = _cpp_extension().CUDA_HOME
+    return os.path.join(home, "bin", "nvcc") if home else None
+
+
+@functools.lru_cache(maxsize=None)
+def _compiler_version(compiler):
+    """The line of `compiler --version` that names its version (None when it does not run)."""
+    try:
+        lines = subprocess.run([compiler, "--version"], capture_output=True, text=True, timeout=60).stdout.splitlines()
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return next((ln for ln in lines if "release" in ln), lines[0] if lines else None)
+
+
+def check_nvcc():
+    """nvcc's CUDA major version must be torch's: a mismatch fails late and obscurely, at linking or loading."""
+    nvcc = _nvcc()
+    version = _compiler_version(nvcc) if nvcc else None
+    if version is None:
+        raise RuntimeError(f"no nvcc at {nvcc or '$CUDA_HOME/bin/nvcc'}; set CUDA_HOME to a CUDA toolkit")
+    found = re.search(r"release (\d+)\.", version)
+    want = (torch.version.cuda or "none").split(".")[0]
+    if not found or found.group(1) != want:
+        raise RuntimeError(f"{nvcc} is {version.strip()!r}, but torch was built with CUDA {torch.version.cuda}: "
+                           f"set CUDA_HOME to a CUDA {want}.x toolkit")
+
+
+class BuildError(RuntimeError):
+    """A failed build, in one line that names the file holding its whole log."""
 
 
 def build(src_dir=None, with_cuda=None, load=True, verbose=False):
@@ -177,11 +253,10 @@ def build(src_dir=None, with_cuda=None, load=True, verbose=False):
 
     Returns the path of the built .so. Serialised across processes by an flock on
     <hash>.flock; holding it, any cpp_extension `lock` file in the build folder is stale
-    (its builder died) and is removed before building.
+    (its builder died) and is removed before building. A failed build (not a failed load) is
+    written to <hash>-failed.log, and while that file exists it is not tried again (BuildError).
     """
-    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # no "No CUDA runtime" on CPU machines
-    from torch.utils import cpp_extension
-
+    cpp_extension = _cpp_extension()
     src_dir = src_dir or SRC_DIR
     if with_cuda is None:
         with_cuda = torch.cuda.is_available()
@@ -189,6 +264,7 @@ def build(src_dir=None, with_cuda=None, load=True, verbose=False):
     name = f"mink_gan_ops_{key}"
     root = cache_root()
     build_dir = os.path.join(root, key)
+    failed = os.path.join(root, key + "-failed.log")
     os.makedirs(root, exist_ok=True)
     with open(os.path.join(root, key + ".flock"), "w") as lockf:
         deadline = time.monotonic() + BUILD_TIMEOUT_S
@@ -201,33 +277,65 @@ def build(src_dir=None, with_cuda=None, load=True, verbose=False):
                     raise RuntimeError(f"timed out after {BUILD_TIMEOUT_S:.0f}s waiting for another build in {build_dir}")
                 time.sleep(0.5)
         try:
-            os.makedirs(build_dir, exist_ok=True)
-            stale = os.path.join(build_dir, "lock")
-            if os.path.exists(stale):
-                os.remove(stale)
-            sources = [os.path.join(src_dir, n) for n in CPP_SOURCES + (CUDA_SOURCES if with_cuda else ())]
-            kwargs = dict(name=name, sources=sources, build_directory=build_dir, extra_cflags=list(CFLAGS + _arch_flags()),
-                          extra_ldflags=list(LDFLAGS), with_cuda=with_cuda, is_python_module=False, verbose=verbose)
-            if with_cuda:
-                kwargs["extra_cuda_cflags"] = list(NVCC_FLAGS)
-            if not os.path.exists(os.path.join(build_dir, name + ".so")):
-                print(f"building fused ops{' with CUDA' if with_cuda else ''} (takes minutes, once) in {build_dir}",
-                      file=sys.stderr, flush=True)
-            if load:
-                cpp_extension.load(**kwargs)
-            else:
-                _build_only(cpp_extension, kwargs)
+            _raise_remembered_failure(failed)
+            try:
+                _build_into(cpp_extension, src_dir, with_cuda, name, build_dir, verbose)
+            except Exception as e:
+                raise BuildError(f"{_one_line(e)}; {_remember_failure(failed, e)}") from e
         finally:
             fcntl.flock(lockf, fcntl.LOCK_UN)
-    return os.path.join(build_dir, name + ".so")
+    so = os.path.join(build_dir, name + ".so")
+    if load:
+        torch.ops.load_library(so)
+    return so
 
 
-def _build_only(cpp_extension, kwargs):
-    """The ninja build that load() runs, without loading the library into this process.
+def _build_into(cpp_extension, src_dir, with_cuda, name, build_dir, verbose):
+    """cpp_extension's ninja build of the sources into build_dir, with this module's flags (a no-op
+    when the library there is up to date)."""
+    if with_cuda:
+        check_nvcc()
+    os.makedirs(build_dir, exist_ok=True)
+    stale = os.path.join(build_dir, "lock")
+    if os.path.exists(stale):
+        os.remove(stale)
+    sources = [os.path.join(src_dir, n) for n in CPP_SOURCES + (CUDA_SOURCES if with_cuda else ())]
+    kwargs = dict(name=name, sources=sources, build_directory=build_dir, extra_cflags=list(CFLAGS + _arch_flags()),
+                  extra_ldflags=list(LDFLAGS), with_cuda=with_cuda, is_python_module=False, verbose=verbose)
+    if with_cuda:
+        kwargs["extra_cuda_cflags"] = list(NVCC_FLAGS + cuda_arch_flags())
+    if not os.path.exists(os.path.join(build_dir, name + ".so")):
+        print(f"building fused ops{' with CUDA' if with_cuda else ''} (takes minutes, once) in {build_dir}",
+              file=sys.stderr, flush=True)
+    _ninja_build(cpp_extension, kwargs)
 
-    For CI without a GPU (and so without a second registration of the mink_gan ops in a
-    process that already loaded the CPU build). Uses a private cpp_extension function; the
-    arguments are filtered by its signature to survive small API changes.
+
+def _raise_remembered_failure(failed):
+    """An earlier process failed this very build (same sources, toolchain and flags): fail at once."""
+    try:
+        with open(failed) as f:
+            summary = f.readline().strip()
+    except FileNotFoundError:
+        return
+    raise BuildError(f"this build failed before ({summary}); full log in {failed}; delete it to try again")
+
+
+def _remember_failure(failed, e):
+    """Write the error's one-line summary and its whole text to `failed`; say where (or that it could not)."""
+    try:
+        with open(failed, "w") as f:
+            f.write(f"{_one_line(e)}\n\n{e}\n")
+    except OSError as write_error:
+        return f"its log could not be written to {failed} ({write_error.strerror})"
+    return f"full log in {failed}"
+
+
+def _ninja_build(cpp_extension, kwargs):
+    """The ninja build that cpp_extension.load() runs, without its loading: build() loads the library
+    itself, so that a failed build is told apart from a failed load, and CI without a GPU can build
+    the CUDA library without a second registration of the mink_gan ops in a process that already
+    loaded the CPU build. Uses a private cpp_extension function; the arguments are filtered by its
+    signature to survive small API changes.
     """
     import inspect
 
@@ -239,64 +347,57 @@ def _build_only(cpp_extension, kwargs):
 
 
 def _load():
-    """Build and load the fused ops once per process; return the backend name or None."""
-    global _fused, _fused_error
-    if _fused is None:
+    """Build and load the fused ops once per process; return the library's name or None (why: _library_error)."""
+    global _library, _library_error
+    if _library is None:
         try:
             with_cuda = _build_with_cuda_or_cpu_only()
             _register_python_parts()
-        except Exception as e:  # any build or load failure: report it in one line, log the rest
-            _fused, _fused_error = False, _one_line(e) + _log_build_error(e)
+        except Exception as e:  # any build or load failure: report it in one line (a build's names its log)
+            _library, _library_error = False, _one_line(e)
         else:
+            _library = "fused-cpu+cuda" if with_cuda else "fused-cpu"
             _devices.clear()
-            candidates = ["cpu"] + ([f"cuda:{i}" for i in range(torch.cuda.device_count())] if with_cuda else [])
-            _devices.update(_passing_self_check(candidates))
-            if _devices:
-                _fused = "fused-cpu" + ("+cuda" if any(d.startswith("cuda") for d in _devices) else "")
-            else:
-                _fused, _fused_error = False, "the fused ops gave wrong results on every device (self-check)"
-    return _fused or None
+    return _library or None
 
 
 def _build_with_cuda_or_cpu_only():
     """Build with the .cu when a GPU is visible; if that fails, warn once and build for the CPU.
     Returns whether the loaded library has the CUDA kernels."""
+    global _cuda_error
     if torch.cuda.is_available():
         try:
             build(SRC_DIR, True)
             return True
         except Exception as e:
-            warnings.warn(f"the CUDA build of the fused ops failed ({_one_line(e)}{_log_build_error(e)}); "
-                          f"using the fused ops on the CPU only", RuntimeWarning, stacklevel=4)
+            _cuda_error = _one_line(e)
+            warnings.warn(f"the CUDA build of the fused ops failed ({_cuda_error}); using the fused ops on the CPU only",
+                          RuntimeWarning, stacklevel=4)
     build(SRC_DIR, False)
     return False
 
 
-def _log_build_error(e):
-    """Write the whole error to the cache folder; return '; full log in <path>' (or '')."""
-    try:
-        log = os.path.join(cache_root(), "last-build-error.log")
-        with open(log, "w") as f:
-            f.write(str(e))
-        return f"; full log in {log}"
-    except OSError:
-        return ""
+def _device_name(device):
+    """'cpu' or 'cuda:N' (the current GPU for a bare 'cuda'), as str(tensor.device) reads."""
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        return f"cuda:{torch.cuda.current_device()}"
+    return str(device)
 
 
-def _passing_self_check(devices):
-    """The devices on which each op and its backward match eager on tiny inputs, warning once
-    for those that fail (a build without a GPU's architecture fails at its first launch)."""
-    passing, failing = [], []
-    for device in devices:
+def _device_error(name):
+    """Why the loaded library cannot serve tensors on device `name`, or None: a GPU needs the CUDA
+    build, and each device passes the self-check (run once, on that device only) before it is used."""
+    if name.startswith("cuda") and _library != "fused-cpu+cuda":
+        return f"the library was built without CUDA: {_cuda_error or 'no GPU was visible when it was loaded'}"
+    if name not in _devices:
         try:
-            ok = _self_check(torch.device(device))
+            ok = _self_check(torch.device(name))
         except Exception as e:  # a kernel launch error, e.g. "no kernel image is available"
-            ok, device = False, f"{device} ({_one_line(e)})"
-        (passing if ok else failing).append(device)
-    if failing:
-        warnings.warn(f"fused ops disagree with eager or fail on {', '.join(failing)}: using eager there",
-                      RuntimeWarning, stacklevel=4)
-    return passing
+            _devices[name] = f"the self-check failed: {_one_line(e)}"
+        else:
+            _devices[name] = None if ok else "they disagree with eager there (self-check)"
+    return _devices[name]
 
 
 def _self_check(device):
@@ -320,6 +421,9 @@ def _self_check(device):
 
 
 def _one_line(e):
+    """The error's message in one line: its last line that says "error", else its last line."""
+    if isinstance(e, BuildError):
+        return str(e)
     text = str(e).strip().splitlines()
     errors = [ln.strip() for ln in text if "error" in ln.lower()]
     line = (errors[-1] if errors else (text[-1] if text else type(e).__name__))

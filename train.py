@@ -640,7 +640,7 @@ def main(argv=None):
     with rundir.locked(cfg["out"]):  # one process per run directory
         ckpt = prepare_run_dir(cfg)
         rundir.remove_stale_temporaries(cfg["out"])
-        cfg["backend"] = ops.set_backend(cfg["fused"])
+        cfg["backend"] = ops.set_backend(cfg["fused"], cfg["device"])  # --fused on: an error off the build's devices
         device = torch.device(cfg["device"])
         dataset = load_training_data(cfg)
         if ckpt is None:  # --overwrite, or --resume of a run that never wrote a checkpoint: start clean

@@ -30,7 +30,10 @@ CUDA = torch.cuda.is_available()
 
 @pytest.fixture(scope="module")
 def fused():
-    """The fused backend, active for the test; eager again afterwards."""
+    """The fused backend, active for the test (on the CPU, and checked on the GPU where there is one);
+    eager again afterwards."""
+    if CUDA:
+        assert ops.set_backend("on", "cuda") == "fused-cpu+cuda"
     name = ops.set_backend("on")
     assert name.startswith("fused-cpu")
     yield name
@@ -395,12 +398,14 @@ def test_broken_build_on_raises_and_auto_warns_once(fused, monkeypatch, tmp_path
         (src / name).write_text("#error deliberately broken source for the test\n")
     monkeypatch.setenv("MINK_OPS_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(ops, "SRC_DIR", str(src))
-    monkeypatch.setattr(ops, "_fused", None)
+    monkeypatch.setattr(ops, "_library", None)
     monkeypatch.setattr(ops, "_warned", False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the CPU build alone, on any machine
     with pytest.raises(UserError) as err:
         ops.set_backend("on")
     msg = str(err.value)
     assert "\n" not in msg and "could not build the fused ops" in msg and "--fused off" in msg
+    assert "deliberately broken" in msg and "full log in" in msg
     assert ops.backend() == "eager"
     with pytest.warns(RuntimeWarning, match="fused ops unavailable"):
         assert ops.set_backend("auto") == "eager"
@@ -411,7 +416,9 @@ def test_broken_build_on_raises_and_auto_warns_once(fused, monkeypatch, tmp_path
 
 
 def test_failed_cuda_build_falls_back_to_the_cpu_build(fused, monkeypatch):
-    """A GPU without nvcc: the combined build fails, the CPU-only one is used, with one warning."""
+    """A GPU without nvcc: the combined build fails, the CPU-only one is used, with one warning; then
+    training on the GPU is an error under --fused on and eager (one warning) under auto. Holds where a
+    GPU and the CUDA library are really there: the library loaded is the one the build step said."""
     built = []
 
     def fake_build(src_dir, with_cuda):
@@ -421,37 +428,125 @@ def test_failed_cuda_build_falls_back_to_the_cpu_build(fused, monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(ops, "build", fake_build)
-    monkeypatch.setattr(ops, "_fused", None)
-    monkeypatch.setattr(ops, "_devices", set())
+    monkeypatch.setattr(ops, "_library", None)
+    monkeypatch.setattr(ops, "_cuda_error", None)
+    monkeypatch.setattr(ops, "_devices", {})
+    monkeypatch.setattr(ops, "_warned", False)
     with pytest.warns(RuntimeWarning, match="CUDA build of the fused ops failed.*nvcc not found.*CPU only") as caught:
         assert ops.set_backend("on") == "fused-cpu"
     assert built == [True, False] and len(caught) == 1
-    assert ops._devices == {"cpu"}
+    assert ops._devices == {"cpu": None}
+    with pytest.raises(UserError, match="do not run on cuda:0 .*built without CUDA.*nvcc not found.*--fused off"):
+        ops.set_backend("on", "cuda:0")
+    with pytest.warns(RuntimeWarning, match="fused ops unavailable.*cuda:0.*built without CUDA") as caught:
+        assert ops.set_backend("auto", "cuda:0") == "eager"
+    assert len(caught) == 1 and ops._devices == {"cpu": None}  # no kernel was tried on the GPU
 
 
-def test_self_check_drops_a_failing_device(fused, monkeypatch):
-    """After loading, each device runs the ops against eager: one that disagrees is dropped, warning once."""
-    monkeypatch.setattr(ops, "_fused", None)
-    monkeypatch.setattr(ops, "_devices", set())
+def test_self_check_runs_on_the_training_device_only_and_a_failure_is_an_error(fused, monkeypatch):
+    """The ops run against eager on the device named, once, and on no other (a GPU machine's CPU run
+    opens no GPU context): one that disagrees is an error under 'on' and eager, warning once, under 'auto'."""
+    checked = []
+    real_check = ops._self_check
+    monkeypatch.setattr(ops, "_self_check", lambda device: checked.append(str(device)) or real_check(device))
+    monkeypatch.setattr(ops, "_devices", {})
+    monkeypatch.setattr(ops, "_warned", False)
+    assert ops.set_backend("on", "cpu") == fused and ops.set_backend("auto") == fused
+    assert checked == ["cpu"] and ops._devices == {"cpu": None}
+    ops._devices.clear()
     monkeypatch.setattr(ops, "minkowski_power_eager", lambda d, t, p, on_probs=True: EAGER_MINK(d, t, p, on_probs) * 1.01)
-    with pytest.warns(RuntimeWarning, match="fused ops disagree with eager or fail on cpu") as caught:
-        with pytest.raises(UserError, match="self-check"):
-            ops.set_backend("on")
-    assert len(caught) == 1 and ops.backend() == "eager"
-    monkeypatch.undo()
-    assert ops.set_backend("on") == fused and ops._devices == {"cpu"}
+    with pytest.raises(UserError, match="do not run on cpu .*disagree with eager.*self-check"):
+        ops.set_backend("on")
+    assert ops.backend() == "eager"
+    with pytest.warns(RuntimeWarning, match="fused ops unavailable.*cpu.*self-check") as caught:
+        assert ops.set_backend("auto") == "eager"
+    assert len(caught) == 1 and checked == ["cpu", "cpu"]  # checked once after the clear, not again
+    x = torch.randn(5)
+    monkeypatch.setattr(torch.ops, "mink_gan", None)  # a device that failed gets the eager op, whatever the backend
+    monkeypatch.setattr(ops, "_backend", fused)
+    torch.testing.assert_close(ops.minkowski_power(x, 1.0, 2.0), 1.01 * EAGER_MINK(x, 1.0, 2.0))
+
+
+def fake_gpus(monkeypatch, *caps):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: len(caps))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i: caps[i])
 
 
 def test_cache_key_has_the_gpus_compute_capabilities(monkeypatch):
     monkeypatch.delenv("TORCH_CUDA_ARCH_LIST", raising=False)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     keys = set()
     for caps in [[(7, 5), (7, 5)], [(8, 0), (8, 0)], [(9, 0), (9, 0)], [(9, 0), (8, 0)]]:
-        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i, caps=caps: caps[i])
+        fake_gpus(monkeypatch, *caps)
         keys.add(ops.source_hash(ops.SRC_DIR, True))
     assert len(keys) == 4
-    monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
-    assert ops.cuda_arches() == "8.0;9.0"
+    assert ops.cuda_arch_flags() == ("-gencode=arch=compute_80,code=sm_80", "-gencode=arch=compute_90,code=sm_90")
+    monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", "7.5")
+    assert ops.cuda_arch_flags() == ("-gencode=arch=compute_75,code=sm_75",)  # the list wins over the GPUs
+
+
+def test_one_build_per_arch_whether_the_arch_list_is_set_or_not(monkeypatch):
+    """Observed: no TORCH_CUDA_ARCH_LIST on an H200 built 9.0+PTX, TORCH_CUDA_ARCH_LIST=9.0 (the
+    compile test's) built 9.0 under another key: two builds of minutes. The key is now the flags
+    passed, the same for both; a list that asks for more (PTX) is another build."""
+    fake_gpus(monkeypatch, (9, 0))
+    monkeypatch.delenv("TORCH_CUDA_ARCH_LIST", raising=False)
+    unset = ops.source_hash(ops.SRC_DIR, True), ops.cuda_arch_flags()
+    monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", "9.0")
+    assert (ops.source_hash(ops.SRC_DIR, True), ops.cuda_arch_flags()) == unset
+    assert unset[1] == ("-gencode=arch=compute_90,code=sm_90",)
+    monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", "9.0+PTX")
+    assert ops.source_hash(ops.SRC_DIR, True) != unset[0]
+    assert os.environ["TORCH_CUDA_ARCH_LIST"] == "9.0+PTX"  # read, not changed
+    monkeypatch.delenv("TORCH_CUDA_ARCH_LIST")
+    ops.cuda_arch_flags()
+    assert "TORCH_CUDA_ARCH_LIST" not in os.environ
+    fake_gpus(monkeypatch)
+    with pytest.raises(RuntimeError, match="no GPU is visible and TORCH_CUDA_ARCH_LIST is not set"):
+        ops.cuda_arch_flags()
+
+
+@pytest.mark.parametrize("nvcc, torch_cuda, ok", [("release 13.0, V13.0.88", "13.0", True),
+                                                  ("release 13.1, V13.1.2", "13.0", True),
+                                                  ("release 12.8, V12.8.93", "13.0", False),
+                                                  (None, "13.0", False)])
+def test_nvcc_major_version_must_be_torchs_and_is_in_the_key(monkeypatch, nvcc, torch_cuda, ok):
+    monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", "9.0")
+    monkeypatch.setattr(ops, "_nvcc", lambda: "/opt/cuda/bin/nvcc")
+    monkeypatch.setattr(ops, "_compiler_version", lambda c: nvcc if c.endswith("nvcc") else "c++ (GCC) 13.2.0")
+    monkeypatch.setattr(torch.version, "cuda", torch_cuda)
+    if ok:
+        ops.check_nvcc()
+    else:
+        with pytest.raises(RuntimeError, match="no nvcc at /opt/cuda" if nvcc is None else "12.8.*CUDA 13.0.*13.x"):
+            ops.check_nvcc()
+    key = ops.source_hash(ops.SRC_DIR, True)
+    monkeypatch.setattr(ops, "_compiler_version", lambda c: "release 13.2, V13.2.1" if c.endswith("nvcc") else "c++ (GCC) 13.2.0")
+    assert ops.source_hash(ops.SRC_DIR, True) != key
+    cpu_key = ops.source_hash(ops.SRC_DIR, False)
+    monkeypatch.setattr(ops, "_compiler_version", lambda c: nvcc if c.endswith("nvcc") else "c++ (GCC) 14.1.0")
+    assert ops.source_hash(ops.SRC_DIR, False) != cpu_key  # the host compiler is in both keys
+
+
+def test_a_failed_build_is_remembered_beside_its_log_until_source_or_toolchain_change(tmp_path, monkeypatch):
+    """Observed: every job of a sweep recompiled a failing CUDA build for minutes before falling back.
+    A failure is written to <key>-failed.log; the next build of that key fails at once, naming the log;
+    a changed source (or compiler, which changes the key too) builds again."""
+    src = tmp_path / "csrc"
+    shutil.copytree(ops.SRC_DIR, src)
+    (src / ops.CPP_SOURCES[0]).write_text("#error deliberately broken source for the test\n")
+    monkeypatch.setenv("MINK_OPS_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(ops.BuildError, match="deliberately broken.*full log in .*-failed.log") as first:
+        ops.build(str(src), with_cuda=False, load=False)
+    log = tmp_path / "cache" / (ops.source_hash(str(src), False) + "-failed.log")
+    assert log.exists() and "deliberately broken" in log.read_text() and str(log) in str(first.value)
+    tried = []
+    monkeypatch.setattr(ops, "_ninja_build", lambda *a: tried.append(a))
+    with pytest.raises(ops.BuildError, match="failed before.*deliberately broken.*delete it to try again") as again:
+        ops.build(str(src), with_cuda=False, load=False)  # as a later process would: no compiler run
+    assert not tried and "\n" not in str(again.value) and str(log) in str(again.value)
+    (src / ops.CPP_SOURCES[0]).write_text("// fixed\n")
+    ops.build(str(src), with_cuda=False, load=False)
+    assert len(tried) == 1  # a new key: built again
 
 
 def test_a_build_says_it_is_building_once(fused, tmp_path, monkeypatch, capfd):
@@ -469,7 +564,8 @@ def test_a_build_says_it_is_building_once(fused, tmp_path, monkeypatch, capfd):
     assert "building" not in capfd.readouterr().err
 
 
-def test_cache_key_and_no_rebuild(fused, tmp_path):
+def test_cache_key_and_no_rebuild(fused, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_CUDA_ARCH_LIST", "9.0")
     key = ops.source_hash(ops.SRC_DIR, False)
     assert key == ops.source_hash(ops.SRC_DIR, False)
     assert key != ops.source_hash(ops.SRC_DIR, True)
@@ -580,7 +676,7 @@ cuda_only = pytest.mark.skipif(not CUDA, reason="no CUDA device")
 @pytest.mark.parametrize("p", [1.0, 1.5, 4.0])
 @pytest.mark.parametrize("on_probs", [True, False])
 def test_cuda_minkowski(only_fused, dtype, p, on_probs):
-    assert ops.backend() == "fused-cpu+cuda"
+    assert ops.backend() == "fused-cpu+cuda" and ops._devices[f"cuda:{torch.cuda.current_device()}"] is None
     gen = torch.Generator().manual_seed(8)
     d = torch.randn(100_003, generator=gen, dtype=torch.float64)
     t = 0.7 + 0.3 * torch.rand(100_003, generator=gen, dtype=torch.float64)
