@@ -15,6 +15,9 @@
 #include <torch/library.h>
 
 #include <cmath>
+#include <map>
+#include <mutex>
+#include <utility>
 
 namespace mink_gan {
 namespace {
@@ -33,6 +36,37 @@ int grid_for(int64_t n) {
 }
 
 at::ScalarType acc_scalar_type(at::ScalarType t) { return t == at::kDouble ? at::kDouble : at::kFloat; }
+
+// Scratch memory of a forward's reduction: a 16-byte header holding the blocks' arrival counter, then
+// one partial sum per block. The last block resets the counter (mink_kernels.cuh), so eager calls
+// reuse one buffer per device and stream, zeroed once, instead of allocating and zeroing a counter
+// on every call (kernels of one stream run in order; two streams never share a buffer). A call under
+// CUDA-graph capture gets a buffer of its own, zeroed inside the graph, so a graph's replays share
+// nothing with eager calls or with other graphs.
+constexpr int64_t kHeaderBytes = 16;
+
+at::Tensor scratch(const at::Tensor& like, int64_t partial_bytes) {
+  const c10::cuda::CUDAStream stream = c10::cuda::getCurrentCUDAStream(like.device().index());
+  const int64_t bytes = kHeaderBytes + partial_bytes;
+  const auto options = like.options().dtype(at::kByte);
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  C10_CUDA_CHECK(cudaStreamIsCapturing(stream.stream(), &capture));
+  if (capture != cudaStreamCaptureStatusNone) return at::zeros({bytes}, options);
+  static std::mutex mutex;
+  // never destroyed: freeing CUDA memory from a static destructor at exit can fail after the driver is gone
+  static auto* buffers = new std::map<std::pair<c10::DeviceIndex, c10::StreamId>, at::Tensor>();
+  const std::lock_guard<std::mutex> lock(mutex);
+  at::Tensor& buffer = (*buffers)[{stream.device_index(), stream.id()}];
+  if (!buffer.defined() || buffer.numel() < bytes) buffer = at::zeros({bytes}, options);
+  return buffer;
+}
+
+unsigned int* counter_of(at::Tensor& scratch) { return reinterpret_cast<unsigned int*>(scratch.mutable_data_ptr<uint8_t>()); }
+
+template <typename acc_t>
+acc_t* partials_of(at::Tensor& scratch) {
+  return reinterpret_cast<acc_t*>(scratch.mutable_data_ptr<uint8_t>() + kHeaderBytes);
+}
 
 void check_target(const at::Tensor& d, const std::optional<at::Tensor>& target) {
   if (target.has_value()) {
@@ -53,8 +87,7 @@ at::Tensor minkowski_power_cuda(const at::Tensor& d_, const std::optional<at::Te
   at::Tensor out = at::empty({}, d.options().dtype(acc_scalar_type(d.scalar_type())));
   if (n == 0) return out.fill_(std::nan(""));
   const int grid = grid_for(n);
-  at::Tensor partials = at::empty({grid}, d.options().dtype(acc_scalar_type(d.scalar_type())));
-  at::Tensor counter = at::zeros({1}, d.options().dtype(at::kInt));
+  at::Tensor work = scratch(d, grid * static_cast<int64_t>(at::elementSize(acc_scalar_type(d.scalar_type()))));
   int iq;
   const int kind = math::pow_kind(p, &iq);
   auto stream = c10::cuda::getCurrentCUDAStream();
@@ -63,9 +96,8 @@ at::Tensor minkowski_power_cuda(const at::Tensor& d_, const std::optional<at::Te
     const scalar_t* tp = t.defined() ? t.const_data_ptr<scalar_t>() : nullptr;
     auto launch = [&](auto kernel) {
       kernel<<<grid, kThreads, 0, stream>>>(d.const_data_ptr<scalar_t>(), tp, static_cast<acc_t>(tval),
-                                            static_cast<acc_t>(p), kind, iq, n, partials.mutable_data_ptr<acc_t>(),
-                                            reinterpret_cast<unsigned int*>(counter.mutable_data_ptr<int>()),
-                                            out.mutable_data_ptr<acc_t>());
+                                            static_cast<acc_t>(p), kind, iq, n, partials_of<acc_t>(work),
+                                            counter_of(work), out.mutable_data_ptr<acc_t>());
     };
     if (on_probs) {
       if (tp) launch(minkowski_fwd_kernel<scalar_t, acc_t, true, true>);
@@ -124,16 +156,14 @@ std::tuple<at::Tensor, at::Tensor> gradient_penalty_cuda(const at::Tensor& g_, d
   TORCH_CHECK(B <= 0x7fffffff, "mink_gan::gradient_penalty: batch too large");
   const auto acc_type = acc_scalar_type(g.scalar_type());
   at::Tensor norms = at::empty({B}, g.options().dtype(acc_type));
-  at::Tensor partials = at::empty({B}, g.options().dtype(acc_type));
-  at::Tensor counter = at::zeros({1}, g.options().dtype(at::kInt));
+  at::Tensor work = scratch(g, B * static_cast<int64_t>(at::elementSize(acc_type)));
   at::Tensor out = at::empty({}, g.options().dtype(acc_type));
   auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, g.scalar_type(), "mink_gan::gradient_penalty_cuda", [&] {
     using acc_t = at::acc_type<scalar_t, true>;
     penalty_fwd_kernel<scalar_t, acc_t><<<static_cast<unsigned int>(B), kThreads, 0, stream>>>(
         g.const_data_ptr<scalar_t>(), D, static_cast<acc_t>(lam), static_cast<acc_t>(center),
-        norms.mutable_data_ptr<acc_t>(), partials.mutable_data_ptr<acc_t>(),
-        reinterpret_cast<unsigned int*>(counter.mutable_data_ptr<int>()), out.mutable_data_ptr<acc_t>());
+        norms.mutable_data_ptr<acc_t>(), partials_of<acc_t>(work), counter_of(work), out.mutable_data_ptr<acc_t>());
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return {out, norms};
