@@ -94,7 +94,7 @@ def test_files_not_yet_committed_are_one_line_and_rendered_once_they_are(tmp_pat
                                                                                           index=False)
     assert "minkowski-p4 − gan" in report.contrasts_csv(str(results))
     verdict = report.verdict(str(results))
-    assert "+10.0 FID (-4.5 to +24.5, Welch, 5 and 5 seeds; paper -98.2): paper's gap excluded" in verdict
+    assert "+10.0 FID (-4.5 to +24.5, Welch, 5 and 5 seeds; paper -98.2): **paper's gap excluded**" in verdict
     assert "results/contrasts.csv" in verdict
     rows = [{"loss": loss, "p": p, "n_critic": 1, "seed": 0, "clip_params": "all", "total_steps": 3124, "epoch": e,
              "step": 781 * e, "n": n, "fid": 300.0 - e - (n == 5000) * 10, "logit_absmax": 0.2 * e,
