@@ -36,15 +36,17 @@ import losses
 import rundir
 import train
 import utils
-from utils import HelpFormatter, OneLineParser, UserError, atomic_write_text, read_json, run_main
+from utils import (HelpFormatter, OneLineParser, UserError, WriteError, atomic_write_text, check_merge_target,
+                   check_writable_folder, read_json, run_main)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # A run's identity in the tables: a rerun of the same (dataset, loss, p, n_critic, Adam eps, seed, budget)
 # replaces its row. adam_eps is empty where it is the default, so rows from before it was recorded keep theirs.
 RUN_KEY = ["dataset", "loss", "p", "n_critic", "adam_eps", *rundir.READING_COLUMNS, "seed", "total_steps"]
 GROUP_KEY = ["dataset", "loss", "p", "n_critic", *rundir.READING_COLUMNS, "total_steps"]  # a group's seeds are averaged
-# what train.py writes in a run folder but its samples and checkpoints: kept in <results>/run_logs
-LOGGED_FILES = [f for f in train.RUN_FILES if f not in ("samples", "checkpoints")]
+TOY_TABLE_KEY = [*GROUP_KEY[:-1], "steps"]  # a row of toy_table.csv: a group, its budget named steps there
+# what train.py writes in a run folder but its samples, checkpoints and TensorBoard events: kept in <results>/run_logs
+LOGGED_FILES = [f for f in train.RUN_FILES if f not in ("samples", "checkpoints", "tensorboard")]
 
 
 # train.py flags that name a run: the sweep sets them for each run, so passing them through is an error
@@ -196,10 +198,11 @@ class Children:
             return proc
 
     def wait(self, proc):
-        code = proc.wait()
+        """(exit code, what it wrote to its stderr pipe) of a started process, once it has ended."""
+        _, errors = proc.communicate()
         with self.lock:
             self.running.discard(proc)
-        return code
+        return proc.returncode, errors or ""
 
     def stop(self, *_signal):
         """A signal handler: runs in the main thread, which never holds self.lock."""
@@ -211,33 +214,61 @@ class Children:
 
 
 def train_one(name, argv, settings, runs_dir, threads, children):
-    """One train.py process, its output in <runs>/logs/<name>.log; returns its final status
-    ("not started" when the sweep was stopped first).
+    """One train.py process, its output in <runs>/logs/<name>.log; returns (name, its final status,
+    a note) ("not started" when the sweep was stopped first).
 
-    A run that ends without a status of its own (a crash, bad input) gets a failed.json with
-    its settings, exit code and log, so that --collect counts it.
+    A run that ends without a status of its own (a crash, bad input, a full disk) is failed: the note
+    starts with the `error:` line train.py printed, and failed.json records it with the run's
+    settings, exit code and log, so that --collect counts it. train.py's stderr comes through a pipe
+    and is added to the log at the end, so that the reason reaches the sweep even when the disk has
+    no room left for the log or for failed.json (the note then says so).
     """
     out = argv[argv.index("--out") + 1]
     failed_json = os.path.join(out, "failed.json")
     if run_status(out) in ("completed", "diverged"):
         return name, run_status(out), "skipped (already done)"
     log_path = os.path.join(runs_dir, "logs", f"{name}.log")
-    os.makedirs(os.path.dirname(log_path), exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     start = time.time()
-    with open(log_path, "a") as log:
+    try:
+        os.makedirs(os.path.dirname(log_path), exist_ok=True)
+        log = open(log_path, "a")
+    except OSError as e:
+        return name, "failed", str(WriteError(log_path, e, "the run was not started"))
+    with log:
         proc = children.start([sys.executable, os.path.join(HERE, "train.py"), *argv],
-                              stdout=log, stderr=subprocess.STDOUT, env=env)
+                              stdout=log, stderr=subprocess.PIPE, text=True, errors="replace", env=env)
         if proc is None:
             return name, "not started", "the sweep was stopped"
         if os.path.exists(failed_json):
             os.remove(failed_json)
-        code = children.wait(proc)
-    status = run_status(out) if code in (0, 1, 130) else None
-    if status is None:
-        status = "failed"
-        atomic_write_text(failed_json, json.dumps({**settings, "status": status, "exit_code": code, "log": log_path}))
-    return name, status, f"exit {code} after {time.time() - start:.0f} s, log {log_path}"
+        code, errors = children.wait(proc)
+    reason = error_line(errors)
+    status = run_status(out) if code in (0, 1, 130) and reason is None else None
+    note = f"exit {code} after {time.time() - start:.0f} s, log {log_path}"
+    try:
+        append_to_log(log_path, errors)
+        if status is None:
+            atomic_write_text(failed_json, json.dumps({**settings, "status": "failed", "exit_code": code,
+                                                       "error": reason, "log": log_path}))
+    except WriteError as e:
+        note += f"; {e}"
+    return name, status or "failed", f"{reason}; {note}" if reason else note
+
+
+def error_line(stderr):
+    """The last one-line error train.py printed (`error: ...`, without the prefix), or None."""
+    lines = [line[len("error: "):] for line in stderr.splitlines() if line.startswith("error: ")]
+    return lines[-1] if lines else None
+
+
+def append_to_log(path, text):
+    """Add train.py's stderr (which came through a pipe) to the end of its log."""
+    try:
+        with open(path, "a") as log:
+            log.write(text)
+    except OSError as e:
+        raise WriteError(path, e, "the log lacks train.py's stderr") from None
 
 
 def progress_line(name, run_dir):
@@ -253,10 +284,10 @@ def progress_line(name, run_dir):
 
 
 def run_sweep(args, runs):
-    """Run the planned runs, --jobs at a time; print progress; return ({name: status}, stopped).
-    Ctrl-C or SIGTERM stops the running runs (they checkpoint) and starts no new one."""
+    """Run the planned runs, --jobs at a time; print progress; return ({name: status}, {name: note},
+    stopped). Ctrl-C or SIGTERM stops the running runs (they checkpoint) and starts no new one."""
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
-    statuses, last_report, children = {}, time.time(), Children()
+    statuses, notes, last_report, children = {}, {}, time.time(), Children()
     previous = {sig: signal.signal(sig, children.stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with ThreadPoolExecutor(args.jobs) as pool:
@@ -265,7 +296,7 @@ def run_sweep(args, runs):
             while futures:
                 for f in [f for f in futures if f.done()]:
                     name, status, note = f.result()
-                    statuses[name] = status
+                    statuses[name], notes[name] = status, note
                     if status != "not started":
                         print(f"[{len(statuses)}/{len(runs)}] {name}: {status} ({note})", flush=True)
                     del futures[f]
@@ -277,7 +308,7 @@ def run_sweep(args, runs):
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return statuses, children.stopped
+    return statuses, notes, children.stopped
 
 
 # ----------------------------------------------------------------------------- collecting
@@ -417,7 +448,7 @@ def merge_toy_table(table, path):
     def arrange(merged):
         merged = without_stale_failures(merged, GROUP_KEY[:-1], "steps", any_completed)
         return merged.sort_values(["dataset", "loss", "p"], kind="stable")
-    utils.merge_csv(path, table, [*GROUP_KEY[:-1], "steps"], good=any_completed, arrange=arrange)
+    utils.merge_csv(path, table, TOY_TABLE_KEY, good=any_completed, arrange=arrange)
 
 
 def write_tables(rows, results):
@@ -469,22 +500,50 @@ def mirror_run_logs(rows, runs_dir, results):
     """Copy each completed run's logs (LOGGED_FILES, a few kB; no samples or checkpoints) to
     <results>/run_logs/<dataset>-<total steps>steps/<run>/, where figures.py can draw them again: a
     run folder, with its checkpoints, stays on the machine that trained it. A completed run replaces
-    the copy of its own name and budget; other runs' copies stay. Returns the folders written."""
+    the copy of its own name and budget, whole (utils.replace_folder: the copy is complete or absent,
+    never partial); other runs' copies stay. Returns the folders written."""
     written = set()
     for row in rows[rows["status"] == "completed"].to_dict("records"):
         run_dir = os.path.join(runs_dir, row["run"])
         dataset, name = row["run"].split("/")
         folder = os.path.join(results, "run_logs", f"{dataset}-{int(row['total_steps'])}steps")
-        files = [f for f in LOGGED_FILES if os.path.isfile(os.path.join(run_dir, f))]
-        for f in sorted(files, key=lambda f: f == "config.json"):  # config last: figures.py skips a run without it
-            with open(os.path.join(run_dir, f), "rb") as src:
-                utils.atomic_write_bytes(os.path.join(folder, name, f), src.read())
+        files = [os.path.join(run_dir, f) for f in LOGGED_FILES if os.path.isfile(os.path.join(run_dir, f))]
+        utils.replace_folder(os.path.join(folder, name), files)
         written.add(folder)
     return sorted(written)
 
 
+def write_results(rows, args):
+    """The tables, figures and run logs of the collected rows; returns (the paths written, the
+    WriteError that stopped them or None): a full disk leaves the sweep's summary still to print."""
+    written = []
+    try:
+        written += write_tables(rows, args.results)
+        written += write_figures(rows, args.runs, args.results)
+        written += mirror_run_logs(rows, args.runs, args.results)
+    except WriteError as e:
+        return written, e
+    return written, None
+
+
+def check_outputs(args):
+    """Every path a sweep writes, checked before the first run starts (bad paths are one-line errors
+    and nothing is created): the runs folder, the results folder, and the CSVs there it merges into
+    (someone else's runs.csv is refused, not merged into)."""
+    import evaluate
+    if not args.collect:
+        for folder in (args.runs, os.path.join(args.runs, "logs")):
+            check_writable_folder(folder, "--runs")
+    for folder in (args.results, os.path.join(args.results, "figures"), os.path.join(args.results, "run_logs")):
+        check_writable_folder(folder, "--results")
+    for name, key in (("runs.csv", RUN_KEY), ("toy_table.csv", TOY_TABLE_KEY),
+                      ("table2.csv", evaluate.PAPER_TABLE_KEY), ("table3.csv", evaluate.PAPER_TABLE_KEY)):
+        check_merge_target(os.path.join(args.results, name), key, "--results")
+
+
 def main(argv=None):
     args, passthrough = parse(sys.argv[1:] if argv is None else argv)
+    check_outputs(args)
     if not args.collect:
         runs = plan(args, passthrough)
         train.resolve(train.build_parser().parse_args(runs[0][1]))  # bad pass-through flags fail here, once
@@ -494,7 +553,7 @@ def main(argv=None):
         if args.dry_run:
             print("\n".join(f"  {name}: train.py {' '.join(argv)}" for name, argv, _ in mine))
             return 0
-        statuses, stopped = run_sweep(args, mine)
+        statuses, notes, stopped = run_sweep(args, mine)
         if stopped:
             stopped_runs = [n for n, s in statuses.items() if s == "interrupted"]
             print(f"sweep stopped: {len(stopped_runs)} running run(s) checkpointed and stopped, "
@@ -504,17 +563,20 @@ def main(argv=None):
     rows = collect_rows(args.runs)
     if not len(rows):
         raise UserError(f"no run directories in {args.runs}; run the sweep first or pass --runs")
-    written = (write_tables(rows, args.results) + write_figures(rows, args.runs, args.results) +
-               mirror_run_logs(rows, args.runs, args.results))
-    print("wrote " + ", ".join(written))
+    written, failure = write_results(rows, args)
+    if written:
+        print("wrote " + ", ".join(written))
     print(rows.drop(columns=["device"]).to_string(index=False))
+    if failure is not None:
+        print(f"error: {failure}", file=sys.stderr)
     if args.collect:
-        return 0
+        return 1 if failure else 0
     unfinished = {n: s for n, s in statuses.items() if s != "completed"}
     if unfinished:
-        print(f"{len(unfinished)} run(s) did not complete: " + ", ".join(f"{n} ({s})" for n, s in unfinished.items()),
-              file=sys.stderr)
-    return 1 if unfinished else 0
+        print(f"{len(unfinished)} run(s) did not complete: " + ", ".join(
+            f"{n} (failed: {notes[n]})" if s == "failed" else f"{n} ({s})" for n, s in unfinished.items()),
+            file=sys.stderr)
+    return 1 if unfinished or failure else 0
 
 
 if __name__ == "__main__":

@@ -28,11 +28,12 @@ import torch
 import losses
 import rundir
 import train
-from utils import OneLineParser, UserError, merge_csv, run_main
+from utils import OneLineParser, UserError, check_merge_target, check_writable_file, merge_csv, run_main
 
 COMPARED = [("gan", None), ("nsgan", None), ("lsgan", None), ("hinge", None), ("wgan", None)] + \
            [("minkowski", float(p)) for p in range(1, 9)]
 REFERENCE = ("wgan", None)
+ALIGNMENT_KEY = ["run", "total_steps", "step", "loss", "p"]  # a rerun of a run's state replaces its rows
 
 
 def predicted_ratios(loss, p):
@@ -198,11 +199,14 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.batch_size < 2:
         raise UserError(f"--batch-size must be at least 2, got {args.batch_size}")
+    check_merge_target(args.csv, ALIGNMENT_KEY, "--csv")
+    if args.figure:
+        check_writable_file(args.figure, "--figure")
     rows = []
     for run_dir in args.runs:
         rows += align_run(run_dir, args.batch_size, args.seed)
-    table = merge_csv(args.csv, pd.DataFrame(rows), ["run", "total_steps", "step", "loss", "p"],  # a rerun replaces
-                      arrange=lambda t: t.sort_values(["run", "total_steps", "step"], kind="stable"))  # its rows
+    table = merge_csv(args.csv, pd.DataFrame(rows), ALIGNMENT_KEY,
+                      arrange=lambda t: t.sort_values(["run", "total_steps", "step"], kind="stable"))
     if args.figure:
         plot(table, args.figure)
     show = ["run", "step", "loss", "p", "cos_d", "ratio_d", "pred_ratio_d", "cos_g", "cos_adam_d", "logit_abs_max"]

@@ -11,13 +11,15 @@ paper's effect, not every effect, is excluded at this budget. The verdict follow
 before the runs (docs/preregistration.md).
 """
 import argparse
+import io
 import os
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from utils import OneLineParser, UserError, merge_csv, run_main
+from utils import (OneLineParser, UserError, check_merge_target, check_writable_file, merge_csv, read_csv_of_ours,
+                   run_main)
 
 PAPER_CSV = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "paper.csv")
 # The arms of the contrasts: (loss, p, n_critic); WGAN with its 5 critic steps, as the paper.
@@ -92,13 +94,13 @@ def paper_fids():
 
 def read_runs(path, metric):
     """The completed runs of a runs.csv-shaped file that have the metric, with their reading."""
-    try:
-        runs = pd.read_csv(path)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise UserError(f"cannot read {path} as a CSV ({e}); pass a runs.csv written by ablate_p.py --collect") from None
-    missing = [c for c in ("loss", "p", "n_critic", "seed", "epochs", "status", metric) if c not in runs]
-    if missing:
-        raise UserError(f"{path} has no column {', '.join(missing)}; pass a runs.csv (or --metric one of its columns)")
+    if not os.path.isfile(path):
+        raise UserError(f"{path} is not a file; pass a runs.csv written by ablate_p.py --collect")
+    text = read_csv_of_ours(path, ["loss", "p", "n_critic", "seed", "epochs", "status"],
+                            remedy="pass a runs.csv written by ablate_p.py --collect")
+    runs = pd.read_csv(io.StringIO(text)) if text else pd.DataFrame()
+    if metric not in runs:
+        raise UserError(f"{path} has no column {metric}; pass --metric one of its columns")
     reading = runs["clip_params"] if "clip_params" in runs else pd.Series("all", index=runs.index)
     return runs[(runs["status"] == "completed") & runs[metric].notna()].assign(reading=reading.fillna("none"))
 
@@ -186,9 +188,10 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    for path in (args.csv, args.figure):
-        if path and os.path.isdir(path):
-            raise UserError(f"{path} is a folder; name a file")
+    if args.csv:
+        check_merge_target(args.csv, CONTRAST_KEY, "--csv")
+    if args.figure:
+        check_writable_file(args.figure, "--figure")
     rows = contrast_rows(read_runs(args.runs, args.metric), args.epochs, args.metric, paper_fids())
     if not len(rows):
         raise UserError(f"no contrast has two completed runs in both arms at {args.epochs:g} epochs in {args.runs}")

@@ -1,6 +1,8 @@
 """Small exact games that explain GAN (in)stability, and where the Minkowski loss stands in them.
 
-Three subcommands, each writes a CSV and a figure to results/dynamics/ (--out to change):
+Three subcommands, each writes a CSV and a figure to runs/dynamics/ (--out to change; the committed
+ones are in results/dynamics/). A CSV whose numbers agree with this run's to a relative 1e-9 (a rerun
+on another CPU: last-digit noise) is left as it is, byte for byte, and so is its figure:
 
   bilinear   f(x, y) = x*y, G minimises over x, D maximises over y, from (1, 1). The exact flow
              (a rotation, radius constant), simultaneous gradient descent-ascent (radius grows by
@@ -47,10 +49,11 @@ import pandas as pd
 import torch
 
 import losses
-from utils import UserError, atomic_write_csv, run_main
+from utils import (AGREE_RTOL, OneLineParser, UserError, atomic_save_figure, check_writable_folder, run_main,
+                   write_csv_unless_agrees)
 
 DT = torch.float64
-DEFAULT_OUT = os.path.join("results", "dynamics")
+DEFAULT_OUT = os.path.join("runs", "dynamics")
 
 
 def single_thread(fn):
@@ -76,12 +79,23 @@ def _plt():
     return plt
 
 
-def _save_fig(fig, path):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
+def _save_csvs(out, tables):
+    """Write each {file name: DataFrame} into out, unless the file there agrees with it
+    (utils.write_csv_unless_agrees); returns whether any was written."""
+    return any([write_csv_unless_agrees(df, os.path.join(out, name)) for name, df in tables.items()])
+
+
+def _save_fig(fig, path, numbers_changed):
+    """Write a figure atomically, unless it is there and its numbers were kept: then it is kept too."""
+    if numbers_changed or not os.path.isfile(path):
+        atomic_save_figure(fig, path, dpi=110, bbox_inches="tight")
     _plt().close(fig)
+
+
+def _report(numbers_changed, *paths):
+    """Say what was written, or kept because this run's numbers agree with those there."""
+    verb = "wrote" if numbers_changed else f"kept (they agree with this run to a relative {AGREE_RTOL:g})"
+    print(f"{verb} {', '.join(paths)}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -160,7 +174,7 @@ def cmd_bilinear(args):
                              alt_invariant=tr[n, 0] ** 2 + tr[n, 1] ** 2 - args.eta * tr[n, 0] * tr[n, 1]))
     df = pd.DataFrame(rows)
     csv = os.path.join(args.out, "bilinear.csv")
-    atomic_write_csv(df, csv)
+    changed = _save_csvs(args.out, {"bilinear.csv": df})
 
     plt = _plt()
     fig, ax = plt.subplots(1, 2, figsize=(11, 4.6))
@@ -177,10 +191,10 @@ def cmd_bilinear(args):
     ax[1].set(yscale="log", xlabel="step", ylabel="radius sqrt(x^2 + y^2)", title="radius")
     ax[1].legend(fontsize=8)
     png = os.path.join(args.out, "bilinear.png")
-    _save_fig(fig, png)
+    _save_fig(fig, png, changed)
     last = df[df.step == args.steps].set_index("method")["radius"]
     print("bilinear: final radius " + ", ".join(f"{m} {last[m]:.4g}" for m in BILINEAR_METHODS))
-    print(f"wrote {csv} and {png}")
+    _report(changed, csv, png)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -360,8 +374,7 @@ def cmd_two_point(args):
                 trajs.append(dict(setting=name, q0=q0[i], step=t, q=tr[t, i], lam=sched[min(t, len(sched) - 1)]))
     df = pd.DataFrame(rows)
     csv = os.path.join(args.out, "two_point.csv")
-    atomic_write_csv(df, csv)
-    atomic_write_csv(pd.DataFrame(trajs), os.path.join(args.out, "two_point_trajectories.csv"))
+    changed = _save_csvs(args.out, {"two_point.csv": df, "two_point_trajectories.csv": pd.DataFrame(trajs)})
 
     plt = _plt()
     fig, axes = plt.subplots(2, 3, figsize=(15, 7.5))
@@ -388,7 +401,7 @@ def cmd_two_point(args):
                  f"{rho[0.0]:.4f} at lambda=0, {rho[args.lam_small]:.4f} at lambda={args.lam_small:g})")
     fig.tight_layout()
     png = os.path.join(args.out, "two_point.png")
-    _save_fig(fig, png)
+    _save_fig(fig, png, changed)
     for name in curves:
         sub = df[df.setting == name]
         extra = ""
@@ -398,7 +411,7 @@ def cmd_two_point(args):
         print(f"two-point: {name}: max|q_end - pi| = {sub.dist_end.max():.3g}, "
               f"converged {int(sub.converged.sum())}/{len(sub)}{extra}")
     print("two-point: spectral radius at q = pi: " + ", ".join(f"lambda={k:g}: {v:.4f}" for k, v in rho.items()))
-    print(f"wrote {csv} and {png}")
+    _report(changed, csv, os.path.join(args.out, "two_point_trajectories.csv"), png)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -588,7 +601,7 @@ def cmd_dirac(args):
         raise UserError("need --lam >= 0, 0 < --eta < 1, --steps >= 1, --tol > 0")
     df, trajs = dirac_table(args.lam, args.eta, args.steps, args.tol)
     csv = os.path.join(args.out, "dirac.csv")
-    atomic_write_csv(df, csv)
+    changed = _save_csvs(args.out, {"dirac.csv": df})
 
     plt = _plt()
     pens = list(PENALTIES)
@@ -614,7 +627,7 @@ def cmd_dirac(args):
     fig.suptitle(f"Dirac-GAN from (1, 1): eta = {args.eta}, {args.steps} steps, lam = {args.lam}", fontsize=10)
     fig.tight_layout()
     png = os.path.join(args.out, "dirac.png")
-    _save_fig(fig, png)
+    _save_fig(fig, png, changed)
 
     mk = df[df.loss.str.startswith("minkowski")]
     fig, ax = plt.subplots(1, 3, figsize=(15, 4))
@@ -638,22 +651,22 @@ def cmd_dirac(args):
         a.legend(fontsize=7)
     fig.tight_layout()
     png2 = os.path.join(args.out, "dirac_minkowski_p.png")
-    _save_fig(fig, png2)
+    _save_fig(fig, png2, changed)
     with pd.option_context("display.width", 200, "display.max_rows", 100):
         print(df[["loss", "penalty", "eig1_re", "eig1_im", "eig2_re", "eig2_im", "rho_sim", "rho_alt",
                   "sim_final_dist", "alt_final_dist"]].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    print(f"wrote {csv}, {png} and {png2}")
+    _report(changed, csv, png, png2)
 
 
 # ----------------------------------------------------------------------------------------------
 
 def build_parser():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = OneLineParser(prog="dynamics.py", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     def add(name, help_):
         s = sub.add_parser(name, help=help_)
-        s.add_argument("--out", default=DEFAULT_OUT, help="output folder (default results/dynamics)")
+        s.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
         return s
 
     b = add("bilinear", "f(x, y) = xy: flow, simultaneous, alternating, extragradient, optimistic")
@@ -693,6 +706,7 @@ def _dirac_args(d):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    check_writable_folder(args.out, "--out")
     if args.cmd == "all":
         steps = args.steps
         ns = argparse.Namespace

@@ -48,6 +48,7 @@ protocol replaces its row (EVAL_KEY), other rows stay. --table writes beside --c
 An image row holds fid, kid, kid_std, precision, recall, density, coverage, fid_floor, fid_floor_test.
 """
 import hashlib
+import io
 import json
 import math
 import os
@@ -64,8 +65,9 @@ import data
 import losses
 import rundir
 from metrics import KID_MAX_FEATURES, PRDC_COLUMNS, at_most, frechet_distance, kid, prdc, statistics, toy_metrics
-from utils import (HelpFormatter, OneLineParser, UserError, atomic_write_text, check_device, eval_mode, merge_csv,
-                   read_json, run_main)
+from utils import (HelpFormatter, OneLineParser, UserError, atomic_write_bytes, atomic_write_text, check_device,
+                   check_merge_target, check_writable_folder, eval_mode, merge_csv, read_csv_of_ours, read_json, run_main,
+                   tf32_switches)
 
 FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + FID_WEIGHTS_NAME
@@ -216,20 +218,15 @@ def _weights_tag(weights):
 
 @contextmanager
 def _no_tf32():
-    """Full float32 convolutions and matmuls; the fp32_precision API where it exists (torch >= 2.9
-    raises on a mix of it and the legacy allow_tf32 flags once anything set the new one)."""
-    if hasattr(torch.backends.cudnn, "conv") and hasattr(torch.backends.cudnn.conv, "fp32_precision"):
-        flags = [(torch.backends.cudnn.conv, "fp32_precision", "ieee"),
-                 (torch.backends.cuda.matmul, "fp32_precision", "ieee")]
-    else:
-        flags = [(torch.backends.cudnn, "allow_tf32", False), (torch.backends.cuda.matmul, "allow_tf32", False)]
-    saved = [getattr(obj, name) for obj, name, _ in flags]
-    for obj, name, value in flags:
-        setattr(obj, name, value)
+    """Full float32 convolutions and matmuls, whatever the training run chose (train.py --tf32)."""
+    switches = tf32_switches()
+    saved = [getattr(obj, name) for obj, name, _, _ in switches]
+    for obj, name, _, off in switches:
+        setattr(obj, name, off)
     try:
         yield
     finally:
-        for (obj, name, _), value in zip(flags, saved):
+        for (obj, name, _, _), value in zip(switches, saved):
             setattr(obj, name, value)
 
 
@@ -337,11 +334,10 @@ def _test_images(dataset, data_root):
 
 def save_stats(path, mu, sigma, features=None):
     """pytorch-fid compatible .npz (mu, sigma; features optional), written atomically."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}.npz"
     arrays = dict(mu=mu, sigma=sigma) if features is None else dict(mu=mu, sigma=sigma, features=features)
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    npz = io.BytesIO()
+    np.savez(npz, **arrays)
+    atomic_write_bytes(path, npz.getvalue())
 
 
 # ----------------------------------------------------------------------------- runs
@@ -677,8 +673,10 @@ def write_tables(fid_csv, out_dir, log=print):
     """table2.csv and table3.csv in out_dir from the rows of fid_csv, merged into what is there."""
     if not os.path.isfile(fid_csv):
         raise UserError(f"{fid_csv} does not exist; evaluate some runs first")
+    rows = pd.read_csv(io.StringIO(read_csv_of_ours(fid_csv, ["loss", "fid"], remedy="name evaluate.py's fid.csv "
+                                                                                    "with --csv")))
     tables = []
-    for name, table in zip(("table2", "table3"), build_tables(pd.read_csv(fid_csv))):
+    for name, table in zip(("table2", "table3"), build_tables(rows)):
         path = os.path.join(out_dir, f"{name}.csv")
         tables.append(merge_paper_table(path, table))
         log(f"{path}:\n{tables[-1].to_string(index=False)}")
@@ -736,6 +734,7 @@ def main(argv=None):
         raise UserError("generic mode needs both --fake and --real")
     if not args.runs and args.fake is None and not args.table:
         raise UserError("nothing to do: give run directories, --fake/--real, or --table")
+    check_outputs(args)
     if args.fake is not None:
         fid, (k, k_std), quality = generic_fid(args.fake, args.real, args.fid_weights, args.device, args.batch_size)
         print(f"FID: {fid!r}")
@@ -746,11 +745,38 @@ def main(argv=None):
     if args.runs:
         evaluate_runs(args)
     if args.table:
-        csv = args.csv or (os.path.join(results_beside(args.runs[0]), FID_CSV) if args.runs else None)
-        if csv is None:
-            raise UserError("--table builds the tables from a fid.csv: name it with --csv")
-        write_tables(csv, args.table_dir or os.path.dirname(os.path.abspath(csv)))
+        write_tables(table_source(args), table_dir(args))
     return 0
+
+
+def table_source(args):
+    """The fid.csv --table reads: --csv, else the one beside the runs."""
+    if not (args.csv or args.runs):
+        raise UserError("--table builds the tables from a fid.csv: name it with --csv")
+    return args.csv or os.path.join(results_beside(args.runs[0]), FID_CSV)
+
+
+def table_dir(args):
+    """Where --table writes: --table-dir, else beside the fid.csv it reads."""
+    return args.table_dir or os.path.dirname(os.path.abspath(table_source(args)))
+
+
+def check_outputs(args):
+    """Every file evaluate.py would write, checked before anything is computed or written: the CSV
+    each run's row merges into (--csv, else the one beside the runs), the --stats-dir cache, and the
+    tables of --table. A run without a readable config is left to load_run to report."""
+    toys = [(read_json(os.path.join(run_dir, "config.json")) or {}).get("dataset") in data.TOY_DATASETS
+            for run_dir in args.runs]
+    for toy in set(toys):
+        default = os.path.join(results_beside(args.runs[0]), TOY_CSV if toy else FID_CSV)
+        check_merge_target(args.csv or default, [k for k in EVAL_KEY if k in (TOY_COLUMNS if toy else FID_COLUMNS)],
+                           "--csv")
+    if not all(toys):  # image runs cache their real statistics there
+        check_writable_folder(args.stats_dir, "--stats-dir")
+    if args.table:
+        for name in ("table2.csv", "table3.csv"):
+            check_merge_target(os.path.join(table_dir(args), name), PAPER_TABLE_KEY,
+                               "--table-dir" if args.table_dir else "--csv")
 
 
 if __name__ == "__main__":

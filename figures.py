@@ -21,7 +21,7 @@ import pandas as pd  # noqa: E402
 
 import losses  # noqa: E402
 from train import ADAM_EPS  # noqa: E402
-from utils import OneLineParser, UserError, read_json, run_main  # noqa: E402
+from utils import OneLineParser, UserError, atomic_save_figure, check_writable_folder, read_json, run_main  # noqa: E402
 
 
 def label(cfg):
@@ -76,10 +76,9 @@ def line_style(name, curves):
 
 
 def save_figure(fig, path):
-    """Lay out, write (creating the folder) and close: every figure of the repository ends here."""
+    """Lay out, write atomically (creating the folder) and close: every figure of the repository ends here."""
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=110)
+    atomic_save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -137,7 +136,6 @@ def plot_metric_vs_p(runs, metric, path):
 def make_figures(runs_dir, out, prefix=""):
     """Write every figure for the runs under runs_dir into out; return the paths written."""
     runs = load_runs(runs_dir)
-    os.makedirs(out, exist_ok=True)
     path = lambda name: os.path.join(out, prefix + name)  # noqa: E731
     metrics = by_label(runs, 1)
     plot_lines(metrics, ["grad_norm_d"], ["gradient norm of D's loss"], path("grad_norm_d.png"), logy=True)
@@ -159,12 +157,14 @@ def make_figures(runs_dir, out, prefix=""):
     return written
 
 
-def main():
+def main(argv=None):
     ap = OneLineParser(prog="figures.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", help="folder holding run directories")
-    ap.add_argument("--out", default=os.path.join("results", "figures"))
+    ap.add_argument("--out", default=os.path.join("runs", "figures"),
+                    help="where the figures go (default runs/figures; the committed ones are in results/figures)")
     ap.add_argument("--prefix", default="", help="prefix of the file names, e.g. ring8-")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    check_writable_folder(args.out, "--out")
     for path in make_figures(args.runs, args.out, args.prefix):
         print(f"wrote {path}")
 

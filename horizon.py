@@ -13,6 +13,7 @@ their own. The growth of D's largest |logit| is fitted as a power of the epoch (
 over the evaluations from --fit-from epochs on; its value at 200 epochs is an extrapolation.
 """
 import argparse
+import io
 import os
 
 import numpy as np
@@ -20,11 +21,13 @@ import pandas as pd
 
 import figures
 import rundir
-from utils import OneLineParser, UserError, merge_csv, run_main
+from utils import (OneLineParser, UserError, check_merge_target, check_writable_file, merge_csv, read_csv_of_ours,
+                   run_main)
 
 EVAL_COLUMNS = ["fid", "kid", "precision", "recall", "density", "coverage"]
 REGIME_COLUMNS = ["logit_gap", "logit_absmax", "clip_share"]
 KEY = ["run", "total_steps", "step", "n"]
+FIT_KEY = ["run", "from_epoch"]
 PAPER_EPOCHS = 200
 
 
@@ -58,7 +61,10 @@ def final_evaluations(path):
     """{run folder name: rows} of evaluate.py --csv's rows (the final FID of 5000 against 5000)."""
     if path is None:
         return {}
-    table = pd.read_csv(path).rename(columns={"steps": "step"})
+    text = read_csv_of_ours(path, ["run", "steps", "fid"], "--final-csv " + path, "pass evaluate.py --csv's output")
+    if not text:
+        return {}
+    table = pd.read_csv(io.StringIO(text)).rename(columns={"steps": "step"})
     return {os.path.basename(os.path.normpath(run)): g for run, g in table.groupby("run")}
 
 
@@ -134,9 +140,11 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    for flag, path in (("--csv", args.csv), ("--fit-csv", args.fit_csv), ("--figure", args.figure)):
-        if path and os.path.isdir(path):
-            raise UserError(f"{flag} {path} is a folder; name a file")
+    for flag, path, key in (("--csv", args.csv, KEY), ("--fit-csv", args.fit_csv, FIT_KEY)):
+        if path:
+            check_merge_target(path, key, flag)
+    if args.figure:
+        check_writable_file(args.figure, "--figure")
     if args.final_csv and not os.path.isfile(args.final_csv):
         raise UserError(f"--final-csv {args.final_csv} is not a file; pass evaluate.py --csv's output")
     final = final_evaluations(args.final_csv)
@@ -154,7 +162,7 @@ def main(argv=None):
     if args.csv:
         merge_csv(args.csv, table, KEY)
     if args.fit_csv and len(fits):
-        merge_csv(args.fit_csv, fits, ["run", "from_epoch"])
+        merge_csv(args.fit_csv, fits, FIT_KEY)
     if args.figure:
         plot(table, paper_fids_by_label(table), args.figure)
     return 0

@@ -23,7 +23,7 @@ import data
 import evaluate
 import rundir
 from metrics import moment_gaps
-from utils import OneLineParser, UserError, merge_csv, run_main
+from utils import OneLineParser, UserError, check_merge_target, check_writable_folder, merge_csv, run_main
 
 KEY = ["run", "checkpoint", "space", "n"]
 
@@ -66,8 +66,9 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.n < 3:
         raise UserError(f"--n must be at least 3, got {args.n}")
-    if args.csv and os.path.isdir(args.csv):
-        raise UserError(f"--csv {args.csv} is a folder; name a file")
+    if args.csv:
+        check_merge_target(args.csv, KEY, "--csv")
+    check_writable_folder(args.stats_dir, "--stats-dir")  # an image run caches its real features there
     extractor, rows = None, []
     for run_dir in args.runs:
         G, cfg, info = evaluate.load_run(run_dir, args.checkpoint)

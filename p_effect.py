@@ -20,6 +20,7 @@ only: the CSV and the figure keep the test over every p).
 """
 import argparse
 import glob
+import io
 import os
 
 import numpy as np
@@ -28,7 +29,8 @@ from scipy import stats
 
 import rundir
 from train import ADAM_EPS
-from utils import OneLineParser, UserError, merge_csv, read_json, row_identity, run_main
+from utils import (OneLineParser, UserError, check_merge_target, check_writable_file, merge_csv, read_csv_of_ours,
+                   read_json, row_identity, run_main)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PAPER_CSV = os.path.join(HERE, "results", "paper.csv")
@@ -78,7 +80,8 @@ def runs_in_folder(runs_dir, metric):
 
 
 def read_runs_csv(path, metric):
-    runs = pd.read_csv(path)
+    runs = pd.read_csv(io.StringIO(read_csv_of_ours(path, ["loss", "p", "seed", "status"],
+                                                    remedy="name ablate_p.py's runs.csv or a sweep's folder")))
     if metric not in runs:
         raise UserError(f"{path} has no column {metric}; choose one of its final_* or best_* columns")
     runs = runs.assign(adam_eps=runs["adam_eps"].fillna(ADAM_EPS) if "adam_eps" in runs else ADAM_EPS)
@@ -160,6 +163,10 @@ def main(argv=None):
         raise UserError(f"--permutations must be at least 1, got {args.permutations}")
     if args.p and (args.csv or args.figure):
         raise UserError("--p tests a subset of p and only prints it; drop --csv and --figure, which keep the test over every p")
+    if args.csv:
+        check_merge_target(args.csv, TEST_KEY, "--csv")
+    if args.figure:
+        check_writable_file(args.figure, "--figure")
     runs = minkowski_runs(args.runs, args.metric, args.adam_eps, args.steps, args.p, args.clip_params)
     result = p_test(runs[args.metric], runs["p"], args.permutations)
     seeds = runs.groupby("p")["seed"].nunique()

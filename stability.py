@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 import rundir
-from utils import OneLineParser, UserError, merge_csv, read_json, run_main
+from utils import OneLineParser, UserError, check_merge_target, merge_csv, read_json, run_main
 
 SERIES = ["grad_norm_d", "loss_d", "loss_g"]
 KEY = ["run", "total_steps", "from_epoch", "to_epoch"]
@@ -61,8 +61,8 @@ def main(argv=None):
     for folder in args.folders:
         if not os.path.isdir(folder):
             raise UserError(f"{folder} is not a folder of run directories; pass a sweep's <runs>/<dataset> or run_logs/*")
-    if args.csv and os.path.isdir(args.csv):
-        raise UserError(f"--csv {args.csv} is a folder; name a file")
+    if args.csv:
+        check_merge_target(args.csv, KEY, "--csv")
     run_dirs = sorted(os.path.dirname(p) for f in args.folders for p in glob.glob(os.path.join(f, "*", "config.json")))
     rows = [r for r in (run_row(d, args.from_epoch, args.to_epoch) for d in run_dirs) if r and r["intervals"] > 1]
     if not rows:

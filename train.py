@@ -8,6 +8,7 @@ A run directory holds config.json, metrics.csv, samples/, checkpoints/last.pt an
 """
 import argparse
 import csv
+import io
 import json
 import math
 import os
@@ -26,8 +27,9 @@ import losses
 import models
 import ops
 import rundir
-from utils import (HelpFormatter, OneLineParser, UserError, atomic_torch_save, atomic_write_csv, atomic_write_text, check_device,
-                   eval_mode, run_main)
+from utils import (HelpFormatter, OneLineParser, UserError, WriteError, atomic_save_figure, atomic_torch_save,
+                   atomic_write_bytes, atomic_write_csv, atomic_write_text, check_device, check_writable_folder, eval_mode,
+                   run_main, tf32_switches)
 
 ADAM_EPS = 1e-8  # torch's default; the paper names none
 TOY_TRAIN_SIZE = 100_000  # points drawn once per seed: the toy "dataset" an epoch goes through
@@ -98,6 +100,9 @@ def build_parser():
       help="torch.compile the networks (D stays eager under a gradient penalty: no double backward)")
     a("--deterministic", action="store_true",
       help="deterministic GPU kernels (no cudnn.benchmark): bit-identical resume on a GPU, slower; the CPU always is")
+    a("--tf32", default="auto", choices=sorted(TF32_MODES) + ["auto"],
+      help="TensorFloat-32 on a GPU: off, for the cuDNN convolutions only (conv, torch's default) or for them and "
+           "the matmuls (all); auto: off under --deterministic, else conv. config.json records the mode used")
     a("--out", default=None, help="run directory; default runs/<dataset>/<loss>[-p<p>]-seed<seed>")
     a("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     a("--overwrite", action="store_true", help="delete the run in --out (the files train.py writes) and start again")
@@ -146,7 +151,7 @@ def resolve(args):
         raise UserError(f"unknown --arch {cfg['arch']!r}; choose one of {', '.join(models.ARCHS)}")
     if (cfg["dataset"] in data.TOY_DATASETS) != (cfg["arch"] == "mlp"):
         raise UserError(f"--arch {cfg['arch']} does not fit --dataset {cfg['dataset']}: use mlp for 2-D data only")
-    for name in ("lr_d", "lr_g", "adam_eps"):
+    for name in ("lr", "lr_d", "lr_g", "adam_eps"):  # --lr first: --lr-d and --lr-g left to it are its value
         if not (math.isfinite(cfg[name]) and cfg[name] > 0):
             raise UserError(f"--{name.replace('_', '-')} must be a positive number, got {cfg[name]}")
     positive_ints = ["batch_size", "n_critic", "z_dim", "log_every", "sample_every", "ckpt_every"]
@@ -293,8 +298,29 @@ def to_input(batch):
 
 def build_optimizers(cfg, G, D):
     betas, eps = (cfg["beta1"], cfg["beta2"]), cfg["adam_eps"]
-    return (torch.optim.Adam(G.parameters(), lr=cfg["lr_g"], betas=betas, eps=eps),
-            torch.optim.Adam(D.parameters(), lr=cfg["lr_d"], betas=betas, eps=eps))
+    options = adam_options(next(G.parameters()).device)
+    return (torch.optim.Adam(G.parameters(), lr=cfg["lr_g"], betas=betas, eps=eps, **options),
+            torch.optim.Adam(D.parameters(), lr=cfg["lr_d"], betas=betas, eps=eps, **options))
+
+
+def adam_options(device):
+    """Fused Adam on a GPU: a few kernels for all the parameters, where foreach launches several per
+    tensor group (a step there is launch-bound). On the CPU torch's default, as every CPU run so far:
+    the same weights to the bit."""
+    return {"fused": True if device.type == "cuda" else None}
+
+
+def use_adam_options(opt):
+    """After load_state_dict, which takes the checkpoint's 'fused' along: this device's Adam again (a
+    GPU run resumed on the CPU must not turn fused there, nor a CPU run resumed on a GPU stay unfused),
+    with the step counts on the parameters' device, where fused Adam keeps them."""
+    device = opt.param_groups[0]["params"][0].device
+    options = adam_options(device)
+    for group in opt.param_groups:
+        group.update(options)
+    if options["fused"]:
+        for state in opt.state.values():
+            state["step"] = state["step"].to(device, torch.float32)
 
 
 # ----------------------------------------------------------------------------- training
@@ -317,9 +343,10 @@ def clip_weights(params, c):
 
 @torch.no_grad()
 def share_at_bound(params, c):
-    """Share of the clipped parameters sitting at +-c: near 1, D is a sign pattern, not a learned function."""
-    at = sum((p.abs() >= c * (1 - 1e-6)).sum() for p in params)
-    return at / sum(p.numel() for p in params)
+    """Share of the clipped parameters sitting at +-c: near 1, D is a sign pattern, not a learned function.
+    On one concatenation: five kernels, where three a parameter tensor were the most of a step's statistics."""
+    flat = torch.cat([p.reshape(-1) for p in params])
+    return (flat.abs() >= c * (1 - 1e-6)).sum() / flat.numel()
 
 
 def tune_for_speed(G, D, cfg):
@@ -397,16 +424,18 @@ class Trainer:
             loss_d, norm_d, logit_real, logit_fake = self.discriminator_step(real, fake.detach(), sigma)
         loss_g, norm_g = self.generator_step(fake, z, sigma)
         self.step += 1
-        return torch.stack([loss_d, loss_g, norm_d, norm_g, *self.logit_stats(logit_real, logit_fake)])
+        return torch.cat([torch.stack([loss_d, loss_g, norm_d, norm_g]), self.logit_stats(logit_real, logit_fake)])
 
     def logit_stats(self, logit_real, logit_fake):
         """D's regime on the last critic step: mean probabilities and logits, their spread, the largest
         |logit| and the share of clipped parameters at the bound. With tiny logits every loss of
-        losses.py is WGAN times a constant (alignment.py), so these columns say which regime a run is in."""
-        at_bound = share_at_bound(self.clipped, self.cfg["clip"]) if self.clipped else logit_real.new_zeros(())
-        return [torch.sigmoid(logit_real).mean(), torch.sigmoid(logit_fake).mean(), logit_real.mean(),
-                logit_fake.mean(), logit_real.std(correction=0), logit_fake.std(correction=0),
-                torch.maximum(logit_real.abs().max(), logit_fake.abs().max()), at_bound]
+        losses.py is WGAN times a constant (alignment.py), so these columns say which regime a run is in.
+        Real and fake logits (one batch size) are reduced as the two rows of one tensor: one kernel per
+        statistic, not two, and the same values (the float32 sigmoid's last bit aside)."""
+        logits = torch.stack([logit_real.flatten(), logit_fake.flatten()])
+        at_bound = share_at_bound(self.clipped, self.cfg["clip"]) if self.clipped else logits.new_zeros(())
+        return torch.cat([torch.sigmoid(logits).mean(1), logits.mean(1), logits.std(1, correction=0),
+                          torch.stack([logits.abs().amax(), at_bound])])
 
     def state(self, extra):
         return {"G": self.G.state_dict(), "D": self.D.state_dict(), "opt_g": self.opt_g.state_dict(),
@@ -421,6 +450,8 @@ class Trainer:
         self.D.load_state_dict(ckpt["D"])
         self.opt_g.load_state_dict(ckpt["opt_g"])
         self.opt_d.load_state_dict(ckpt["opt_d"])
+        use_adam_options(self.opt_g)
+        use_adam_options(self.opt_d)
         self.step = ckpt["step"]
         torch.set_rng_state(ckpt["rng"])
         restore_cuda_rng(ckpt.get("cuda_rng"), self.device)
@@ -459,19 +490,33 @@ class MetricsLog:
             atomic_write_csv(rows, path)
             self.last_row = rows.iloc[-1].to_dict() if len(rows) else None
         new = not os.path.exists(path)
-        self.file = open(path, "a", newline="")
-        self.writer = csv.writer(self.file)
+        try:
+            self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        except OSError as e:
+            raise WriteError(path, e) from None
         if new:
-            self.writer.writerow(METRIC_COLUMNS)
+            self._append(METRIC_COLUMNS)
 
     def write(self, row):
         row = [float(f"{v:.6g}") if isinstance(v, float) else v for v in row]
-        self.writer.writerow(row)
-        self.file.flush()
+        self._append(row)
         self.last_row = dict(zip(METRIC_COLUMNS, row))
 
+    def _append(self, row):
+        """Append one whole CSV line or nothing: a write cut short (a full disk) is cut off the file
+        again, so that a resumed run never reads a torn row."""
+        line = io.StringIO()
+        csv.writer(line).writerow(row)
+        data, size = memoryview(line.getvalue().encode()), os.fstat(self.fd).st_size
+        try:
+            while data:
+                data = data[os.write(self.fd, data):]
+        except OSError as e:
+            os.ftruncate(self.fd, size)
+            raise WriteError(self.path, e) from None
+
     def close(self):
-        self.file.close()
+        os.close(self.fd)
 
 
 class TensorBoard:
@@ -507,13 +552,15 @@ class TensorBoard:
 
 
 def save_samples(G, fixed_z, path, real_points=None):
-    """An 8x8 grid of G's images, or a scatter of its 2-D points over the data."""
+    """An 8x8 grid of G's images, or a scatter of its 2-D points over the data; rendered in memory and
+    written atomically, as every output."""
     with eval_mode(G), torch.no_grad():
         fake = G(fixed_z).cpu()
-    os.makedirs(os.path.dirname(path), exist_ok=True)
     if fake.dim() == 4:
         import torchvision
-        torchvision.utils.save_image(fake[:64], path, nrow=8, normalize=True, value_range=(-1, 1))
+        png = io.BytesIO()
+        torchvision.utils.save_image(fake[:64], png, format="png", nrow=8, normalize=True, value_range=(-1, 1))
+        atomic_write_bytes(path, png.getvalue())
         return
     import matplotlib
     matplotlib.use("Agg")
@@ -524,7 +571,7 @@ def save_samples(G, fixed_z, path, real_points=None):
     lim = real_points.abs().max().item() * 1.4
     ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", title=os.path.basename(path)[:-4])
     ax.legend(loc="upper right", markerscale=4, fontsize=7)
-    fig.savefig(path, bbox_inches="tight")
+    atomic_save_figure(fig, path, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -548,27 +595,40 @@ def eval_missing(cfg, step, total_steps, evals):
     return eval_due(cfg, step, total_steps) and not (evals and evals[-1]["step"] == step)
 
 
+def refuse_existing_run(cfg):
+    """A run directory in use is continued (--resume) or replaced (--overwrite) only when asked."""
+    if not rundir.is_empty(cfg["out"]) and not (cfg["resume"] or cfg["overwrite"]):
+        raise UserError(f"run directory {cfg['out']} already exists; pass --resume to continue it, "
+                        f"--overwrite to start again, or another --out")
+
+
 def prepare_run_dir(cfg):
     """Decide between a fresh run and a resumed one; return the checkpoint to resume or None."""
     out, ckpt_path = cfg["out"], os.path.join(cfg["out"], "checkpoints", "last.pt")
-    exists = not rundir.is_empty(out)
-    if exists and not (cfg["resume"] or cfg["overwrite"]):
-        raise UserError(f"run directory {out} already exists; pass --resume to continue it, "
-                        f"--overwrite to start again, or another --out")
+    refuse_existing_run(cfg)
     if not (cfg["resume"] and os.path.exists(ckpt_path)):
         return None
     saved = rundir.read_config(out)
     defaults = vars(build_parser().parse_args([]))  # for settings added after the run was started
+    saved = {k: saved.get(k, defaults[k]) for k in RUN_DEFINING} | {"lr": saved.get("lr", defaults["lr"])}
     # a setting that does not apply to this run (None) cannot have changed it
-    changed = [k for k in RUN_DEFINING if cfg[k] is not None and saved.get(k, defaults[k]) != cfg[k]]
+    changed = [k for k in RUN_DEFINING if cfg[k] is not None and saved[k] != cfg[k]]
     if changed:
         k = changed[0]
-        raise UserError(f"{out} was trained with --{k.replace('_', '-')} {saved.get(k)}, not {cfg[k]}; "
+        was, now = typed_flag(saved, k), typed_flag(cfg, k)
+        raise UserError(f"{out} was trained with {was} {saved[k]}, not {'' if now == was else now + ' '}{cfg[k]}; "
                         f"resume with the same settings or use another --out")
     return rundir.load_checkpoint(ckpt_path, "delete it or pass --overwrite to start again")
 
 
-RUN_FILES = ["config.json", "metrics.csv", "eval.csv", "summary.json", "samples", "checkpoints"]
+def typed_flag(cfg, name):
+    """The flag that set a setting, as the user typed it: --lr for a learning rate left to it."""
+    if name in ("lr_d", "lr_g") and cfg[name] == cfg["lr"]:
+        return "--lr"
+    return "--" + name.replace("_", "-")
+
+
+RUN_FILES = ["config.json", "metrics.csv", "eval.csv", "summary.json", "samples", "checkpoints", "tensorboard"]
 
 
 def clear_run_files(out):
@@ -636,21 +696,31 @@ class StopRequest:
 # ----------------------------------------------------------------------------- main
 
 def main(argv=None):
+    """Every input (the data root, the FID weights) and the run directory are checked before that
+    directory is made: bad input leaves nothing behind. A write that fails (a full disk) stops the run
+    with exit code 1; its last checkpoint is whole, as every file (atomic writes)."""
     cfg = resolve(build_parser().parse_args(argv))
+    check_writable_folder(cfg["out"], "--out")
+    refuse_existing_run(cfg)  # before the data is loaded, which can take minutes
+    dataset = load_training_data(cfg)
+    device = torch.device(cfg["device"])
+    evaluator = make_evaluator(cfg, device)
     with rundir.locked(cfg["out"]):  # one process per run directory
         ckpt = prepare_run_dir(cfg)
         rundir.remove_stale_temporaries(cfg["out"])
         cfg["backend"] = ops.set_backend(cfg["fused"], cfg["device"])  # --fused on: an error off the build's devices
-        device = torch.device(cfg["device"])
-        dataset = load_training_data(cfg)
         if ckpt is None:  # --overwrite, or --resume of a run that never wrote a checkpoint: start clean
             clear_run_files(cfg["out"])
-        return train(cfg, device, dataset, ckpt)
+        try:
+            return train(cfg, device, dataset, ckpt, evaluator)
+        except WriteError as e:
+            raise WriteError(e.path, e.error, "the last checkpoint is kept: make room, then --resume continues "
+                                              "from it") from None
 
 
-def train(cfg, device, dataset, ckpt):
+def train(cfg, device, dataset, ckpt, evaluator):
     torch.manual_seed(cfg["seed"])
-    set_determinism(device, cfg["deterministic"])
+    cfg["tf32"] = set_determinism(device, cfg["deterministic"], cfg["tf32"])
     trainer = Trainer(cfg, device)
     batches = Batches(dataset.to(device), cfg["batch_size"], cfg["seed"])
     total_steps = cfg["steps"] or math.ceil(cfg["epochs"] * batches.per_epoch / cfg["n_critic"])
@@ -674,7 +744,6 @@ def train(cfg, device, dataset, ckpt):
     images = dataset.dtype == torch.uint8
     fixed_z = torch.randn(64 if images else 2000, cfg["z_dim"], generator=torch.Generator().manual_seed(cfg["seed"] + 1))
     fixed_z, real_points = fixed_z.to(device), None if images else dataset[:2000]
-    evaluator = make_evaluator(cfg, device)
 
     def checkpoint(name="last.pt"):
         extra = {"seconds": time.time() - start, "evals": evals, "epoch": batches.epoch(),
@@ -709,7 +778,13 @@ def train(cfg, device, dataset, ckpt):
     if ckpt is not None:
         window, window_n = ckpt["window"].to(device), ckpt["window_n"]
         window = torch.cat([window, window.new_zeros(N_STATS - len(window))])  # a run from before the regime columns
-    finite = torch.ones((), dtype=torch.bool, device=device)
+    finite = True  # the statistics of every logged interval were; the current interval's are summed in window
+
+    def all_finite():
+        """No step statistic so far is NaN or infinite: checked on the interval sums, not step by step
+        (a NaN or an infinity stays in a sum), which saves three kernels a step."""
+        return finite and bool(torch.isfinite(window).all())
+
     status, start = "completed", time.time() - seconds
     try:
         with StopRequest() as stop:
@@ -720,17 +795,17 @@ def train(cfg, device, dataset, ckpt):
             while trainer.step < total_steps:
                 if stop.requested:  # between steps: the state is whole
                     status = "interrupted"
-                    if finite.item():
+                    if all_finite():
                         checkpoint()
                     break
                 stats = trainer.train_step(batches, total_steps)
                 window += stats
                 window_n += 1
-                finite &= torch.isfinite(stats).all()
                 bar.update(1)
                 step = trainer.step
                 if due(cfg["log_every"], step, total_steps):
                     values = (window / window_n).tolist()  # the one host sync per log interval
+                    finite = finite and all(map(math.isfinite, values))
                     log.write([step, round(batches.epoch(), 4), *values, round(time.time() - start, 2)])
                     board.scalars("train", log.last_row)
                     bar.set_postfix(loss_d=f"{values[0]:.4f}", loss_g=f"{values[1]:.4f}")
@@ -739,7 +814,7 @@ def train(cfg, device, dataset, ckpt):
                 if not (any(due(cfg[k], step, total_steps) for k in PERIODIC) or step in cfg["save_at"]
                         or eval_due(cfg, step, total_steps)):
                     continue
-                if not finite.item():  # checked before anything is evaluated or saved
+                if not all_finite():  # checked before anything is evaluated or saved
                     status = "diverged"
                     break
                 keep_checkpoint(step)
@@ -762,16 +837,25 @@ def train(cfg, device, dataset, ckpt):
     return 0
 
 
-def set_determinism(device, deterministic):
+TF32_MODES = {"off": (False, False), "conv": (True, False), "all": (True, True)}  # (cuDNN convolutions, matmuls)
+
+
+def set_determinism(device, deterministic, tf32="auto"):
     """cudnn.benchmark picks the fastest kernels per shape, which differ from run to run, so GPU runs
-    are then not bit-reproducible; --deterministic trades that speed for reproducibility."""
+    are then not bit-reproducible; --deterministic trades that speed for reproducibility. TF32 keeps
+    10 of float32's 23 mantissa bits in the products: off under --deterministic unless asked for.
+    Returns the TF32 mode used, for config.json: None on the CPU, which has none."""
     if device.type != "cuda":
-        return
+        return None
     torch.backends.cudnn.benchmark = not deterministic
     torch.backends.cudnn.deterministic = deterministic
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
         torch.use_deterministic_algorithms(True, warn_only=True)
+    mode = ("off" if deterministic else "conv") if tf32 == "auto" else tf32
+    for (obj, name, on, off), enabled in zip(tf32_switches(), TF32_MODES[mode]):
+        setattr(obj, name, on if enabled else off)
+    return mode
 
 
 def make_evaluator(cfg, device):

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 import train
-from utils import OneLineParser, UserError, atomic_write_csv, eval_mode, run_main
+from utils import OneLineParser, UserError, atomic_write_csv, check_merge_target, check_writable_file, eval_mode, run_main
 
 LOSSES = ["wgan", "gan", "minkowski-p1", "minkowski-p2", "minkowski-p4", "minkowski-p8"]
 
@@ -137,6 +137,9 @@ def main(argv=None):
         raise UserError("trajectories.py compares plain losses: drop --gp, --instance-noise and --diversity")
     for name in args.losses:
         parse_member(name)
+    check_merge_target(args.csv, ["step", "member", "reference"], "--csv")  # it replaces only a table of its own
+    if args.figure:
+        check_writable_file(args.figure, "--figure")
     dataset = train.load_training_data(cfg)
     budget = {"dataset": cfg["dataset"], "arch": cfg["arch"], "clip": cfg["clip"], "clip_params": cfg["clip_params"],
               "batch_size": cfg["batch_size"], "seed": cfg["seed"], "hardware": train.hardware_name(torch.device("cpu"))}

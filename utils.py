@@ -1,10 +1,14 @@
-"""Small helpers every script shares: one-line user errors, atomic writes, locked CSV merges."""
+"""Small helpers every script shares: one-line user errors, output paths checked before the first
+write, atomic writes, locked CSV merges that keep every row they do not replace."""
 import argparse
 import contextlib
+import csv
 import fcntl
+import io
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 
@@ -14,6 +18,21 @@ import torch
 
 class UserError(Exception):
     """Bad input from the user: reported as one line, exit code 2, no traceback."""
+
+
+class WriteError(Exception):
+    """A file could not be written (a full disk, a folder gone read-only): one line naming the file
+    and the cause, exit code 1 (the command stopped; its input was fine). The atomic writes leave
+    the file as it was."""
+
+    def __init__(self, path, error, advice="the file is as it was before"):
+        self.path, self.error = path, error
+        super().__init__(f"cannot write {path} ({os_reason(error)}); {advice}")
+
+
+def os_reason(error):
+    """An OSError's cause in words: 'No space left on device'."""
+    return error.strerror or type(error).__name__
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -28,12 +47,19 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
 
 
 def run_main(main):
-    """Run main(); turn a UserError into `error: ...` on stderr and exit code 2."""
+    """Run main(); a UserError becomes `error: ...` on stderr and exit code 2, a WriteError (or any other
+    OSError: the disk, not the input) `error: ...` and exit code 1, never a traceback."""
     try:
         code = main()
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except WriteError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as e:
+        print(f"error: {e.filename + ': ' if e.filename else ''}{os_reason(e)}", file=sys.stderr)
+        sys.exit(1)
     sys.exit(code or 0)
 
 
@@ -51,23 +77,65 @@ def check_device(name):
     return device
 
 
+def tf32_switches():
+    """(object, attribute, TF32 value, full float32 value) of cuDNN's convolutions and of CUDA's matmuls:
+    the fp32_precision API where it exists (torch >= 2.9 raises on a mix of it and the legacy
+    allow_tf32 flags once anything set the new one)."""
+    if hasattr(torch.backends.cudnn, "conv") and hasattr(torch.backends.cudnn.conv, "fp32_precision"):
+        return [(torch.backends.cudnn.conv, "fp32_precision", "tf32", "ieee"),
+                (torch.backends.cuda.matmul, "fp32_precision", "tf32", "ieee")]
+    return [(torch.backends.cudnn, "allow_tf32", True, False), (torch.backends.cuda.matmul, "allow_tf32", True, False)]
+
+
+def check_writable_folder(path, flag, shown=None):
+    """Refuse, before anything is written, a `flag` folder that cannot hold outputs: a file there or on
+    the way to it, or a read-only location. Creates nothing."""
+    shown = shown or path
+    existing = os.path.abspath(path)
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UserError(f"{flag} {shown}: {existing} is a file, not a folder; name a path in a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {shown}: {existing} is read-only here; name a location you can write in")
+
+
+def check_writable_file(path, flag):
+    """Refuse, before anything is written, a `flag` path that cannot take a file: a folder, a file on
+    the way to it, or a read-only location. Creates nothing."""
+    if os.path.isdir(path):
+        raise UserError(f"{flag} {path} is a folder; name a file")
+    check_writable_folder(os.path.dirname(os.path.abspath(path)), flag, shown=path)
+
+
+def umask():
+    """The process's umask (reading it means setting it, and back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _atomic(path, write):
-    """Write through a temporary file in the same folder, then rename: never a torn file."""
+    """Write through a temporary file in the same folder, then rename: never a torn file. Any OSError
+    on the way (a full disk, a read-only folder) is a WriteError naming path, the file as it was."""
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make results unreadable to others
     try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    except OSError as e:
+        raise WriteError(path, e) from None
+    try:
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp's 0600 would make results unreadable to others
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(e, OSError):
+            raise WriteError(path, e) from None
         raise
 
 
@@ -80,7 +148,18 @@ def atomic_write_bytes(path, data):
 
 
 def atomic_torch_save(obj, path):
-    _atomic(path, lambda f: torch.save(obj, f))
+    """torch.save through memory: a full disk is then an OSError of the write (a WriteError), not a
+    RuntimeError from inside torch's zip writer."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    _atomic(path, lambda f: f.write(buffer.getbuffer()))
+
+
+def atomic_save_figure(fig, path, **savefig_kwargs):
+    """A matplotlib figure rendered in memory, then written atomically: no torn PNG on a full disk."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=os.path.splitext(path)[1][1:] or "png", **savefig_kwargs)
+    _atomic(path, lambda f: f.write(buffer.getbuffer()))
 
 
 def atomic_write_csv(df, path):
@@ -88,11 +167,81 @@ def atomic_write_csv(df, path):
     atomic_write_text(path, df.to_csv(index=False))
 
 
+def replace_folder(folder, files):
+    """Make `folder` hold copies of `files` and nothing else, whole: they are copied into a temporary
+    folder beside it, which then takes its place by rename, so that the folder is complete or
+    absent (a kill between the two renames), never partial. An OSError (a full disk) is a WriteError
+    naming the folder, which is then as it was."""
+    parent = os.path.dirname(os.path.abspath(folder))
+    try:
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(dir=parent, prefix=f".tmp-{os.path.basename(folder)}-")
+    except OSError as e:
+        raise WriteError(folder, e, "the folder is as it was before") from None
+    old = tmp + "-old"
+    try:
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp's 0700 would make the copy unreadable to others
+        for path in files:
+            shutil.copyfile(path, os.path.join(tmp, os.path.basename(path)))
+        if os.path.lexists(folder):
+            os.rename(folder, old)
+        os.rename(tmp, folder)
+    except OSError as e:
+        if os.path.lexists(old) and not os.path.lexists(folder):
+            os.rename(old, folder)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise WriteError(folder, e, "the folder is as it was before") from None
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# Numbers that differ by no more are a rerun's last-digit noise (another CPU, another order of float
+# operations): a file whose numbers agree with a rewrite's to this tolerance is left byte for byte.
+AGREE_RTOL, AGREE_ATOL = 1e-9, 1e-12
+
+
+def cells_agree(a, b):
+    """Two CSV cells (text) say the same: equal text, or numbers equal to AGREE_RTOL / AGREE_ATOL."""
+    if a == b:
+        return True
+    try:
+        return math.isclose(float(a), float(b), rel_tol=AGREE_RTOL, abs_tol=AGREE_ATOL)
+    except ValueError:
+        return False
+
+
+def _cells(text):
+    """(header, rows) of a CSV's text, every cell as written."""
+    rows = list(csv.reader(io.StringIO(text)))
+    return (rows[0], rows[1:]) if rows else ([], [])
+
+
+def csv_texts_agree(old, new):
+    """Two CSV texts have the same columns and rows, their cells agreeing (cells_agree)."""
+    (old_header, old_rows), (new_header, new_rows) = _cells(old), _cells(new)
+    return old_header == new_header and len(old_rows) == len(new_rows) and all(
+        len(a) == len(b) and all(map(cells_agree, a, b)) for a, b in zip(old_rows, new_rows))
+
+
+def write_csv_unless_agrees(df, path):
+    """Write df to path as CSV, unless the file there already says the same (csv_texts_agree): a rerun
+    on another machine then leaves a committed file as it is. Returns whether it wrote."""
+    text = df.to_csv(index=False)
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8", errors="replace") as f:  # a binary file agrees with nothing
+            if csv_texts_agree(f.read(), text):
+                return False
+    atomic_write_text(path, text)
+    return True
+
+
 @contextlib.contextmanager
 def folder_lock(folder):
     """An exclusive flock on a folder: files in it are replaced by rename, so the folder (not a
     file, and no lock file that would show in `git status`) is what writers agree to lock."""
-    os.makedirs(folder, exist_ok=True)
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise WriteError(folder, e, "nothing in it was changed") from None
     fd = os.open(folder, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -116,28 +265,132 @@ def row_identity(row, key):
     return tuple(_identity_value(row.get(k)) for k in key)
 
 
+def key_held(identity):
+    """A row names a key value: one without any (every key cell empty) can replace nothing and be replaced by nothing."""
+    return any(identity)
+
+
 def merge_rows(old, new, key, good):
-    """old's rows with new's merged in by `key` columns: a new row replaces the old row of its key
-    unless the old one is good and the new one is not (good(row) -> bool); rows new does not name
-    are kept, in their place."""
-    rows = {row_identity(r, key): r for r in old.to_dict("records")}
-    for row in new.to_dict("records"):
+    """old's rows with new's merged in by the `key` columns: a new row replaces the old rows of its key
+    unless one of them is good and it is not (good(row) -> bool). Every other old row is kept, in its
+    place, rows without a key value too. The index says where each row came from: old's positions
+    0..len(old)-1, then len(old) + new's position."""
+    offered, unkeyed = {}, []  # offered: key -> (label, row) of the new row that stands for it
+    for label, row in enumerate(new.to_dict("records"), start=len(old)):
         i = row_identity(row, key)
-        if i in rows and good(rows[i]) and not good(row):
-            continue
-        rows[i] = row
+        if not key_held(i):
+            unkeyed.append((label, row))
+        elif not (i in offered and good(offered[i][1]) and not good(row)):
+            offered[i] = (label, row)
+    old_rows = list(enumerate(old.to_dict("records")))
+    old_good = {row_identity(row, key) for _, row in old_rows if good(row)}
+    replacing = {i: entry for i, entry in offered.items() if good(entry[1]) or i not in old_good}
+    out = []
+    for label, row in old_rows:
+        i = row_identity(row, key)
+        if i not in replacing:
+            out.append((label, row))
+        elif replacing[i] is not None:  # the new row takes the place of the first old row of its key
+            out.append(replacing[i])
+            replacing[i] = None
+    out += [entry for entry in replacing.values() if entry is not None] + unkeyed
     columns = list(new.columns) + [c for c in old.columns if c not in new.columns]
-    return pd.DataFrame(list(rows.values()), columns=columns)
+    return pd.DataFrame([row for _, row in out], index=[label for label, _ in out], columns=columns)
+
+
+def read_csv_of_ours(path, key, shown=None, remedy="name another file; this one is left as it is"):
+    """The text of the CSV at path ('' where there is none), refused (a UserError, nothing changed)
+    when it is not a CSV one can merge rows into by `key`: a folder, binary or malformed, or a CSV
+    whose columns lack the key (someone else's: merging would mix two tables)."""
+    shown = shown or path
+    if not os.path.lexists(path):
+        return ""
+    if os.path.isdir(path):
+        raise UserError(f"{shown} is a folder, not a CSV; {remedy}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError:
+        raise UserError(f"{shown} is not a text CSV (it holds binary data); {remedy}") from None
+    except OSError as e:
+        raise UserError(f"cannot read {shown} ({os_reason(e)}); {remedy}") from None
+    if not text.strip():
+        return ""
+    try:
+        columns = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False).columns
+    except pd.errors.ParserError as e:
+        raise UserError(f"{shown} is not a readable CSV ({str(e).strip().splitlines()[-1]}); {remedy}") from None
+    missing = [k for k in key if k not in columns]
+    if missing:
+        raise UserError(f"{shown} is not a CSV of this repository's (it has no column {', '.join(missing)}); "
+                        f"{remedy}")
+    return text
+
+
+def check_merge_target(path, key, flag):
+    """Refuse, before anything is computed or written, a `flag` CSV that merge_csv would refuse
+    (read_csv_of_ours) or could not write (check_writable_file)."""
+    check_writable_file(path, flag)
+    read_csv_of_ours(path, key, f"{flag} {path}", f"name another {flag}; this file is left as it is")
+
+
+def integer_columns(cells):
+    """The columns of a CSV (a DataFrame of its cells as text) whose every non-empty cell is an integer."""
+    return [c for c in cells.columns if cells[c].str.fullmatch(r"(-?\d+)?").all() and (cells[c] != "").any()]
+
+
+def whole_number(cell):
+    """'1562.0' -> '1562'; any other cell as it is."""
+    try:
+        value = float(cell)
+    except ValueError:
+        return cell
+    return str(int(value)) if value.is_integer() else cell
+
+
+def merged_csv_text(old_text, new, key, good=lambda row: True, arrange=lambda table: table):
+    """The CSV text of old_text's rows with the DataFrame `new` merged in (merge_rows), arranged
+    (arrange may sort and drop rows, keeping the index). An old row that is kept keeps its cells as
+    they were written, byte for byte (no 3 -> 3.0); a new row whose cells agree with those of the old
+    row it replaces (cells_agree: a rerun's last-digit noise) keeps the old row's text too."""
+    old = pd.read_csv(io.StringIO(old_text)) if old_text else pd.DataFrame()
+    old_cells = pd.read_csv(io.StringIO(old_text), dtype=str, keep_default_na=False) if old_text else old
+    new_cells = pd.read_csv(io.StringIO(new.to_csv(index=False)), dtype=str, keep_default_na=False) \
+        if len(new.columns) else new
+    for column in set(integer_columns(old_cells)) & set(new_cells.columns):  # a row without a value made 3 -> 3.0
+        new_cells[column] = new_cells[column].map(whole_number)
+    table = merge_rows(old, new, key, good)
+    columns = list(table.columns)
+    if not columns:
+        return ""
+    first_of_key = {}
+    for label, row in enumerate(old.to_dict("records")):
+        first_of_key.setdefault(row_identity(row, key), label)
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(columns)
+    arranged = arrange(table)
+    for label, row in zip(arranged.index, arranged.to_dict("records")):
+        if label < len(old):
+            writer.writerow([old_cells.iloc[label].get(c, "") for c in columns])
+            continue
+        cells = [new_cells.iloc[label - len(old)].get(c, "") for c in columns]
+        identity = row_identity(row, key)
+        replaced = first_of_key.get(identity) if key_held(identity) else None
+        kept = [old_cells.iloc[replaced].get(c, "") for c in columns] if replaced is not None else None
+        writer.writerow(kept if kept and all(map(cells_agree, kept, cells)) else cells)
+    return text.getvalue()
 
 
 def merge_csv(path, new, key, good=lambda row: True, arrange=lambda table: table):
-    """Read path, merge the DataFrame `new` into it by `key` (merge_rows), arrange (e.g. sort) and
-    write it back, all under a lock on its folder, so that processes merging at once lose no row."""
+    """Merge the DataFrame `new` into the CSV at path by `key` (merged_csv_text: every row it does not
+    replace is kept as written), all under a lock on its folder, so that processes merging at once lose
+    no row. A CSV that is not ours (read_csv_of_ours) is refused and left as it is. Returns the table
+    as a reader of the file sees it."""
     with folder_lock(os.path.dirname(os.path.abspath(path))):
-        old = pd.read_csv(path) if os.path.isfile(path) and os.path.getsize(path) > 0 else pd.DataFrame()
-        merged = arrange(merge_rows(old, new, key, good))
-        atomic_write_csv(merged, path)
-    return merged
+        text = merged_csv_text(read_csv_of_ours(path, key), new, key, good, arrange)
+        atomic_write_text(path, text)
+    return pd.read_csv(io.StringIO(text)) if text else pd.DataFrame()
 
 
 def read_json(path):

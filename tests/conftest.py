@@ -1,4 +1,5 @@
 import os
+import subprocess
 import sys
 
 import pytest
@@ -33,3 +34,37 @@ def ops_backend_restored():
     yield
     if ops.backend() != before:
         ops.set_backend("off" if before == "eager" else "on")
+
+
+class Tmpfs:
+    """Small real filesystems for the tests of a full disk and of read-only folders: tmpfs mounts
+    under one folder (as root; a test that needs one is skipped, with the reason, where mounting
+    fails), unmounted when the test ends."""
+
+    def __init__(self, root):
+        self.root, self.mounted = root, []
+
+    def mount(self, name, size, read_only=False):
+        """A folder `name` on a fresh tmpfs of `size` bytes (rounded up to whole pages)."""
+        path = os.path.join(self.root, name)
+        os.makedirs(path, exist_ok=True)
+        options = f"size={size}" + (",ro" if read_only else "")
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", path], capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here (root and mount(8) needed): {done.stderr.strip()}")
+        self.mounted.append(path)
+        return path
+
+    def resize(self, path, size):
+        subprocess.run(["mount", "-o", f"remount,size={size}", path], check=True)
+
+    def unmount_all(self):
+        for path in reversed(self.mounted):
+            subprocess.run(["umount", "-l", path], capture_output=True)
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    mounts = Tmpfs(str(tmp_path))
+    yield mounts
+    mounts.unmount_all()

@@ -305,7 +305,8 @@ def test_a_real_sweep_records_a_failed_run_and_goes_on(tmp_path):
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 1, proc.stderr
     assert "ring8/minkowski-p2-seed0: failed" in proc.stdout and "ring8/minkowski-p4-seed0: completed" in proc.stdout
-    assert "did not complete: ring8/minkowski-p2-seed0 (failed)" in proc.stderr
+    assert "did not complete: ring8/minkowski-p2-seed0 (failed: " in proc.stderr  # with train.py's reason:
+    assert "config.json is missing or unreadable" in proc.stderr  # a checkpoint without its run's config
     toy = pd.read_csv(tmp_path / "results" / "toy_table.csv")
     assert toy.set_index("p")[["completed", "failed"]].to_dict("index") == {2: {"completed": 0, "failed": 1},
                                                                             4: {"completed": 1, "failed": 0}}

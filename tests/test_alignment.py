@@ -85,7 +85,8 @@ def test_a_run_with_kept_checkpoints_gives_one_row_per_step_and_loss_and_merges(
                                      "--out", out, *TOY]))
     assert code.value.code == 0
     csv = str(tmp_path / "alignment.csv")
-    pd.DataFrame([{"run": "other", "step": 1, "loss": "gan", "p": None, "cos_d": 0.5}]).to_csv(csv, index=False)
+    pd.DataFrame([{"run": "other", "total_steps": 10, "step": 1, "loss": "gan", "p": None, "cos_d": 0.5}]).to_csv(
+        csv, index=False)
     assert alignment.main([out, "--csv", csv, "--figure", str(tmp_path / "a.png")]) == 0
     table = pd.read_csv(csv)
     mine = table[table["run"] == "run"]

@@ -52,6 +52,16 @@ def test_a_resumed_run_replaces_the_events_past_its_checkpoint(tmp_path):
     assert_scalars_equal(logged, pd.read_csv(out / "metrics.csv"), "train")
 
 
+def test_overwrite_starts_the_events_again(tmp_path):
+    """--overwrite deletes what train.py wrote, its events included: the new run's curves start alone."""
+    pytest.importorskip("tensorboard", reason="tensorboard is not installed: pip install tensorboard")
+    out = tmp_path / "run"
+    assert train.main([*ARGV, "--out", str(out), "--steps", "30"]) == 0
+    assert train.main([*ARGV, "--out", str(out), "--steps", "20", "--overwrite"]) == 0
+    assert len(os.listdir(out / "tensorboard")) == 1
+    assert [e.step for e in events(out / "tensorboard").Scalars("train/loss_d")] == [10, 20]
+
+
 def test_without_the_package_the_flag_is_a_one_line_error_and_writes_nothing(tmp_path):
     out = tmp_path / "run"
     code = ("import sys; sys.modules['tensorboard'] = None; import train, utils; "

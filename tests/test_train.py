@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import time
+import types
 
 import pandas as pd
 import pytest
@@ -237,10 +238,13 @@ def test_a_run_killed_during_an_eval_resumes_with_its_training(killed_at, tmp_pa
     assert s_resumed == s_straight
 
 
-def test_resume_refuses_changed_settings(tmp_path):
+def test_resume_refuses_changed_settings(tmp_path, capsys):
     out = str(tmp_path / "run")
     assert run(["--steps", "10", "--out", out, *TOY]) == 0
     assert run(["--steps", "20", "--lr", "1e-3", "--out", out, "--resume", *TOY]) == 2
+    assert "trained with --lr 0.0002, not 0.001;" in capsys.readouterr().err  # the flag typed, not --lr-d
+    assert run(["--steps", "20", "--lr-d", "1e-3", "--out", out, "--resume", *TOY]) == 2
+    assert "trained with --lr 0.0002, not --lr-d 0.001;" in capsys.readouterr().err
     assert run(["--steps", "20", "--out", out, "--resume", *TOY]) == 0  # a longer budget is fine
     assert summary(out)["step"] == 20
     path = os.path.join(out, "config.json")  # a run from before --diversity existed resumes with its default
@@ -251,7 +255,8 @@ def test_resume_refuses_changed_settings(tmp_path):
     assert run(["--steps", "30", "--diversity", "1", "--out", out, "--resume", *TOY]) == 2
 
 
-def test_a_nan_loss_stops_the_run_as_diverged_and_keeps_the_good_checkpoint(tmp_path, monkeypatch):
+def nan_d_loss_after(monkeypatch, n):
+    """D's loss is NaN from its (n + 1)-th call on."""
     real_make_loss = losses.make_loss
     calls = {"n": 0}
 
@@ -260,10 +265,14 @@ def test_a_nan_loss_stops_the_run_as_diverged_and_keeps_the_good_checkpoint(tmp_
 
         def exploding_d_loss(r, f):
             calls["n"] += 1
-            return d_loss(r, f) * (float("nan") if calls["n"] > 13 else 1.0)
+            return d_loss(r, f) * (float("nan") if calls["n"] > n else 1.0)
         return exploding_d_loss, g_loss
 
     monkeypatch.setattr(losses, "make_loss", make_loss)
+
+
+def test_a_nan_loss_stops_the_run_as_diverged_and_keeps_the_good_checkpoint(tmp_path, monkeypatch):
+    nan_d_loss_after(monkeypatch, 13)
     out = str(tmp_path / "run")
     assert run(["--steps", "40", "--out", out, *TOY]) == 1
     s = summary(out)
@@ -271,6 +280,17 @@ def test_a_nan_loss_stops_the_run_as_diverged_and_keeps_the_good_checkpoint(tmp_
     ckpt = torch.load(os.path.join(out, "checkpoints", "last.pt"), weights_only=True)
     assert ckpt["step"] == 10
     assert all(torch.isfinite(v).all() for v in ckpt["G"].values())
+
+
+def test_a_nan_between_log_steps_stops_the_run_at_the_next_checkpoint(tmp_path, monkeypatch):
+    """Finiteness is read from the interval's sums (a NaN or an infinity stays in a sum), not step by
+    step: a NaN at step 14 of an interval logged at 20 still stops the run at step 15's checkpoint."""
+    nan_d_loss_after(monkeypatch, 13)
+    out = str(tmp_path / "run")
+    assert run(["--steps", "40", "--out", out, *TOY, "--log-every", "20", "--ckpt-every", "3"]) == 1
+    assert summary(out)["status"] == "diverged" and summary(out)["step"] == 15
+    assert torch.load(os.path.join(out, "checkpoints", "last.pt"), weights_only=True)["step"] == 12
+    assert not os.path.exists(os.path.join(out, "metrics.csv")) or pd.read_csv(os.path.join(out, "metrics.csv")).empty
 
 
 def test_existing_run_is_not_overwritten_without_a_flag(tmp_path, capsys):
@@ -303,7 +323,7 @@ def test_a_corrupt_checkpoint_is_a_one_line_error(tmp_path, capsys):
     (["--loss", "wasserstein"], "unknown loss"),
     (["--p", "0.5"], "--p must be"),
     (["--p", "nan"], "--p must be"),
-    (["--lr", "0"], "--lr-d must be a positive"),
+    (["--lr", "0"], "--lr must be a positive"),
     (["--lr-g", "-0.0001"], "--lr-g must be a positive"),
     (["--adam-eps", "0"], "--adam-eps must be a positive"),
     (["--batch-size", "0"], "--batch-size must be at least 1"),
@@ -422,7 +442,16 @@ def test_hardware_is_the_training_devices(fake_cuda):
     assert train.hardware_name(torch.device("cpu")).startswith(train.cpu_name())
 
 
-def test_deterministic_flag_turns_off_cudnn_benchmark(monkeypatch):
+@pytest.fixture
+def fake_tf32(monkeypatch):
+    """train.py's TF32 switches on stand-ins, so that a test leaves torch's global flags alone."""
+    conv, matmul = types.SimpleNamespace(precision="unset"), types.SimpleNamespace(precision="unset")
+    monkeypatch.setattr(train, "tf32_switches", lambda: [(conv, "precision", "tf32", "ieee"),
+                                                         (matmul, "precision", "tf32", "ieee")])
+    return conv, matmul
+
+
+def test_deterministic_flag_turns_off_cudnn_benchmark(monkeypatch, fake_tf32):
     calls = []
     monkeypatch.setattr(torch, "use_deterministic_algorithms", lambda mode, warn_only: calls.append((mode, warn_only)))
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
@@ -434,6 +463,26 @@ def test_deterministic_flag_turns_off_cudnn_benchmark(monkeypatch):
     assert not torch.backends.cudnn.benchmark and torch.backends.cudnn.deterministic
     assert calls == [(True, True)] and os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
     assert train.build_parser().parse_args(["--deterministic"]).deterministic
+
+
+@pytest.mark.parametrize("deterministic, flag, mode", [(False, "auto", "conv"), (True, "auto", "off"),
+                                                        (True, "all", "all"), (False, "off", "off")])
+def test_tf32_is_off_under_deterministic_unless_chosen_and_the_mode_is_returned(monkeypatch, fake_tf32,
+                                                                                deterministic, flag, mode):
+    """Observed: TF32 was on for cuDNN's convolutions (torch's default) in every GPU run, under
+    --deterministic too, and config.json did not say so."""
+    monkeypatch.setattr(torch, "use_deterministic_algorithms", lambda *a, **k: None)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", False)
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    assert train.set_determinism(torch.device("cuda:0"), deterministic, flag) == mode
+    conv, matmul = fake_tf32
+    assert (conv.precision, matmul.precision) == {"off": ("ieee", "ieee"), "conv": ("tf32", "ieee"),
+                                                  "all": ("tf32", "tf32")}[mode]
+    conv.precision = matmul.precision = "unset"
+    assert train.set_determinism(torch.device("cpu"), deterministic, flag) is None  # no TF32 on a CPU
+    assert conv.precision == matmul.precision == "unset"
+    assert train.build_parser().parse_args(["--tf32", flag]).tf32 == flag
 
 
 def test_run_names_show_a_non_default_critic_count():
@@ -480,12 +529,97 @@ def test_clip_params_chooses_what_is_clipped_and_the_share_at_the_bound_is_logge
 def test_logit_statistics_are_the_batch_statistics(tmp_path):
     trainer = train.Trainer.__new__(train.Trainer)
     trainer.cfg, trainer.clipped = {"clip": 0.0}, []
-    real, fake = torch.tensor([0.5, -1.0, 2.0]), torch.tensor([-3.0, 1.0])
-    stats = torch.stack(trainer.logit_stats(real, fake))
+    real, fake = torch.tensor([0.5, -1.0, 2.0]), torch.tensor([-3.0, 1.0, 1.0])
+    stats = trainer.logit_stats(real, fake)
     expected = [torch.sigmoid(real).mean(), torch.sigmoid(fake).mean(), real.mean(), fake.mean(),
-                (real - real.mean()).pow(2).mean().sqrt(), torch.tensor(2.0), torch.tensor(3.0), torch.tensor(0.0)]
+                (real - real.mean()).pow(2).mean().sqrt(), (fake + 1 / 3).pow(2).mean().sqrt(), torch.tensor(3.0),
+                torch.tensor(0.0)]
     torch.testing.assert_close(stats, torch.stack(expected))
     assert len(stats) == train.N_STATS - 4  # loss_d, loss_g and the two gradient norms come before
+
+
+STAT_COLUMNS = train.METRIC_COLUMNS[6:14]  # d_real ... clip_share: logit_stats's, in its order
+
+
+def test_logged_statistics_are_interval_means_of_the_per_step_statistics(tiny_images, tmp_path, monkeypatch):
+    """metrics.csv's columns are means over each log interval of per-step statistics. Here each step's
+    are computed the plain way (one reduction per statistic, one comparison per parameter tensor, in
+    float64) from the logits and clipped parameters the step had: the leaner step logs the same numbers."""
+    per_step = []
+    leaner = train.Trainer.logit_stats
+
+    def also_the_plain_way(self, logit_real, logit_fake):
+        r, f, bound = logit_real.double(), logit_fake.double(), self.cfg["clip"] * (1 - 1e-6)
+        at = sum(int((p.abs() >= bound).sum()) for p in self.clipped) / sum(p.numel() for p in self.clipped)
+        per_step.append([torch.sigmoid(r).mean(), torch.sigmoid(f).mean(), r.mean(), f.mean(), r.std(correction=0),
+                         f.std(correction=0), torch.maximum(r.abs().max(), f.abs().max()), at])
+        return leaner(self, logit_real, logit_fake)
+
+    monkeypatch.setattr(train.Trainer, "logit_stats", also_the_plain_way)
+    out = str(tmp_path / "run")
+    assert run(["--loss", "gan", "--dataset", "folder", "--data-root", tiny_images, "--width", "4", "--batch-size", "8",
+                "--steps", "6", "--log-every", "3", "--clip", "0.01", "--out", out]) == 0
+    expected = torch.tensor(per_step, dtype=torch.float64).reshape(2, 3, len(STAT_COLUMNS)).mean(1)
+    logged = pd.read_csv(os.path.join(out, "metrics.csv"))[STAT_COLUMNS].to_numpy()
+    assert logged == pytest.approx(expected.numpy(), rel=2e-5, abs=1e-7)
+    assert (0 < logged[:, -1]).all() and (logged[:, -1] < 1).all() and (logged[0] != logged[1]).all()
+
+
+def test_share_at_bound_counts_every_parameter_at_the_bound_exactly():
+    c = 0.01
+    t = torch.tensor(c * (1 - 1e-6))  # float32, as the comparison makes it
+    edges = torch.stack([t, torch.nextafter(t, torch.tensor(1.0)), torch.nextafter(t, torch.tensor(0.0)),
+                         torch.tensor(c), torch.tensor(0.0)])  # at, at, below, at, below
+    inside = (torch.rand(3, 4, 2, 2, generator=torch.Generator().manual_seed(0)) * 1.8 - 0.9) * c
+    params = [edges, -edges.flip(0), inside.contiguous(memory_format=torch.channels_last)]
+    values = [v for p in params for v in p.flatten().tolist()]
+    assert sum(abs(v) >= t.item() for v in values) == 6
+    assert train.share_at_bound(params, c).item() == pytest.approx(6 / len(values), rel=1e-7)
+
+
+def test_the_step_statistics_take_the_same_kernels_whatever_the_number_of_parameters():
+    """Observed: share_at_bound ran three kernels and an addition per clipped tensor, about 45 of the
+    ATen ops of a DCGAN step. Now one view per tensor (no kernel), then one concatenation."""
+    from bench_step import aten_ops
+    trainer = train.Trainer.__new__(train.Trainer)
+    trainer.cfg = {"clip": 0.01}
+    real, fake = torch.randn(8), torch.randn(8)
+    counts = []
+    for n in (2, 20):
+        trainer.clipped = [torch.full((3, 2), 0.01) for _ in range(n)]
+        counts.append(aten_ops(lambda: trainer.logit_stats(real, fake)))
+    assert counts[1] - counts[0] <= 18 and counts[0] < 25
+
+
+def test_adam_is_fused_on_a_gpu_and_torchs_default_on_the_cpu():
+    assert train.adam_options(torch.device("cuda:1")) == {"fused": True}
+    assert train.adam_options(torch.device("cpu")) == {"fused": None}  # the CPU runs' weights stay the same
+
+
+def test_a_resume_uses_this_devices_adam_whatever_the_checkpoint_says(tmp_path):
+    """load_state_dict takes the saved groups' flags along: a GPU run's checkpoint (fused) resumed on the
+    CPU ran fused Adam there, other arithmetic than every CPU run's."""
+    out = str(tmp_path / "run")
+    assert run(["--loss", "gan", "--steps", "2", "--out", out, *TOY]) == 0
+    path = os.path.join(out, "checkpoints", "last.pt")
+    ckpt = torch.load(path, weights_only=True)
+    for opt in ("opt_g", "opt_d"):
+        for group in ckpt[opt]["param_groups"]:
+            group["fused"] = True
+    trainer = train.Trainer(train.resolve(train.build_parser().parse_args(["--loss", "gan", "--out", out, *TOY])),
+                            torch.device("cpu"))
+    trainer.load_state(ckpt, path)
+    assert [g["fused"] for opt in (trainer.opt_g, trainer.opt_d) for g in opt.param_groups] == [None, None]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_runs_use_fused_adam_also_when_resuming_a_cpu_run(tmp_path):
+    out = str(tmp_path / "run")
+    assert run(["--loss", "gan", "--steps", "2", "--device", "cpu", "--out", out, *TOY]) == 0
+    assert run(["--loss", "gan", "--steps", "4", "--device", "cuda", "--resume", "--out", out, *TOY]) == 0
+    ckpt = torch.load(os.path.join(out, "checkpoints", "last.pt"), weights_only=True)
+    assert ckpt["step"] == 4
+    assert [g["fused"] for opt in ("opt_g", "opt_d") for g in ckpt[opt]["param_groups"]] == [True, True]
 
 
 def test_eval_at_evaluates_at_those_steps_and_the_end(tmp_path):
@@ -609,6 +743,7 @@ def test_config_records_what_ran_and_only_what_applies(tmp_path):
     assert (cfg["steps"], cfg["total_steps"], cfg["epochs"]) == (781, 781, round(781 / per_epoch, 4)) == \
         (781, 781, 0.5)
     assert cfg["d_norm"] is None and cfg["clip_params"] is None and cfg["gp_center"] is None  # no norm, clip, penalty
+    assert cfg["tf32"] is None  # a CPU run has no TF32 (a GPU run records off, conv or all)
     assert summary(out)["epoch"] == 0.5
 
 

@@ -1,0 +1,270 @@
+"""Every script against unusable paths and a full disk: one `error:` line, exit code 2 for a bad path
+(before anything is written: nothing created or changed) and 1 for a write that fails (the last good
+checkpoint kept), never a traceback. A new script gets its rows in CASES (test_every_script_is_tried)."""
+import glob
+import hashlib
+import importlib
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import torch
+
+import ablate_p
+import utils
+from utils import run_main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUN, RUNS, RUNS_CSV = "{run}", "{runs}", "{runs_csv}"
+TRAJECTORIES = ["--dataset", "ring8", "--steps", "1", "--every", "1", "--n-images", "4", "--losses", "wgan", "gan"]
+SWEEP = ["--dataset", "ring8", "--p", "4", "--steps", "2", "--eval-every", "0", "--fused", "off"]
+
+# (script, argv, words of the one-line error). {folder} is a folder, {file} a file of the user's,
+# {binary} a binary file, {theirs} someone else's CSV (name,score), {ro} a read-only folder.
+CASES = [
+    ("train.py", ["--dataset", "ring8", "--out", "{file}"], "--out"),
+    ("train.py", ["--dataset", "ring8", "--out", "{file}/run"], "is a file"),
+    ("train.py", ["--dataset", "ring8", "--out", "{ro}/run"], "read-only"),
+    ("train.py", ["--dataset", "folder", "--data-root", "{folder}/none", "--out", "{folder}/run"], "does not exist"),
+    ("train.py", ["--dataset", "folder", "--data-root", "{images}", "--eval-every", "10", "--fid-weights",
+                  "/nonexistent/w.pth", "--out", "{folder}/run"], "--fid-weights"),
+    ("train.py", ["--dataset", "ring8", "--lr", "-1", "--out", "{folder}/run"], "--lr must"),
+    ("evaluate.py", [RUN, "--csv", "{folder}"], "is a folder"),
+    ("evaluate.py", [RUN, "--csv", "{binary}"], "binary"),
+    ("evaluate.py", [RUN, "--csv", "{theirs}"], "no column run, checkpoint, steps, n_fake"),
+    ("evaluate.py", [RUN, "--csv", "{file}/fid.csv"], "is a file"),
+    ("evaluate.py", [RUN, "--csv", "{ro}/fid.csv"], "read-only"),
+    ("evaluate.py", ["--table", "--csv", "{binary}"], "binary"),
+    ("evaluate.py", ["--table", "--csv", "{fid_csv}", "--table-dir", "{file}"], "--table-dir"),
+    ("evaluate.py", ["--table", "--csv", "{fid_csv}", "--table-dir", "{theirs_folder}"], "no column loss"),
+    ("ablate_p.py", ["--collect", "--runs", RUNS, "--results", "{theirs_folder}"], "runs.csv is not a CSV"),
+    ("ablate_p.py", ["--collect", "--runs", RUNS, "--results", "{binary_folder}"], "binary"),
+    ("ablate_p.py", ["--collect", "--runs", RUNS, "--results", "{file}"], "--results"),
+    ("ablate_p.py", ["--collect", "--runs", RUNS, "--results", "{ro}/results"], "read-only"),
+    ("ablate_p.py", [*SWEEP, "--runs", "{file}"], "--runs"),
+    ("ablate_p.py", [*SWEEP, "--runs", "{ro}/sweep"], "read-only"),
+    ("ablate_p.py", [*SWEEP, "--runs", "{folder}/sweep", "--results", "{theirs_folder}"], "runs.csv is not a CSV"),
+    ("p_effect.py", [RUNS_CSV, "--csv", "{folder}"], "is a folder"),
+    ("p_effect.py", [RUNS_CSV, "--csv", "{binary}"], "binary"),
+    ("p_effect.py", [RUNS_CSV, "--csv", "{theirs}"], "no column metric"),
+    ("p_effect.py", [RUNS_CSV, "--csv", "{ro}/p.csv"], "read-only"),
+    ("p_effect.py", [RUNS_CSV, "--figure", "{folder}"], "--figure"),
+    ("p_effect.py", [RUNS_CSV, "--figure", "{file}/p.png"], "is a file"),
+    ("p_effect.py", ["{binary}"], "binary"),
+    ("alignment.py", [RUN, "--csv", "{folder}"], "is a folder"),
+    ("alignment.py", [RUN, "--csv", "{binary}"], "binary"),
+    ("alignment.py", [RUN, "--csv", "{theirs}"], "no column run"),
+    ("alignment.py", [RUN, "--csv", "{ro}/a.csv"], "read-only"),
+    ("alignment.py", [RUN, "--figure", "{file}/a.png"], "is a file"),
+    ("trajectories.py", [*TRAJECTORIES, "--csv", "{folder}"], "is a folder"),
+    ("trajectories.py", [*TRAJECTORIES, "--csv", "{binary}"], "binary"),
+    ("trajectories.py", [*TRAJECTORIES, "--csv", "{theirs}"], "no column step"),
+    ("trajectories.py", [*TRAJECTORIES, "--csv", "{ro}/t.csv"], "read-only"),
+    ("trajectories.py", [*TRAJECTORIES, "--csv", "{folder}/t.csv", "--figure", "{folder}"], "--figure"),
+    ("figures.py", ["{runs}/ring8", "--out", "{file}"], "--out"),
+    ("figures.py", ["{runs}/ring8", "--out", "{file}/figures"], "is a file"),
+    ("figures.py", ["{runs}/ring8", "--out", "{ro}/figures"], "read-only"),
+    ("dynamics.py", ["bilinear", "--out", "{file}"], "--out"),
+    ("dynamics.py", ["bilinear", "--out", "{file}/dynamics"], "is a file"),
+    ("dynamics.py", ["bilinear", "--out", "{ro}/dynamics"], "read-only"),
+    ("contrasts.py", [RUNS_CSV, "--csv", "{folder}"], "is a folder"),
+    ("contrasts.py", [RUNS_CSV, "--csv", "{theirs}"], "no column reading"),
+    ("contrasts.py", [RUNS_CSV, "--figure", "{file}/c.png"], "is a file"),
+    ("contrasts.py", ["{binary}"], "binary"),
+    ("stability.py", ["{runs}/ring8", "--csv", "{binary}"], "binary"),
+    ("stability.py", ["{runs}/ring8", "--csv", "{ro}/s.csv"], "read-only"),
+    ("horizon.py", ["{runs}/ring8", "--csv", "{theirs}"], "no column run"),
+    ("horizon.py", ["{runs}/ring8", "--fit-csv", "{folder}"], "is a folder"),
+    ("horizon.py", ["{runs}/ring8", "--figure", "{file}/h.png"], "is a file"),
+    ("horizon.py", ["{runs}/ring8", "--final-csv", "{binary}"], "binary"),
+    ("moments.py", [RUN, "--csv", "{folder}"], "is a folder"),
+    ("moments.py", [RUN, "--csv", "{ro}/m.csv"], "read-only"),
+    ("report.py", ["--results", "{file}"], "not a folder"),
+]
+# Scripts that write nothing unless told (--csv), after minutes of timing: not tried here.
+BENCHMARKS = {"bench_fid.py", "bench_ops.py", "bench_step.py", "derivations.py"}
+# gpu_check.sh's steps, which it runs with paths of its own under $OUT (tests/test_gpu_check.py).
+DRIVEN = {"gpu_check.py"}
+
+
+def invoke(script, argv):
+    """A script's command line in-process, as `python script argv` runs it: its exit code."""
+    module = importlib.import_module(script[:-3])
+    with pytest.raises(SystemExit) as done:
+        run_main(lambda: module.main(argv))
+    return done.value.code
+
+
+def tree(*roots):
+    """Every folder and file under roots, files with a hash of their bytes: what must not change."""
+    found = {}
+    for root in roots:
+        for folder, _, files in os.walk(root):
+            found[folder] = "folder"
+            for name in files:
+                with open(os.path.join(folder, name), "rb") as f:
+                    found[os.path.join(folder, name)] = hashlib.sha1(f.read()).hexdigest()
+    return found
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """What the commands read, made once: a trained 2-D run with a kept checkpoint in a runs folder,
+    a runs.csv and a fid.csv of ours."""
+    root = tmp_path_factory.mktemp("inputs")
+    run = root / "runs" / "ring8" / "minkowski-p4-seed0"
+    assert invoke("train.py", ["--dataset", "ring8", "--steps", "2", "--save-at", "0", "--log-every", "1",
+                               "--fused", "off", "--out", str(run)]) == 0
+    runs_csv, fid_csv = root / "runs.csv", root / "fid.csv"
+    pd.DataFrame([dict(run=f"folder/minkowski-p{p}-seed{s}", dataset="folder", loss="minkowski", p=p, seed=s,
+                       status="completed", steps=10, epochs=1.0, final_fid=100.0 + 10 * p + s, device="cpu")
+                  for p in (1, 2) for s in (0, 1)]).to_csv(runs_csv, index=False)
+    pd.DataFrame([dict(run="a", dataset="cifar10", loss="gan", p=None, seed=0, steps=5, epochs=1, n_fake=10,
+                       n_real=10, fid=50.0, device="cpu")]).to_csv(fid_csv, index=False)
+    return {"root": str(root), "run": str(run), "runs": str(root / "runs"), "runs_csv": str(runs_csv),
+            "fid_csv": str(fid_csv)}
+
+
+class Places(dict):
+    """The bad paths of CASES; {ro} is mounted only for the cases that name it (as root: a read-only
+    tmpfs; elsewhere those cases are skipped, with the reason)."""
+
+    def __init__(self, work, tmpfs, **known):
+        super().__init__(known)
+        self.work, self.tmpfs = work, tmpfs
+
+    def __missing__(self, name):
+        if name != "ro":
+            raise KeyError(name)
+        self["ro"] = self.tmpfs.mount("read-only", 64 * 1024, read_only=True)
+        return self["ro"]
+
+
+@pytest.fixture
+def places(tmp_path, tmpfs, inputs, tiny_images, monkeypatch):
+    work = tmp_path / "work"
+    (work / "folder").mkdir(parents=True)
+    (work / "file").write_text("mine\n")
+    (work / "binary.csv").write_bytes(bytes(range(256)) * 8)
+    (work / "theirs.csv").write_text("name,score\na,1\nb,2\n")
+    for name, content in (("theirs_folder", b"name,score\na,1\n"), ("binary_folder", bytes(range(256)))):
+        (work / name).mkdir()
+        for table in ("runs.csv", "table2.csv"):
+            (work / name / table).write_bytes(content)
+    monkeypatch.chdir(work)  # what a script writes by default lands here, where it is seen
+    paths = {name: str(work / name) for name in ("folder", "file", "theirs_folder", "binary_folder")}
+    return Places(str(work), tmpfs, **paths, binary=str(work / "binary.csv"), theirs=str(work / "theirs.csv"),
+                  images=tiny_images, **inputs)
+
+
+@pytest.mark.parametrize("script, argv, words", CASES, ids=[f"{c[0]}:{' '.join(c[1][-2:])}" for c in CASES])
+def test_a_bad_path_is_one_line_exit_2_and_creates_nothing(script, argv, words, places, capsys):
+    argv = [a.format_map(places) for a in argv]
+    before = tree(places.work, places["root"])
+    code = invoke(script, argv)
+    err = capsys.readouterr().err
+    assert (code, err.count("\n")) == (2, 1) and err.startswith("error: ") and words in err, err
+    assert tree(places.work, places["root"]) == before
+
+
+def test_every_script_is_tried():
+    scripts = {os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "*.py"))
+               if "__main__" in open(p).read()}
+    untried = scripts - BENCHMARKS - DRIVEN - {script for script, _, _ in CASES}
+    assert not untried, f"give {', '.join(sorted(untried))} rows in CASES: every output path checked before the first write"
+
+
+# ----------------------------------------------------------------------------- a full disk
+
+TRAIN = ["--dataset", "ring8", "--steps", "4", "--ckpt-every", "2", "--log-every", "1", "--sample-every", "100",
+         "--fused", "off"]
+
+
+@pytest.fixture(scope="module")
+def checkpoint_size(tmp_path_factory):
+    """The bytes of a checkpoint of TRAIN's runs, measured on an ordinary disk."""
+    out = tmp_path_factory.mktemp("measured") / "run"
+    assert invoke("train.py", [*TRAIN, "--out", str(out)]) == 0
+    return os.path.getsize(out / "checkpoints" / "last.pt")
+
+
+def test_a_full_disk_stops_a_run_with_one_line_exit_1_and_resume_continues(checkpoint_size, tmpfs, capsys):
+    """Observed: train.py on a full disk died with a torch.save RuntimeError traceback. Room for one
+    checkpoint and a half: the one at step 2 is written, the one at step 4 cannot be."""
+    disk = tmpfs.mount("disk", checkpoint_size * 3 // 2)
+    out = os.path.join(disk, "run")
+    capsys.readouterr()
+    assert invoke("train.py", [*TRAIN, "--out", out]) == 1
+    err = capsys.readouterr().err
+    last = os.path.join(out, "checkpoints", "last.pt")
+    assert err == f"error: cannot write {last} (No space left on device); the last checkpoint is kept: make room, " \
+                  f"then --resume continues from it\n"
+    assert torch.load(last, weights_only=True)["step"] == 2
+    assert not glob.glob(os.path.join(out, "**", ".tmp-*"), recursive=True)  # no half-written file left
+    assert pd.read_csv(os.path.join(out, "metrics.csv"))["step"].tolist() == [1, 2, 3, 4]
+    tmpfs.resize(disk, checkpoint_size * 4)
+    assert invoke("train.py", [*TRAIN, "--out", out, "--resume"]) == 0
+    assert json.load(open(os.path.join(out, "summary.json")))["status"] == "completed"
+    assert pd.read_csv(os.path.join(out, "metrics.csv"))["step"].tolist() == [1, 2, 3, 4]
+
+
+def test_a_sweep_on_a_full_disk_records_the_failed_run_and_still_prints_its_summary(checkpoint_size, tmpfs):
+    """Observed: a sweep into a 20 MB tmpfs ended in an OSError traceback in mirror_run_logs, its
+    summary never printed. Here the run's second checkpoint finds no room, nor do the tables."""
+    runs, results = tmpfs.mount("runs", checkpoint_size * 3 // 2), tmpfs.mount("results", 4096)
+    cmd = [sys.executable, "ablate_p.py", *SWEEP[:4], "--steps", "4", "--eval-every", "0", "--ckpt-every", "2",
+           "--log-every", "1", "--sample-every", "100", "--fused", "off", "--runs", runs, "--results", results]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1 and "Traceback" not in proc.stdout + proc.stderr, proc.stderr
+    assert "ring8/minkowski-p4-seed0: failed (cannot write" in proc.stdout and "No space left" in proc.stdout
+    assert "minkowski" in proc.stdout.splitlines()[-1] and "failed" in proc.stdout.splitlines()[-1]  # the summary
+    assert "error: cannot write" in proc.stderr and "(No space left on device)" in proc.stderr
+    assert "did not complete: ring8/minkowski-p4-seed0 (failed: cannot write" in proc.stderr
+    failed = json.load(open(os.path.join(runs, "ring8", "minkowski-p4-seed0", "failed.json")))
+    assert failed["status"] == "failed" and "No space left on device" in failed["error"]
+
+
+def test_a_run_logs_copy_is_complete_or_absent_on_a_full_disk(tmp_path, tmpfs):
+    """Observed: a full disk left a run_logs/ copy with eval.csv and metrics.csv but no config.json."""
+    run = tmp_path / "runs" / "ring8" / "gan-seed0"
+    run.mkdir(parents=True)
+    for name in ablate_p.LOGGED_FILES:
+        (run / name).write_text(name * (6000 // len(name)))  # two pages each: eight, more than there is room for
+    results = tmpfs.mount("results", 5 * 4096)
+    copy = os.path.join(results, "run_logs", "ring8-100steps", "gan-seed0")
+    os.makedirs(copy)
+    with open(os.path.join(copy, "config.json"), "w") as f:
+        f.write("the copy of an earlier collect")
+    rows = pd.DataFrame([{"run": "ring8/gan-seed0", "status": "completed", "total_steps": 100}])
+    with pytest.raises(utils.WriteError, match="No space left on device"):
+        ablate_p.mirror_run_logs(rows, str(tmp_path / "runs"), results)
+    assert os.listdir(os.path.dirname(copy)) == ["gan-seed0"]  # no half-made copy beside it
+    assert os.listdir(copy) == ["config.json"] and open(os.path.join(copy, "config.json")).read().startswith("the copy")
+    tmpfs.resize(results, 1 << 20)
+    ablate_p.mirror_run_logs(rows, str(tmp_path / "runs"), results)
+    assert sorted(os.listdir(copy)) == sorted(ablate_p.LOGGED_FILES)
+    assert all(open(os.path.join(copy, f)).read() == (run / f).read_text() for f in ablate_p.LOGGED_FILES)
+
+
+FULL_DISK_CASES = [
+    ("evaluate.py", [RUN, "--n", "20", "--csv", "{disk}/fid.csv"]),
+    ("p_effect.py", [RUNS_CSV, "--permutations", "10", "--csv", "{disk}/p.csv"]),
+    ("alignment.py", [RUN, "--batch-size", "4", "--csv", "{disk}/a.csv"]),
+    ("trajectories.py", [*TRAJECTORIES, "--csv", "{disk}/t.csv"]),
+    ("figures.py", ["{runs}/ring8", "--out", "{disk}/figures"]),
+    ("dynamics.py", ["bilinear", "--steps", "5", "--out", "{disk}/dynamics"]),
+]
+
+
+@pytest.mark.parametrize("script, argv", FULL_DISK_CASES, ids=[c[0] for c in FULL_DISK_CASES])
+def test_a_full_disk_is_one_line_exit_1(script, argv, places, capsys):
+    disk = places.tmpfs.mount("full", 4096)
+    with open(os.path.join(disk, "filler"), "wb") as f:
+        f.write(b"x" * 4096)
+    code = invoke(script, [a.format_map({**places, "disk": disk}) for a in argv])
+    err = capsys.readouterr().err
+    assert (code, err.count("\n")) == (1, 1) and err.startswith("error: cannot write") and "No space left" in err, err
+    assert not glob.glob(os.path.join(disk, "**", ".tmp-*"), recursive=True)  # no half-written file left
