@@ -1,47 +1,88 @@
-"""Benchmark one training step per architecture: the plain way against --fused, --channels-last
-and --compile, and against the machine's sgemm rate. Not a test.
+"""Benchmark one training step per device and architecture: the plain way against --fused,
+--channels-last, --compile and torch.compile's mode reduce-overhead (CUDA graphs, GPU only), and
+against the device's sgemm rate. Not a test.
 
-    python bench_step.py                              # print the table
-    python bench_step.py --csv results/bench_step.csv # also write it there
+    python bench_step.py                              # the GPU where there is one, else the CPU
+    python bench_step.py --devices cpu cuda --csv results/bench_step.csv
+    python bench_step.py --variants plain fused --archs dcgan --rounds 3
+    python bench_step.py --count-only --csv results/aten_ops.csv      # ATen ops per step, no timing
 
 A step is train.py's own (Trainer.train_step: one D step, one G step, clipping and the logged
-statistics; Minkowski p = 4, batch 64, 32x32 images). The variants of one architecture are built
-from the same seed and timed in alternating rounds, and each figure is the median over rounds, so
-load from other processes hits them alike; `ratio` is the plain step's time over the variant's.
-`of_sgemm` is the step's FLOP rate (torch's FLOP counter: convolutions and matmuls, forward and
-backward) over the rate of a 2048^3 float32 matmul on the same device and threads: the share of
-the machine's dense-math ceiling the step reaches.
+statistics; Minkowski p = 4, batch 64, 32x32 images), with train.py's cuDNN settings. The variants
+of one architecture are built from the same seed and timed in alternating rounds, each timing as
+many steps as fill --min-time seconds (a GPU step takes milliseconds: a few of them are too short a
+window), and each figure is the median over rounds, so load from other processes hits them alike;
+`ratio` is the plain step's time over the variant's. `aten_ops` counts the ATen operators one step
+dispatches, views included (a TorchDispatchMode; eager variants only): each of the others is about
+one kernel launch on a GPU, where a step of these small networks is launch-bound; `--count-only`
+counts them (for Minkowski p = 4 and WGAN, whose step has 5 critic steps) without timing anything, a
+deterministic figure that load cannot move: the CSV's `revision` (git's) says which code it counted,
+so counts of two revisions can share one file (rows merged by revision, arch, loss). `of_sgemm` is the
+step's FLOP rate (torch's FLOP counter: convolutions and matmuls, forward and backward) over the
+rate of a 2048^3 float32 matmul on the same device and threads: the share of the device's
+dense-math ceiling the step reaches. A variant that fails is reported in `error` (exit code 1).
 """
+import math
 import os
 import statistics
 
 import pandas as pd
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 import ops
 import train
 from bench_ops import per_call_ms
-from utils import OneLineParser, atomic_write_csv, run_main
+from utils import OneLineParser, UserError, atomic_write_csv, check_device, merge_csv, run_main
 
-VARIANTS = {  # name -> (train.py flags, fused ops)
-    "plain": ([], "off"),
-    "fused": ([], "on"),
-    "channels_last": (["--channels-last"], "on"),
-    "compile": (["--compile"], "on"),
-    "channels_last+compile": (["--channels-last", "--compile"], "on"),
+VARIANTS = {  # name -> (train.py flags, fused ops, torch.compile mode applied here, or None)
+    "plain": ([], "off", None),
+    "fused": ([], "on", None),
+    "channels_last": (["--channels-last"], "on", None),
+    "compile": (["--compile"], "on", None),
+    "channels_last+compile": (["--channels-last", "--compile"], "on", None),
+    "compile_reduce_overhead": ([], "on", "reduce-overhead"),
 }
+GPU_ONLY = {"compile_reduce_overhead"}  # CUDA graphs: on the CPU the mode is plain --compile
 
 
-def make_step(arch, flags, device, batch=64):
+def make_step(arch, variant, device, batch=64, loss=("--loss", "minkowski", "--p", "4")):
     """A Trainer of train.py and its batches on random images; returns step() -> None."""
+    flags, _, mode = VARIANTS[variant]
     cfg = train.resolve(train.build_parser().parse_args(
-        ["--dataset", "folder", "--arch", arch, "--batch-size", str(batch), "--device", str(device), *flags]))
+        ["--dataset", "folder", "--arch", arch, "--batch-size", str(batch), "--device", str(device), *loss, *flags]))
     torch.manual_seed(0)
+    train.set_determinism(device, False)
     trainer = train.Trainer(cfg, device)
+    if mode:  # what --compile does, in a mode train.py has no flag for
+        trainer.G.compile(mode=mode)
+        trainer.D.compile(mode=mode)
     images = torch.randint(0, 256, (4 * batch, 3, 32, 32), dtype=torch.uint8, device=device)
     batches = train.Batches(images, batch, seed=0)
-    return lambda: trainer.train_step(batches, total_steps=10**9)
+
+    def step():
+        if mode:
+            torch.compiler.cudagraph_mark_step_begin()  # a new step: the graphs' previous outputs may be reused
+        trainer.train_step(batches, total_steps=10**9)
+    return step
+
+
+class _OpCounter(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def aten_ops(step):
+    """The ATen operators one call of step() dispatches (below autograd, so backward's count too)."""
+    with _OpCounter() as counter:
+        step()
+    return counter.count
 
 
 def step_flops(step):
@@ -56,49 +97,108 @@ def sgemm_gflops(device, n=2048, repeats=5):
     return 2 * n**3 / per_call_ms(lambda: a @ b, device, repeats) / 1e6
 
 
-def bench_arch(arch, device, rounds, calls):
-    """Median ms per step of every variant, timed round-robin after a warm-up (compilation)."""
-    steps = {}
-    for name, (flags, fused) in VARIANTS.items():
-        ops.set_backend(fused)
-        steps[name] = make_step(arch, flags, device)
-        for _ in range(3):
-            steps[name]()
-    times = {name: [] for name in VARIANTS}
+def prepare(arch, device, variants):
+    """Each variant's step, warmed up (compilation, cuDNN's search), with its ATen count; or its error."""
+    steps, counts, errors = {}, {}, {}
+    for name in variants:
+        flags, fused, mode = VARIANTS[name]
+        try:
+            ops.set_backend(fused, device)
+            steps[name] = make_step(arch, name, device)
+            for _ in range(3):
+                steps[name]()
+            counts[name] = aten_ops(steps[name]) if mode is None and "--compile" not in flags else math.nan
+        except (RuntimeError, UserError) as e:  # e.g. a compile mode that fails on this device
+            steps.pop(name, None)
+            errors[name] = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+    return steps, counts, errors
+
+
+def bench_arch(arch, device, variants, rounds, min_time):
+    """Median ms per step of every variant that runs, timed round-robin, each timing >= min_time seconds."""
+    steps, counts, errors = prepare(arch, device, variants)
+    if "plain" not in steps:
+        raise UserError(f"the plain step of {arch} fails on {device}: {errors.get('plain')}")
+    ops.set_backend("off")
+    one = per_call_ms(steps["plain"], device, 3)
+    calls = max(2, math.ceil(min_time * 1e3 / one))
+    times = {name: [] for name in steps}
     for _ in range(rounds):
-        for name, (_, fused) in VARIANTS.items():
-            ops.set_backend(fused)
+        for name in steps:
+            ops.set_backend(VARIANTS[name][1], device)
             times[name].append(per_call_ms(steps[name], device, calls))
     ops.set_backend("off")
     gflop = step_flops(steps["plain"]) / 1e9
-    return {name: statistics.median(t) for name, t in times.items()}, gflop
+    ms = {name: statistics.median(t) for name, t in times.items()}
+    return ms, counts, errors, calls, gflop
+
+
+def rows_of(device, arch, variants, rounds, min_time, ceiling):
+    ms, counts, errors, calls, gflop = bench_arch(arch, device, variants, rounds, min_time)
+    rows = []
+    for name in variants:
+        t = ms.get(name, math.nan)
+        rows.append({"device": train.hardware_name(device), "arch": arch, "variant": name, "ms": t,
+                     "ratio": ms["plain"] / t, "calls": calls, "aten_ops": counts.get(name, math.nan),
+                     "gflop_per_step": gflop, "of_sgemm": gflop / (t / 1e3) / ceiling, "sgemm_gflops": ceiling,
+                     "error": errors.get(name, ""), "torch": torch.__version__,
+                     "loadavg_1m": round(os.getloadavg()[0], 2)})
+    return rows
+
+
+COUNTED_LOSSES = {"minkowski-p4": ("--loss", "minkowski", "--p", "4"), "wgan": ("--loss", "wgan")}
+
+
+def count_rows(device, archs):
+    """ATen ops of one plain step (after a warm-up) per architecture and loss, and the code's git revision."""
+    ops.set_backend("off", device)
+    rows = []
+    for arch in archs:
+        for loss, flags in COUNTED_LOSSES.items():
+            step = make_step(arch, "plain", device, loss=flags)
+            for _ in range(2):
+                step()
+            rows.append({"revision": train.environment(device)["git"], "device": train.hardware_name(device), "arch": arch,
+                         "loss": loss, "aten_ops": aten_ops(step), "torch": torch.__version__})
+    return rows
 
 
 def main(argv=None):
-    ap = OneLineParser(description=__doc__.splitlines()[0])
+    ap = OneLineParser(prog="bench_step.py", description=__doc__.splitlines()[0])
+    ap.add_argument("--devices", nargs="+", default=None, help="default: cuda where there is a GPU, else cpu")
     ap.add_argument("--archs", nargs="+", default=["dcgan", "pytorchgan"])
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
+                    help="plain is always timed: the ratios are against it")
     ap.add_argument("--rounds", type=int, default=5, help="alternating rounds (median)")
-    ap.add_argument("--calls", type=int, default=2, help="steps per timing")
+    ap.add_argument("--min-time", type=float, default=0.2, help="seconds of steps per timing")
     ap.add_argument("--csv", default=None, help="also write the table here")
+    ap.add_argument("--count-only", action="store_true",
+                    help="count the ATen ops of a plain step, time nothing; --csv then merges by revision, arch, loss")
     args = ap.parse_args(argv)
-    print(f"torch {torch.__version__}, fused backend {ops.set_backend('on')}", flush=True)
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    if args.rounds < 1 or not args.min_time > 0:
+        raise UserError("--rounds must be at least 1 and --min-time positive")
+    devices = [check_device(d) for d in (args.devices or ["cuda" if torch.cuda.is_available() else "cpu"])]
+    if args.count_only:
+        table = pd.DataFrame([row for device in devices for row in count_rows(device, args.archs)])
+        print(table.to_string(index=False))
+        if args.csv:
+            merge_csv(args.csv, table, ["revision", "device", "arch", "loss"])
+            print(f"wrote {args.csv}")
+        return 0
     rows = []
     for device in devices:
+        print(f"torch {torch.__version__}, {train.hardware_name(device)}, fused backend "
+              f"{ops.set_backend('on', device)}", flush=True)
+        variants = ["plain"] + [v for v in args.variants if v != "plain" and (device.type == "cuda" or v not in GPU_ONLY)]
         ceiling = sgemm_gflops(device)
         for arch in args.archs:
-            ms, gflop = bench_arch(arch, device, args.rounds, args.calls)
-            for name in VARIANTS:
-                rows.append({"device": train.hardware_name(device), "arch": arch, "variant": name,
-                             "ms": ms[name], "ratio": ms["plain"] / ms[name], "gflop_per_step": gflop,
-                             "of_sgemm": gflop / (ms[name] / 1e3) / ceiling, "sgemm_gflops": ceiling,
-                             "torch": torch.__version__, "loadavg_1m": round(os.getloadavg()[0], 2)})
+            rows += rows_of(device, arch, variants, args.rounds, args.min_time, ceiling)
     table = pd.DataFrame(rows)
     print(table.drop(columns=["torch"]).to_string(index=False, float_format="{:.3g}".format))
     if args.csv:
         atomic_write_csv(table, args.csv)
         print(f"wrote {args.csv}")
-    return 0
+    return 1 if table["error"].astype(bool).any() else 0
 
 
 if __name__ == "__main__":

@@ -666,6 +666,25 @@ def bench_step(results):
             f"{b['loadavg_1m'].min():g}–{b['loadavg_1m'].max():g}.")
 
 
+def aten_ops(results):
+    """bench_step.py --count-only (results/aten_ops.csv): ATen ops per training step, each revision."""
+    a = read_csv(results, "aten_ops.csv")
+    if a is None:
+        return "No ATen op counts are committed yet (`python bench_step.py --count-only --csv results/aten_ops.csv`)."
+    first = a["revision"].iloc[0]
+    rows = []
+    for (arch, loss), g in a.groupby(["arch", "loss"], sort=False):
+        counts = [int(g.loc[g["revision"] == rev, "aten_ops"].iloc[0]) if (g["revision"] == rev).any() else None
+                  for rev in a["revision"].unique()]
+        change = f"{counts[-1] / counts[0] - 1:+.1%}" if None not in (counts[0], counts[-1]) else ""
+        rows.append([arch, loss, *(str(c) if c is not None else "" for c in counts), change])
+    revisions = [f"at {rev[:7]}" for rev in a["revision"].unique()]
+    return (markdown_table(["arch", "loss", *revisions, "change"], rows)
+            + f"\n\nOne plain step (`Trainer.train_step`, batch 64, 32x32; WGAN's holds 5 critic steps) on the CPU, "
+              f"counted by a TorchDispatchMode (views included), torch {a['torch'].iloc[0]}; the first column is "
+              f"the code of {first[:7]}, counted with today's counter.")
+
+
 def dirac(results):
     """dynamics.py's Dirac-GAN (results/dynamics/dirac.csv): the Jacobian's eigenvalues at the
     equilibrium without a penalty and with R1, and whether the iterates converge."""
@@ -861,7 +880,7 @@ BLOCKS = {"paper": paper, "setup": setup, "table2": table2, "table3": table3, "a
           "contrasts-csv": contrasts_csv, "regime": regime, "machines": machines, "adam-eps": adam_eps,
           "earlier-2epochs": earlier_2epochs, "horizon": horizon, "toy": toy, "alignment": alignment,
           "alignment-summary": alignment_summary, "trajectories": trajectories, "fid-floor": fid_floor,
-          "bench-ops": bench_ops, "bench-step": bench_step, "dirac": dirac, "two-point": two_point,
+          "bench-ops": bench_ops, "bench-step": bench_step, "aten-ops": aten_ops, "dirac": dirac, "two-point": two_point,
           "bilinear": bilinear, "derivations": derivation_table, "verdict": verdict}
 
 
@@ -907,6 +926,8 @@ def main(argv=None):
     ap.add_argument("--check", action="store_true", help="write nothing; exit 1 if a document is stale")
     ap.add_argument("--results", default=RESULTS, help="the results folder to read")
     args = ap.parse_args(argv)
+    if not os.path.isdir(args.results):
+        raise UserError(f"--results {args.results} is not a folder; name the results folder to read")
     if args.check:
         paths = stale(HERE, args.results)
         for path in paths:
