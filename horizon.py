@@ -24,7 +24,7 @@ import rundir
 from utils import (OneLineParser, UserError, check_merge_target, check_writable_file, merge_csv, read_csv_of_ours,
                    run_main)
 
-EVAL_COLUMNS = ["fid", "kid", "precision", "recall", "density", "coverage"]
+EVAL_COLUMNS = ["fid", "kid", "precision", "recall", "density", "coverage", "fid_floor"]
 REGIME_COLUMNS = ["logit_gap", "logit_absmax", "clip_share"]
 KEY = ["run", "total_steps", "step", "n"]
 FIT_KEY = ["run", "from_epoch"]

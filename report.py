@@ -468,15 +468,23 @@ def horizon(results, clip_params="all"):
         wide = rows.pivot_table(index="arm", columns="epoch", values="fid", sort=False)
         out.append(markdown_table([f"FID of {n} at epoch", *(f"{e:g}" for e in wide.columns)],
                                   [[arm, *(num(v) for v in wide.loc[arm])] for arm in wide.index]))
-    logits = table.drop_duplicates(["arm", "epoch"]).pivot(index="arm", columns="epoch", values="logit_absmax")
-    out.append(markdown_table(["D's largest \\|logit\\| at epoch", *(f"{e:g}" for e in logits.columns)],
-                              [[arm, *(num(v, 3) for v in logits.loc[arm])] for arm in logits.index]))
+    curves = table[table["n"] == table["n"].min()].drop_duplicates(["arm", "epoch"])
+    for column, title, digits in (("coverage", "coverage at epoch", 3), ("logit_gap", "D's logit gap at epoch", 3),
+                                  ("logit_absmax", "D's largest \\|logit\\| at epoch", 3)):
+        if column not in curves:  # a horizon.csv from before the column
+            continue
+        wide = curves.pivot(index="arm", columns="epoch", values=column)
+        out.append(markdown_table([title, *(f"{e:g}" for e in wide.columns)],
+                                  [[arm, *(num(v, digits) for v in wide.loc[arm])] for arm in wide.index]))
+    floors = table.dropna(subset=["fid_floor"]).drop_duplicates("n") if "fid_floor" in table else None
+    floor = "" if floors is None else "".join(f" The FID floor (real against other real images) at {n}: {num(f)}."
+                                              for n, f in zip(floors["n"], floors["fid_floor"]))
     return "\n\n".join(out) + (
         f"\n\nOne run per arm (seed {span(table['seed'])}), up to {table['total_steps'].max():g} G steps, D clipped to "
         f"0.01 on {'every parameter' if clip_params == 'all' else 'conv and linear weights'}; FID of n generated "
         f"against n real train images of CIFAR-10 as JPEG files; CPU: {', '.join(sorted(map(cpu, table['device'].unique())))}. "
         "A description of one seed, not a test "
-        "([pre-registered](preregistration.md#the-horizon-issue-24-descriptive-one-seed)).")
+        "([pre-registered](preregistration.md#the-horizon-issue-24-descriptive-one-seed))." + floor)
 
 
 # ----------------------------------------------------------------------------- blocks: 2-D data
@@ -873,7 +881,41 @@ def verdict(results):
         "- **The derivations: two of the paper's arguments do not hold.** p need not be even (with |·| the loss is "
         f"non-negative for every real p ≥ 1), and C(p, 4) has no maximum at p = 4 (its log-derivative there is "
         f"{b['dlog_digamma']:.4f} > 0; the paper prints {derivations.PAPER_DLOG_BINOMIAL}). [Derivations](docs/derivations.md)",
+        horizon_line(results),
         "- **Higher moments closer to the data's (H7), and anything at 200 epochs: untested.** [Claims](docs/claims.md)"])
+
+
+HORIZON_ARMS = ["GAN", "WGAN (5 critic steps)", "Minkowski p = 4", "Minkowski p = 8"]  # pre-registered
+
+
+def horizon_line(results):
+    """The verdict's line on the budget: each horizon run's FID of 2000 over the epochs, its final
+    FID of 5000, and whether D's largest |logit| grows (horizon_fits.csv), or that none is in."""
+    table, fits = read_csv(results, "horizon.csv"), read_csv(results, "horizon_fits.csv")
+    if table is None:
+        return "- **The budget: untested past 2 epochs**; the 10-epoch horizon is pre-registered and running."
+    table = table[table["clip_params"] == "all"]
+    parts, labels = [], set()
+    for _, rows in table.groupby("run", sort=False):
+        row = rows.iloc[0]
+        labels.add(arm_label(*arm_key(row)))
+        curve = rows[rows["n"] == rows["n"].min()].sort_values("epoch")
+        final = rows[rows["n"] == 5000]
+        fit = fits[fits["run"] == row["run"]] if fits is not None else pd.DataFrame()
+        text = (f"{arm_label(*arm_key(row))} (seed {row['seed']}): FID of {curve['n'].iloc[0]} "
+                + ", ".join(f"{num(f)} at epoch {e:g}" for e, f in zip(curve["epoch"], curve["fid"])))
+        if len(final):
+            text += f"; FID 5000 vs 5000 at the end {num(final['fid'].iloc[-1])}"
+        if len(fit):
+            f = fit.iloc[0]
+            text += (f"; D's largest |logit| {num(curve['logit_absmax'].iloc[-1], 2)} at the end, fitted as epoch^"
+                     f"{f['exponent']:.2f} over epochs {f['from_epoch']:g}–{f['to_epoch']:g} (r² {f['r2']:.2f}), which "
+                     f"extrapolated to 200 epochs gives {num(f['logit_absmax_at_200'], 2)}")
+        parts.append(text)
+    missing = [arm for arm in HORIZON_ARMS if arm not in labels]
+    return (f"- **The budget, 10 epochs (one seed an arm, a description, not a test):** " + "; ".join(parts)
+            + (f". Still to run: {', '.join(missing)}" if missing else "")
+            + ". [Horizon](docs/results.md#the-10-epoch-horizon)")
 
 
 BLOCKS = {"paper": paper, "setup": setup, "table2": table2, "table3": table3, "anova": anova, "contrasts": contrasts_block,

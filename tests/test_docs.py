@@ -96,7 +96,7 @@ def test_files_not_yet_committed_are_one_line_and_rendered_once_they_are(tmp_pat
     verdict = report.verdict(str(results))
     assert "+10.0 FID (-4.5 to +24.5, Welch, 5 and 5 seeds; paper -98.2): **paper's gap excluded**" in verdict
     assert "results/contrasts.csv" in verdict
-    rows = [{"loss": loss, "p": p, "n_critic": 1, "seed": 0, "clip_params": "all", "total_steps": 3124, "epoch": e,
+    rows = [{"run": f"folder/{loss}-seed0", "loss": loss, "p": p, "n_critic": 1, "seed": 0, "clip_params": "all", "total_steps": 3124, "epoch": e,
              "step": 781 * e, "n": n, "fid": 300.0 - e - (n == 5000) * 10, "logit_absmax": 0.2 * e,
              "device": "Intel(R) Xeon(R) Processor x2 threads"}
             for loss, p in (("gan", None), ("minkowski", 4.0)) for e in (1, 2, 4) for n in ((2000, 5000) if e == 4 else (2000,))]
@@ -105,6 +105,9 @@ def test_files_not_yet_committed_are_one_line_and_rendered_once_they_are(tmp_pat
     assert "| Minkowski p = 4, seed 0 | 299.0 | 298.0 | 296.0 |" in horizon  # FID of 2000: one protocol per table
     assert "| FID of 5000 at epoch | 4 |" in horizon and "| GAN, seed 0 | 286.0 |" in horizon
     assert "| GAN, seed 0 | 0.200 | 0.400 | 0.800 |" in horizon and "Intel Xeon x2 threads" in horizon
+    line = report.horizon_line(str(results))
+    assert "GAN (seed 0): FID of 2000 299.0 at epoch 1, 298.0 at epoch 2, 296.0 at epoch 4; FID 5000 vs 5000 at " \
+           "the end 286.0" in line and "Still to run: WGAN (5 critic steps), Minkowski p = 8." in line
 
 
 def test_a_marker_naming_no_block_is_a_one_line_error():
