@@ -152,13 +152,13 @@ COUNTED_LOSSES = {"minkowski-p4": ("--loss", "minkowski", "--p", "4"), "wgan": (
 def count_rows(device, archs):
     """ATen ops of one plain step (after a warm-up) per architecture and loss, and the code's git revision."""
     ops.set_backend("off", device)
-    rows = []
+    revision, rows = train.environment(device)["git"], []  # two git calls: once, not per row
     for arch in archs:
         for loss, flags in COUNTED_LOSSES.items():
             step = make_step(arch, "plain", device, loss=flags)
             for _ in range(2):
                 step()
-            rows.append({"revision": train.environment(device)["git"], "device": train.hardware_name(device), "arch": arch,
+            rows.append({"revision": revision, "device": train.hardware_name(device), "arch": arch,
                          "loss": loss, "aten_ops": aten_ops(step), "torch": torch.__version__})
     return rows
 
