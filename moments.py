@@ -68,7 +68,8 @@ def main(argv=None):
         raise UserError(f"--n must be at least 3, got {args.n}")
     if args.csv:
         check_merge_target(args.csv, KEY, "--csv")
-    check_writable_folder(args.stats_dir, "--stats-dir")  # an image run caches its real features there
+    if any(rundir.read_config(r)["dataset"] not in data.TOY_DATASETS for r in args.runs if os.path.isdir(r)):
+        check_writable_folder(args.stats_dir, "--stats-dir")  # an image run caches its real features there
     extractor, rows = None, []
     for run_dir in args.runs:
         G, cfg, info = evaluate.load_run(run_dir, args.checkpoint)

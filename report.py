@@ -489,29 +489,50 @@ def horizon(results, clip_params="all"):
 
 # ----------------------------------------------------------------------------- blocks: 2-D data
 
-def toy(results, clip=None):
-    """The 2-D benchmarks (results/toy_table.csv), one reading of the clipping: each loss's
-    default (WGAN's 0.01, none for the others) or `clip=C` for every loss."""
+def toy_rows(results, clip=None):
+    """The rows of results/toy_table.csv of one reading of the clipping: each loss's default
+    (WGAN's 0.01, none for the others) or `clip=C` for every loss; p only for Minkowski rows."""
     t = read_csv(results, "toy_table.csv")
     t = t.assign(p=t["p"].where(t["loss"] == "minkowski"))
     wanted = [train.default_clip(l, d) if clip is None else float(clip) for l, d in zip(t["loss"], t["dataset"])]
-    t = t[np.isclose(t["clip"].fillna(0), wanted)]
+    return t[np.isclose(t["clip"].fillna(0), wanted)]
+
+
+def toy_arms(t):
+    """(loss, p, n_critic) of the table's groups, baselines in Table 2's order, then Minkowski by p."""
+    keys = {(l, None if pd.isna(p) else p, int(k)) for l, p, k in zip(t["loss"], t["p"], t["n_critic"])}
+    return sorted(keys, key=lambda k: (TABLE2_LOSSES.index(k[0]) if k[0] != "minkowski" else 99, k[1] or 0, -k[2]))
+
+
+def toy_row(t, dataset, loss, p, n_critic):
+    """The one row of a group on a dataset, or None."""
+    r = t[(t["dataset"] == dataset) & (t["loss"] == loss) & (t["n_critic"] == n_critic)
+          & ((t["p"] == p) if p else t["p"].isna())]
+    return r.iloc[0] if len(r) else None
+
+
+def seed_counts(t):
+    """'5' or '5–10': the seeds per group of toy_table rows."""
+    low, high = t["seeds"].min(), t["seeds"].max()
+    return f"{low}–{high}" if low != high else f"{high}"
+
+
+def toy(results, clip=None):
+    """The 2-D benchmarks (results/toy_table.csv), one reading of the clipping (toy_rows)."""
+    t = toy_rows(results, clip)
     if not len(t):
         return f"Not yet measured: `results/toy_table.csv` has no 2-D runs with clip {clip}."
     datasets = sorted(t["dataset"].unique(), reverse=True)  # ring8, then grid25
-    keys = sorted({(l, None if pd.isna(p) else p) for l, p in zip(t["loss"], t["p"])},
-                  key=lambda k: (TABLE2_LOSSES.index(k[0]) if k[0] != "minkowski" else 99, k[1] or 0))
     header, rows = ["loss"], []
     for d in datasets:
         header += [f"{d} modes", "high-quality %", "reverse KL"]
-    for loss, p in keys:
-        row = [arm_label(loss, p, losses.default_n_critic(loss))]
+    for key in toy_arms(t):
+        row = [arm_label(*key)]
         for d in datasets:
-            r = t[(t["dataset"] == d) & (t["loss"] == loss) & ((t["p"] == p) if p else t["p"].isna())]
-            if not len(r):
+            r = toy_row(t, d, *key)
+            if r is None:
                 row += ["–"] * 3
                 continue
-            r = r.iloc[0]
             rkl = num(r["final_rkl_mean"], 2) + (f" ({r['final_rkl_n']} of {r['final_modes_n']})"
                                                   if r["final_rkl_n"] < r["final_modes_n"] else "")
             row += [f"{r['final_modes_mean']:.1f} ± {r['final_modes_std']:.1f}",
@@ -520,22 +541,121 @@ def toy(results, clip=None):
     budgets = []
     for d in datasets:
         r = t[t["dataset"] == d]
-        budgets.append(f"{d}: {r['seeds'].max()} seeds, {r['steps'].max()} G steps ({r['epochs'].min():g} epochs; "
+        seeds = seed_counts(r)
+        budgets.append(f"{d}: {seeds} seeds, {r['steps'].max()} G steps ({r['epochs'].min():g} epochs; "
                        f"{r['epochs'].max():g} with 5 critic steps), metrics of {r['samples'].max()} samples at the last "
                        f"step, CPU {', '.join(r['device'].unique())}")
     return (markdown_table(header, rows) + "\n\nMean ± SD over the seeds; reverse KL is the mean over the seeds that "
             "captured a mode (\"k of n\" where some did not). Budget: " + "; ".join(budgets) + ".")
 
 
-def toy_contrast(results, dataset, metric="final_modes"):
-    """Minkowski p = 4 − GAN on a 2-D benchmark: Welch's interval from the table's means and SDs."""
-    t = read_csv(results, "toy_table.csv")
-    a = t[(t["dataset"] == dataset) & (t["loss"] == "minkowski") & (t["p"] == 4)].iloc[0]
-    b = t[(t["dataset"] == dataset) & (t["loss"] == "gan")].iloc[0]
+def toy_contrast(results, dataset, metric="final_modes", clip=None):
+    """Minkowski p = 4 − GAN on a 2-D benchmark, one reading of the clipping: Welch's interval from
+    the table's means and SDs; None where either arm is missing."""
+    t = toy_rows(results, clip)
+    a, b = toy_row(t, dataset, "minkowski", 4.0, 1), toy_row(t, dataset, "gan", None, 1)
+    if a is None or b is None:
+        return None
     va, vb = a[f"{metric}_std"] ** 2 / a[f"{metric}_n"], b[f"{metric}_std"] ** 2 / b[f"{metric}_n"]
     df = (va + vb) ** 2 / (va ** 2 / (a[f"{metric}_n"] - 1) + vb ** 2 / (b[f"{metric}_n"] - 1))
     diff, half = a[f"{metric}_mean"] - b[f"{metric}_mean"], stats.t.ppf(0.975, df) * np.sqrt(va + vb)
     return {"diff": diff, "low": diff - half, "high": diff + half, "n": int(a[f"{metric}_n"])}
+
+
+UNINFORMATIVE_HQ_PCT = 5.0  # H5: below this mean high-quality share in every arm, the clipped benchmark says nothing
+
+
+def clipped_toys(results, clip=0.01):
+    """Claim (d) on the 2-D mixtures with every D parameter clipped (H5): uninformative when every
+    arm's mean high-quality share is below 5 % on both datasets, else p = 4 − GAN in modes per
+    dataset, "supported" only for an interval above 0 and "contradicted" below."""
+    t = toy_rows(results, clip)
+    if not len(t[t["loss"] == "gan"]):
+        return "H5 (every D parameter clipped to 0.01) is not yet run."
+    seeds = seed_counts(t)
+    best = t["final_hq_pct_mean"].max()
+    if best < UNINFORMATIVE_HQ_PCT:
+        return (f"With every D parameter clipped to 0.01 (H5, {seeds} seeds an arm) no arm's mean high-quality share "
+                f"reaches {UNINFORMATIVE_HQ_PCT:g} % (at most {best:.1f} %): the clipped MLP learns no mixture, so the "
+                "clipped 2-D benchmark is uninformative, as pre-registered.")
+    parts = []
+    for d in ("ring8", "grid25"):
+        c = toy_contrast(results, d, clip=clip)
+        if c is not None:
+            rule = "supported" if c["low"] > 0 else "contradicted" if c["high"] < 0 else "inconclusive"
+            parts.append(f"{d} {signed(c['diff'])} ({interval(c['low'], c['high'])}, {c['n']} seeds: {rule})")
+    return f"With every D parameter clipped to 0.01 (H5), modes p = 4 − GAN: " + "; ".join(parts) + "."
+
+
+# ----------------------------------------------------------------------------- blocks: higher moments
+
+MOMENT_SPACES = {"pixels": "pixels", "inception": "Inception features"}
+
+
+def moment_rows(results, epochs=2):
+    """moments.py's rows (results/moments.csv) of the campaign's CIFAR-10 runs (DCGAN, every D
+    parameter clipped, one budget), or None where the file is not committed yet."""
+    m = read_csv(results, "moments.csv")
+    if m is None:
+        return None
+    m = m[m["dataset"].isin(data.IMAGE_DATASETS) & (m["clip_params"] == "all") & (m["arch"] == "dcgan")
+          & (m["epochs"].round() == float(epochs))]
+    return m.assign(p=m["p"].where(m["loss"] == "minkowski"))
+
+
+def moment_gaps(rows, space, name, column="kurtosis_gap"):
+    """The gap of each run of an arm (a name of contrasts.ARMS) in one space."""
+    loss, p, n_critic = contrasts.ARMS[name]
+    r = rows[(rows["space"] == space) & (rows["loss"] == loss) & (rows["n_critic"] == n_critic)
+             & ((rows["p"] == p) if p else rows["p"].isna())]
+    return r[column]
+
+
+def moments(results, epochs=2):
+    """The higher-moments table (H7): per arm, the mean absolute difference of the generated images'
+    skewness and excess kurtosis to the real images', per pixel and per Inception feature."""
+    m = moment_rows(results, epochs)
+    if m is None or not len(m):
+        return not_yet("moments.csv", "moments.py on the campaign's final checkpoints")
+    header, rows = ["arm", "runs (seeds)"], []
+    for space in MOMENT_SPACES.values():
+        header += [f"{space}: skewness gap", "kurtosis gap"]
+    for key, runs in arms(m[m["space"] == "pixels"]):
+        row = [arm_label(*key), f"{len(runs)} ({span(runs['seed'])})"]
+        for space in MOMENT_SPACES:
+            r = m[(m["space"] == space) & m["run"].isin(runs["run"])]
+            row += [mean_sd(r["skew_gap"], 3), mean_sd(r["kurtosis_gap"], 3)]
+        rows.append(row)
+    floor = m[m["space"] == "pixels_real_vs_real"].iloc[0]
+    rows.append(["real against real (floor)", "–", num(floor["skew_gap"], 3), num(floor["kurtosis_gap"], 3), "–", "–"])
+    return (markdown_table(header, rows) + f"\n\nMean ± SD over runs of the mean over coordinates of |moment of the "
+            f"generated images − that of the real images|, {int(m['n'].max())} generated (the evaluation's noise) against "
+            f"{int(m['n'].max())} real train images (the FID's reference set), at each run's final checkpoint "
+            f"({epochs} epochs); the floor is the next {int(m['n'].max())} train images against the same reference. "
+            f"CPU {', '.join(sorted(m['device'].dropna().unique()))}.")
+
+
+def higher_moments(results, epochs=2):
+    """The verdict on the higher-moments claim by H7's rule: p = 4's kurtosis gap below GAN's and
+    WGAN's, each with a Welch interval entirely below 0, per space; not decidable below two runs an arm."""
+    m = moment_rows(results, epochs)
+    if m is None or not len(m):
+        return "untested: `moments.py` has not been run on committed checkpoints."
+    parts = []
+    for space, label in MOMENT_SPACES.items():
+        p4, found = moment_gaps(m, space, "minkowski-p4"), []
+        for b in ("gan", "wgan"):
+            other = moment_gaps(m, space, b)
+            if min(len(p4), len(other)) < 2:
+                found.append((f"p = 4 − {LOSS_NAMES[b]}: not decidable ({len(p4)} and {len(other)} runs)", None))
+                continue
+            w = contrasts.welch(p4, other)
+            found.append((f"p = 4 − {LOSS_NAMES[b]} {signed(w['mean_diff'], 3)} "
+                          f"({interval(w['ci_low'], w['ci_high'], 3)})", w["ci_high"] < 0))
+        ruled = [below for _, below in found]
+        rule = ("not decidable yet" if None in ruled else "supported" if all(ruled) else "not supported")
+        parts.append(f"{label}, kurtosis gap: {rule}; " + ", ".join(text for text, _ in found))
+    return "; ".join(parts) + "."
 
 
 # ----------------------------------------------------------------------------- blocks: the clipped regime
@@ -873,7 +993,7 @@ def verdict(results):
         f"{ring['n']} seeds), grid25 {signed(grid['diff'])} ({interval(grid['low'], grid['high'])}, {grid['n']} seeds). "
         f"CIFAR-10 {at}: coverage p = 4 − GAN {signed(cov['diff'], 3)} ({interval(cov['low'], cov['high'], 3)}, pooled SD); "
         f"recall is at most {runs['final_recall'].max():.4f} in every run, too small to rank. "
-        "[2-D benchmarks](docs/results.md#2-d-benchmarks)",
+        f"{clipped_toys(results)} [2-D benchmarks](docs/results.md#2-d-benchmarks)",
         "- **The mechanism (ours): under the paper's clipping the losses are nearly one loss.** Every loss's D gradient "
         f"but LSGAN's points along WGAN's (cosine ≥ {align['early'].min():.3f} at steps 100–300); by the end of "
         f"epoch 2 p = 8's is "
@@ -882,7 +1002,9 @@ def verdict(results):
         f"non-negative for every real p ≥ 1), and C(p, 4) has no maximum at p = 4 (its log-derivative there is "
         f"{b['dlog_digamma']:.4f} > 0; the paper prints {derivations.PAPER_DLOG_BINOMIAL}). [Derivations](docs/derivations.md)",
         horizon_line(results),
-        "- **Higher moments closer to the data's (H7), and anything at 200 epochs: untested.** [Claims](docs/claims.md)"])
+        f"- **Higher moments closer to the data's (H7), {at}:** {higher_moments(results)} "
+        "[Higher moments](docs/results.md#higher-moments)",
+        "- **Anything at the paper's 200 epochs: untested.** [Claims](docs/claims.md)"])
 
 
 HORIZON_ARMS = ["GAN", "WGAN (5 critic steps)", "Minkowski p = 4", "Minkowski p = 8"]  # pre-registered
@@ -922,7 +1044,7 @@ BLOCKS = {"paper": paper, "setup": setup, "table2": table2, "table3": table3, "a
           "contrasts-csv": contrasts_csv, "regime": regime, "machines": machines, "adam-eps": adam_eps,
           "earlier-2epochs": earlier_2epochs, "horizon": horizon, "toy": toy, "alignment": alignment,
           "alignment-summary": alignment_summary, "trajectories": trajectories, "fid-floor": fid_floor,
-          "bench-ops": bench_ops, "bench-step": bench_step, "aten-ops": aten_ops, "dirac": dirac, "two-point": two_point,
+          "bench-ops": bench_ops, "bench-step": bench_step, "aten-ops": aten_ops, "moments": moments, "dirac": dirac, "two-point": two_point,
           "bilinear": bilinear, "derivations": derivation_table, "verdict": verdict}
 
 

@@ -5,7 +5,9 @@ import re
 import shutil
 import subprocess
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 import pytest
 
 import report
@@ -20,7 +22,7 @@ SETTINGS = {"0.01", "0.02", "0.05", "0.2", "0.5", "0.8", "0.999", "1.5", "2.5", 
 # beside, so the checks of typed numbers and named files pass it by (its links are still checked).
 FROZEN = ["docs/preregistration.md"]
 # The pre-registered campaign's results files: a block says "not yet measured" until they are committed.
-PENDING = ["results/contrasts.csv", "results/horizon.csv"]
+PENDING = ["results/contrasts.csv", "results/horizon.csv", "results/moments.csv"]
 
 
 def text(path):
@@ -197,3 +199,63 @@ def test_the_readme_is_a_front_page_that_lists_every_file_and_folder():
     top = {p.split("/")[0] + ("/" if "/" in p else "") for p in tracked()} - {"README.md"}
     missing = [t for t in top if f"`{t.rstrip('/')}" not in layout and f"`{t}" not in layout]
     assert not missing, f"README's layout lists no line for {missing}"
+
+
+def toy_group(dataset, loss, p, clip, modes, sd, hq, n=5, n_critic=1):
+    """A toy_table.csv row of n seeds."""
+    return {"dataset": dataset, "loss": loss, "p": p, "n_critic": n_critic, "arch": "mlp", "clip": clip,
+            "clip_params": "all" if clip else None, "final_modes_mean": modes, "final_modes_std": sd,
+            "final_modes_n": n, "final_hq_pct_mean": hq, "final_hq_pct_std": 1.0, "final_hq_pct_n": n,
+            "final_rkl_mean": 0.5, "final_rkl_std": 0.1, "final_rkl_n": n, "seeds": n, "samples": 2500,
+            "completed": n, "diverged": 0, "failed": 0, "steps": 10000, "epochs": 6.4, "device": "x86_64 x1 threads"}
+
+
+def test_the_clipped_2d_rows_are_read_by_h5s_rule_and_never_mix_with_the_unclipped(tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(os.path.join(ROOT, "results"), results)
+    table = pd.read_csv(results / "toy_table.csv")
+    unclipped = report.toy_contrast(str(results), "ring8")
+    assert "not yet run" in report.clipped_toys(str(results))
+    flat = [toy_group(d, loss, p, 0.01, 3.0, 1.0, 1.0) for d in ("ring8", "grid25")
+            for loss, p in (("gan", None), ("minkowski", 4.0), ("wgan", None))]
+    pd.concat([pd.DataFrame(flat), table]).to_csv(results / "toy_table.csv", index=False)
+    assert report.toy_contrast(str(results), "ring8") == unclipped  # the default reading's contrast is unchanged
+    assert "uninformative" in report.clipped_toys(str(results))
+    learned = [toy_group("ring8", "gan", None, 0.01, 6.0, 1.0, 40.0), toy_group("ring8", "minkowski", 4.0, 0.01, 4.0, 0.5, 60.0),
+               toy_group("grid25", "gan", None, 0.01, 10.0, 2.0, 30.0), toy_group("grid25", "minkowski", 4.0, 0.01, 11.0, 3.0, 30.0)]
+    pd.concat([pd.DataFrame(learned), table]).to_csv(results / "toy_table.csv", index=False)
+    spread = np.array([-2, -1, 0, 1, 2]) / np.std([-2, -1, 0, 1, 2], ddof=1)  # 5 seeds of mean 0, SD 1
+    low, high = stats.ttest_ind(4.0 + 0.5 * spread, 6.0 + spread, equal_var=False).confidence_interval()
+    line = report.clipped_toys(str(results))
+    assert f"ring8 -2.0 ({low:+.1f} to {high:+.1f}, 5 seeds: contradicted)" in line and "grid25 +1.0" in line
+    assert "inconclusive" in line
+    assert "| GAN, 1 critic step |" not in report.toy(str(results)) and "| GAN |" in report.toy(str(results), clip=0.01)
+
+
+def moment_row(loss, p, seed, space, kurtosis_gap, n_critic=1):
+    return {"run": f"folder/{loss}-seed{seed}", "dataset": "folder", "loss": loss, "p": p, "n_critic": n_critic,
+            "arch": "dcgan", "clip": 0.01, "clip_params": "all", "seed": seed, "status": "completed", "epochs": 2,
+            "total_steps": 1562, "step": 1562, "checkpoint": "checkpoints/last.pt", "n": 5000,
+            "device": "AMD EPYC x2 threads", "space": space, "skew_gap": 0.1, "kurtosis_gap": kurtosis_gap,
+            "real_abs_skew": 0.5, "real_abs_kurtosis": 1.0, "coordinates": 3072}
+
+
+def test_the_higher_moments_verdict_follows_h7s_rule(tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(os.path.join(ROOT, "results"), results)
+    (results / "moments.csv").unlink(missing_ok=True)
+    assert report.moments(str(results)).startswith("Not yet measured")
+    gaps = {("minkowski", 4.0, 1): [0.10, 0.12], ("gan", None, 1): [0.30, 0.34], ("wgan", None, 5): [0.20]}
+    rows = [moment_row(loss, p, seed, space, g, k) for (loss, p, k), values in gaps.items()
+            for seed, g in enumerate(values) for space in ("pixels", "inception")]
+    rows.append(moment_row("gan", None, 0, "pixels_real_vs_real", 0.01))
+    pd.DataFrame(rows).to_csv(results / "moments.csv", index=False)
+    line = report.higher_moments(str(results))
+    gan = stats.ttest_ind([0.10, 0.12], [0.30, 0.34], equal_var=False).confidence_interval()
+    assert f"p = 4 − GAN -0.210 ({gan.low:+.3f} to {gan.high:+.3f})" in line
+    assert "not decidable yet" in line and "p = 4 − WGAN: not decidable (2 and 1 runs)" in line
+    pd.DataFrame(rows + [moment_row("wgan", None, 1, s, 0.22, 5) for s in ("pixels", "inception")]).to_csv(
+        results / "moments.csv", index=False)
+    assert report.higher_moments(str(results)).count(": supported") == 2
+    table = report.moments(str(results))
+    assert "| Minkowski p = 4 | 2 (0, 1) | 0.100 ± 0.000 | 0.110 ± 0.014 |" in table and "real against real" in table

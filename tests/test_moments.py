@@ -29,6 +29,22 @@ def test_moment_rows_of_a_toy_run_are_the_gaps_of_its_evaluation_samples(tmp_pat
     assert rows.loc["coordinates", "clip_params"] != rows.loc["coordinates", "clip_params"]  # unclipped: none
 
 
+def test_the_feature_cache_is_checked_only_when_an_image_run_needs_it(tmp_path, tiny_images):
+    """A 2-D run never writes to --stats-dir, so an unusable one does not stop it; an image run's
+    unusable --stats-dir is refused before anything is computed."""
+    not_a_folder = tmp_path / "stats"
+    not_a_folder.write_text("a file of the user's")
+    toy, image = str(tmp_path / "toy"), str(tmp_path / "image")
+    for out, flags in ((toy, ["--dataset", "ring8"]), (image, ["--dataset", "folder", "--data-root", tiny_images,
+                                                               "--batch-size", "8"])):
+        with pytest.raises(SystemExit):
+            run_main(lambda: train.main([*flags, "--loss", "gan", "--steps", "2", "--out", out]))
+    assert moments.main([toy, "--n", "50", "--stats-dir", str(not_a_folder)]) == 0
+    with pytest.raises(SystemExit) as refused:
+        run_main(lambda: moments.main([image, "--n", "20", "--fid-weights", "random", "--stats-dir", str(not_a_folder)]))
+    assert refused.value.code == 2 and not_a_folder.read_text() == "a file of the user's"
+
+
 def test_image_runs_give_pixel_feature_and_floor_rows(tmp_path, tiny_images):
     out = str(tmp_path / "run")
     with pytest.raises(SystemExit):
