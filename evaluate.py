@@ -296,10 +296,11 @@ def fid_floor(extractor, dataset, data_root, n=5000, seed=0, stats_dir=DEFAULT_S
     cached = read_json(path)
     if cached is not None or not compute:
         return cached or {"fid_floor": float("nan"), "fid_floor_test": float("nan")}
+    if log:  # minutes on a CPU: say so before they start
+        log(f"FID floor at {n} real images: {2 * n} more Inception passes, once (cached in {path})")
     out = _real_against_real(extractor, dataset, data_root, n, seed, stats_dir, log)
     if log:
-        log(f"FID floor at {n} real images: {out['fid_floor']:.3f} (train), {out['fid_floor_test']:.3f} (test) "
-            f"-> {path}")
+        log(f"FID floor at {n} real images: {out['fid_floor']:.3f} (train), {out['fid_floor_test']:.3f} (test)")
     atomic_write_text(path, json.dumps(out))
     return out
 

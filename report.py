@@ -918,7 +918,9 @@ def campaign_progress(results, epochs=VERDICT_EPOCHS, seeds=5):
         return ""
     rows = table[(table["reading"] == "all") & (table["metric"] == "final_fid") & (table["epochs"].round() == epochs)]
     fewest = int(min(rows["n_a"].min(), rows["n_b"].min()))
-    return "" if fewest >= seeds else f" *Interim: {fewest} to {int(max(rows['n_a'].max(), rows['n_b'].max()))} of the {seeds} pre-registered seeds an arm.*"
+    most = int(max(rows["n_a"].max(), rows["n_b"].max()))
+    have = f"{fewest}" if fewest == most else f"{fewest} to {most}"
+    return "" if fewest >= seeds else f" *Interim: {have} of the {seeds} pre-registered seeds an arm.*"
 
 
 def contrast_source(results, epochs=VERDICT_EPOCHS):
