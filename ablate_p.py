@@ -475,6 +475,20 @@ def write_tables(rows, results):
     return written
 
 
+def toy_groups_elsewhere(rows, dataset, results):
+    """The groups of toy_table.csv on a 2-D dataset that no run of rows belongs to (its rows may
+    predate runs.csv's 2-D rows, or come from a folder gone with its machine): the dataset's figures
+    show them, so a figure of this folder's runs must not replace them."""
+    path = os.path.join(results, "toy_table.csv")
+    if dataset not in data.TOY_DATASETS or not os.path.isfile(path):
+        return []
+    table = pd.read_csv(path)  # written by write_tables just before
+    here = {utils.row_identity(r, GROUP_KEY) for r in rows[rows["dataset"] == dataset].to_dict("records")}
+    table = table[table["dataset"] == dataset].to_dict("records")
+    return sorted(f"the {r['loss']} group of toy_table.csv ({r['steps']:g} steps)" for r in table
+                  if utils.row_identity(r, TOY_TABLE_KEY) not in here)
+
+
 def write_figures(rows, runs_dir, results):
     """The figures of each dataset with a completed run (a sweep whose runs all failed keeps the old
     ones). Figures that show runs this folder lacks (collected from another folder or machine into
@@ -487,8 +501,9 @@ def write_figures(rows, runs_dir, results):
         done = merged[(merged["dataset"] == dataset) & (merged["status"] == "completed")].to_dict("records")
         elsewhere = sorted(f"{r['run']} ({r['total_steps']:g} steps)" for r in done
                            if utils.row_identity(r, RUN_KEY) not in here)
+        elsewhere += toy_groups_elsewhere(rows, dataset, results)
         if elsewhere:
-            print(f"kept the {dataset}- figures in {results}: they show {len(elsewhere)} run(s) that {runs_dir} "
+            print(f"kept the {dataset}- figures in {results}: they show {len(elsewhere)} run(s) or 2-D group(s) that {runs_dir} "
                   f"lacks ({elsewhere[0]}, ...); figures.py {os.path.join(runs_dir, dataset)} draws this folder's")
             continue
         written += figures.make_figures(os.path.join(runs_dir, dataset), os.path.join(results, "figures"),

@@ -544,7 +544,7 @@ def toy(results, clip=None):
         seeds = seed_counts(r)
         budgets.append(f"{d}: {seeds} seeds, {r['steps'].max()} G steps ({r['epochs'].min():g} epochs; "
                        f"{r['epochs'].max():g} with 5 critic steps), metrics of {r['samples'].max()} samples at the last "
-                       f"step, CPU {', '.join(r['device'].unique())}")
+                       f"step, CPU {', '.join(cpu(d) for d in r['device'].unique())}")
     return (markdown_table(header, rows) + "\n\nMean ± SD over the seeds; reverse KL is the mean over the seeds that "
             "captured a mode (\"k of n\" where some did not). Budget: " + "; ".join(budgets) + ".")
 
@@ -570,6 +570,7 @@ def clipped_toys(results, clip=0.01):
     arm's mean high-quality share is below 5 % on both datasets, else p = 4 − GAN in modes per
     dataset, "supported" only for an interval above 0 and "contradicted" below."""
     t = toy_rows(results, clip)
+    t = t[t["n_critic"] == 1]  # H5's arms; WGAN's 5-critic-step rows are the default reading's
     if not len(t[t["loss"] == "gan"]):
         return "H5 (every D parameter clipped to 0.01) is not yet run."
     seeds = seed_counts(t)

@@ -416,14 +416,36 @@ def test_a_run_another_process_is_training_is_collected_as_running(tmp_path):
     assert ablate_p.collect_rows(str(tmp_path))["status"].tolist() == ["failed"]  # no process: it died
 
 
+def ring8_gan(table, clip):
+    return (table["dataset"] == "ring8") & (table["loss"] == "gan") & (table["clip"] == clip)
+
+
 def test_a_rerun_of_a_committed_toy_row_replaces_it_instead_of_adding_one(tmp_path):
-    """The committed toy table predates the n_critic column; its rows must keep matching new ones."""
+    """The committed toy table predates the n_critic column; its rows must keep matching new ones,
+    and the other reading's row (every D parameter clipped) must stay as it is."""
     path = str(tmp_path / "toy_table.csv")
     committed = pd.read_csv(os.path.join(ROOT, "results", "toy_table.csv"))
     committed.to_csv(path, index=False)
-    row = committed[(committed["dataset"] == "ring8") & (committed["loss"] == "gan")].copy()
+    row = committed[ring8_gan(committed, 0.0)].copy()
     row["final_modes_mean"] = 8.0
     ablate_p.merge_toy_table(row, path)
     merged = pd.read_csv(path)
     assert len(merged) == len(committed)
-    assert merged.loc[(merged["dataset"] == "ring8") & (merged["loss"] == "gan"), "final_modes_mean"].tolist() == [8.0]
+    assert merged.loc[ring8_gan(merged, 0.0), "final_modes_mean"].tolist() == [8.0]
+    assert merged.loc[ring8_gan(merged, 0.01), "final_modes_mean"].tolist() == \
+        committed.loc[ring8_gan(committed, 0.01), "final_modes_mean"].tolist()
+
+
+def test_figures_showing_2d_groups_that_runs_csv_lacks_are_kept(tmp_path):
+    """toy_table.csv can hold groups whose runs never reached runs.csv (collected before it held 2-D
+    rows, from a folder gone with its machine): a second reading's runs must not redraw their figures."""
+    fabricate_run(tmp_path / "a", "gan-seed0", "gan", None, 0, "completed", final_modes=8)
+    results = tmp_path / "results"
+    assert collect(tmp_path / "a", "--results", str(results)).returncode == 0
+    pd.read_csv(results / "runs.csv").iloc[0:0].to_csv(results / "runs.csv", index=False)  # the table's runs unknown
+    figure = results / "figures" / "ring8-losses.png"
+    drawn = figure.read_bytes()
+    fabricate_run(tmp_path / "b", "gan-clip0.01-seed0", "gan", None, 0, "completed", final_modes=2, clip=0.01)
+    proc = collect(tmp_path / "b", "--results", str(results))
+    assert proc.returncode == 0 and "the gan group of toy_table.csv" in proc.stdout
+    assert figure.read_bytes() == drawn and len(pd.read_csv(results / "toy_table.csv")) == 2
