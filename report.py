@@ -950,7 +950,8 @@ def steadiness(results, epochs=VERDICT_EPOCHS):
     table = read_csv(results, "stability.csv")
     if table is None:
         return "untested (H6: `stability.py` has not been run on committed logs)."
-    table = table[(table["clip_params"] == "all") & np.isclose(table["to_epoch"], epochs)]
+    table = table[(table["clip_params"] == "all") & np.isclose(table["to_epoch"], epochs)
+                  & np.isclose(table["epochs"], epochs, atol=0.01)]  # a longer run's epoch 2 is not another seed
     cv = {arm_label(loss, p, int(k)): g["cv_grad_norm_d"] for (loss, p, k), g in
           table.fillna({"p": 0}).groupby(["loss", "p", "n_critic"])}
     listed = ", ".join(f"{name} {v.mean():.2f} ({len(v)})" for name, v in sorted(cv.items(), key=lambda kv: kv[1].mean()))

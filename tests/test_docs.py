@@ -263,3 +263,16 @@ def test_the_higher_moments_verdict_follows_h7s_rule(tmp_path):
     assert f"p = 4 − GAN -0.210 ({gan.low:+.3f} to {gan.high:+.3f})" in line and line.count(": supported") == 2
     table = report.moments(str(results))
     assert "| Minkowski p = 4 | 2 (0, 1) | 0.100 ± 0.000 | 0.110 ± 0.014 |" in table and "real against real" in table
+
+
+def test_h6_reads_the_2_epoch_runs_only(tmp_path):
+    """The horizon's 10-epoch WGAN has WGAN's 2-epoch budget in G steps (1562) and the same epoch 2:
+    its row in stability.csv must not count as another seed of the 2-epoch arm."""
+    results = tmp_path / "results"
+    shutil.copytree(os.path.join(ROOT, "results"), results)
+    before = report.steadiness(str(results))
+    table = pd.read_csv(results / "stability.csv")
+    longer = table[table["loss"] == "wgan"].iloc[[0]].assign(run="folder/wgan-seed0", total_steps=1562, epochs=10.0,
+                                                             cv_grad_norm_d=5.0)
+    pd.concat([table, longer]).to_csv(results / "stability.csv", index=False)
+    assert report.steadiness(str(results)) == before
