@@ -276,3 +276,30 @@ def test_h6_reads_the_2_epoch_runs_only(tmp_path):
                                                              cv_grad_norm_d=5.0)
     pd.concat([table, longer]).to_csv(results / "stability.csv", index=False)
     assert report.steadiness(str(results)) == before
+
+
+def toy_moment_row(dataset, loss, p, seed, kurtosis_gap, space="coordinates"):
+    return {**moment_row(loss, p, seed, space, kurtosis_gap), "run": f"{dataset}/{loss}-seed{seed}", "dataset": dataset,
+            "arch": "mlp", "epochs": 6.4, "total_steps": 10000, "step": 10000, "coordinates": 2}
+
+
+def test_the_2d_higher_moments_follow_h7s_rule_per_dataset(tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(os.path.join(ROOT, "results"), results)
+    images = pd.read_csv(results / "moments.csv")
+    images = images[~images["dataset"].isin(["ring8", "grid25"])]
+    images.to_csv(results / "moments.csv", index=False)
+    assert report.toy_moments(str(results)).startswith("Not yet measured")
+    assert report.toy_higher_moments(str(results)).startswith("untested")
+    gaps = {"ring8": {("minkowski", 4.0): [0.1, 0.2, 0.3], ("gan", None): [1.0, 1.2, 1.1], ("wgan", None): [0.9, 1.0, 1.4]},
+            "grid25": {("minkowski", 4.0): [0.5, 0.6, 0.4], ("gan", None): [0.4, 0.5, 0.6], ("wgan", None): [0.1, 0.2, 0.2]}}
+    rows = [toy_moment_row(d, loss, p, seed, g) for d, arms in gaps.items() for (loss, p), values in arms.items()
+            for seed, g in enumerate(values)]
+    rows += [toy_moment_row(d, "gan", None, 0, 0.01, "coordinates_real_vs_real") for d in gaps]
+    pd.concat([images, pd.DataFrame(rows)]).to_csv(results / "moments.csv", index=False)
+    line = report.toy_higher_moments(str(results))
+    gan = stats.ttest_ind([0.1, 0.2, 0.3], [1.0, 1.2, 1.1], equal_var=False).confidence_interval()
+    assert f"ring8 (10000 steps) supported: p = 4 − GAN -0.90 ({gan.low:+.2f} to {gan.high:+.2f})" in line
+    assert "grid25 (10000 steps) not supported" in line
+    assert report.higher_moments(str(results)) == report.higher_moments(os.path.join(ROOT, "results"))  # images apart
+    assert "| Minkowski p = 4 | 0.20 ± 0.10 | 0.50 ± 0.10 | 0–2 |" in report.toy_moments(str(results))
