@@ -11,6 +11,8 @@ logit gap between real and fake images, the largest |logit|, the share of clippe
 the bound). `--final-csv` adds the final FID of 5000 against 5000 (evaluate.py --csv) as rows of
 their own. The growth of D's largest |logit| is fitted as a power of the epoch (a line in log-log)
 over the evaluations from --fit-from epochs on; its value at 200 epochs is an extrapolation.
+Runs evaluated only once (the short runs that share a run_logs folder's step count) draw no curve
+and are left out.
 """
 import argparse
 import io
@@ -58,14 +60,27 @@ def run_rows(cfg, metrics, evals, run_dir, final):
 
 
 def final_evaluations(path):
-    """{run folder name: rows} of evaluate.py --csv's rows (the final FID of 5000 against 5000)."""
+    """{(run folder name, steps): rows} of evaluate.py --csv's rows (the final FID of 5000 against 5000):
+    the steps tell a 10-epoch run's final evaluation from a 2-epoch run of the same name."""
     if path is None:
         return {}
     text = read_csv_of_ours(path, ["run", "steps", "fid"], "--final-csv " + path, "pass evaluate.py --csv's output")
     if not text:
         return {}
     table = pd.read_csv(io.StringIO(text)).rename(columns={"steps": "step"})
-    return {os.path.basename(os.path.normpath(run)): g for run, g in table.groupby("run")}
+    return {(os.path.basename(os.path.normpath(run)), int(step)): g for (run, step), g in table.groupby(["run", "step"])}
+
+
+def curves(folders):
+    """The runs of the folders evaluated on the way (two evaluations or more): a run_logs folder
+    also holds the short runs of its step count, evaluated once at the end, which draw no curve."""
+    runs, once = [], []
+    for folder in folders:
+        for run in figures.load_runs(folder):
+            (runs if run[2] is not None and len(run[2]) > 1 else once).append(run)
+    if once:
+        print(f"left out {len(once)} run(s) evaluated fewer than twice ({os.path.basename(once[0][3])}, ...)")
+    return runs
 
 
 def logit_growth(rows, fit_from):
@@ -149,11 +164,11 @@ def main(argv=None):
         raise UserError(f"--final-csv {args.final_csv} is not a file; pass evaluate.py --csv's output")
     final = final_evaluations(args.final_csv)
     rows = []
-    for folder in args.folders:
-        for cfg, metrics, evals, run_dir in figures.load_runs(folder):
-            rows += run_rows(cfg, metrics, evals, run_dir, final.get(os.path.basename(os.path.normpath(run_dir))))
+    for cfg, metrics, evals, run_dir in curves(args.folders):
+        rows += run_rows(cfg, metrics, evals, run_dir, final.get((os.path.basename(os.path.normpath(run_dir)),
+                                                                  int(cfg.get("total_steps") or -1))))
     if not rows:
-        raise UserError(f"no evaluations in the runs of {', '.join(args.folders)}; train with --eval-at or --eval-every")
+        raise UserError(f"no run evaluated twice or more in {', '.join(args.folders)}; train with --eval-at or --eval-every")
     table = pd.DataFrame(rows).sort_values(["label", "n", "step"], kind="stable")
     fits = logit_growth(table, args.fit_from)
     print(table[["label", "epoch", "n", "fid", "coverage", "logit_gap", "logit_absmax"]].to_string(index=False, float_format="%.4g"))
