@@ -102,14 +102,22 @@ def test_files_not_yet_committed_are_one_line_and_rendered_once_they_are(tmp_pat
              "step": 781 * e, "n": n, "fid": 300.0 - e - (n == 5000) * 10, "logit_absmax": 0.2 * e,
              "device": "Intel(R) Xeon(R) Processor x2 threads"}
             for loss, p in (("gan", None), ("minkowski", 4.0)) for e in (1, 2, 4) for n in ((2000, 5000) if e == 4 else (2000,))]
+    rows += [{**rows[0], "run": "folder/wgan-seed0", "loss": "wgan", "n_critic": 5, "total_steps": 625, "epoch": e,
+              "step": step, "fid": 350.0 - step / 10} for e, step in ((1.005, 157), (2.004, 313), (4.001, 625))]
     pd.DataFrame(rows).to_csv(results / "horizon.csv", index=False)
+    pd.DataFrame([{"run": "folder/gan-seed0", "label": "gan", "from_epoch": 2, "to_epoch": 4, "points": 2,
+                   "exponent": 1.0, "r2": 1.0, "logit_absmax_at_200": 40.0}]).to_csv(results / "horizon_fits.csv", index=False)
     horizon = report.horizon(str(results))
     assert "| Minkowski p = 4, seed 0 | 299.0 | 298.0 | 296.0 |" in horizon  # FID of 2000: one protocol per table
+    assert "| WGAN (5 critic steps), seed 0 | 334.3 | 318.7 | 287.5 |" in horizon  # epoch 1.005 is epoch 1
     assert "| FID of 5000 at epoch | 4 |" in horizon and "| GAN, seed 0 | 286.0 |" in horizon
     assert "| GAN, seed 0 | 0.200 | 0.400 | 0.800 |" in horizon and "Intel Xeon x2 threads" in horizon
     line = report.horizon_line(str(results))
-    assert "GAN (seed 0): FID of 2000 299.0 at epoch 1, 298.0 at epoch 2, 296.0 at epoch 4; FID 5000 vs 5000 at " \
-           "the end 286.0" in line and "Still to run: WGAN (5 critic steps), Minkowski p = 8." in line
+    assert "FID 5000 vs 5000 at epoch 4, best first (the paper's at 200 epochs in brackets): Minkowski p = 4 286.0 " \
+           "(99.6), GAN 286.0 (197.8)" in line or "GAN 286.0 (197.8), Minkowski p = 4 286.0 (99.6)" in line
+    assert "FID of 2000 from epoch 2 to 4: GAN 298.0 → 296.0" in line and "WGAN (5 critic steps) 318.7 → 287.5" in line
+    assert "GAN 0.80 (epoch^1.00, r² 1.00), Minkowski p = 4 0.80" in line and "Still to run: Minkowski p = 8." in line
+    assert "it grows in 1 of 1 runs (largest exponent +1.00); extrapolated to 200 epochs, 40.00, a trend of 2 points" in line
 
 
 def test_a_marker_naming_no_block_is_a_one_line_error():
