@@ -313,3 +313,19 @@ def test_the_2d_higher_moments_follow_h7s_rule_per_dataset(tmp_path):
     assert "grid25 (10000 steps) not supported" in line
     assert report.higher_moments(str(results)) == report.higher_moments(os.path.join(ROOT, "results"))  # images apart
     assert "| Minkowski p = 4 | 0.20 ± 0.10 | 0.50 ± 0.10 | 0–2 |" in report.toy_moments(str(results))
+
+
+def test_the_horizons_alignment_reads_only_runs_trained_past_2_epochs(tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(os.path.join(ROOT, "results"), results)
+    rows = [{"run": run, "total_steps": total, "n_critic": 1, "clip": 0.01, "clip_params": "all", "step": step,
+             "epoch": epoch, "loss": loss, "p": p, "cos_d": cos, "logit_abs_max": 0.5}
+            for run, total, states in (("gan-seed0", 1562, ((781, 1.0, 0.99), (1562, 2.0, 0.5))),
+                                       ("wgan-seed0", 1562, ((313, 2.004, 0.90), (781, 5.0, 0.80), (1562, 10.0, 0.85))))
+            for step, epoch, cos in states for loss, p in (("minkowski", 4.0), ("minkowski", 8.0), ("gan", None))]
+    pd.DataFrame(rows).to_csv(results / "alignment.csv", index=False)
+    block = report.alignment_horizon(str(results))
+    assert "| wgan-seed0, 1562-step run | 2 | 0.500 | 0.9000 | 0.9000 | 0.9000 |" in block  # epoch 2.004 is epoch 2
+    assert "| gan-seed0" not in block and "falls in 1 of 1 runs (changes -0.050)" in block
+    pd.DataFrame(rows[:6]).to_csv(results / "alignment.csv", index=False)
+    assert report.alignment_horizon(str(results)).startswith("Not yet measured")
