@@ -174,8 +174,8 @@ def main(argv=None):
     print(table[["label", "epoch", "n", "fid", "coverage", "logit_gap", "logit_absmax"]].to_string(index=False, float_format="%.4g"))
     if len(fits):
         print(fits.to_string(index=False, float_format="%.4g"))
-    if args.csv:
-        merge_csv(args.csv, table, KEY)
+    if args.csv:  # the figure then draws every run of the CSV, the runs of earlier calls too
+        table = merge_csv(args.csv, table, KEY)
     if args.fit_csv and len(fits):
         merge_csv(args.fit_csv, fits, FIT_KEY)
     if args.figure:

@@ -1159,6 +1159,10 @@ def horizon_line(results):
         text += (f"; it grows in {growing} of {len(fits)} runs (largest exponent {fits['exponent'].max():+.2f}); "
                  f"extrapolated to 200 epochs, {num(at_200.min(), 2)}" + (f"–{num(at_200.max(), 2)}" if len(fits) > 1 else "")
                  + f", a trend of {int(fits['points'].max())} points of one seed")
+        for run in fits[fits["exponent"] > 0]["run"]:  # does the growth go on, or level off before the end?
+            last = table[(table["run"] == run) & (table["n"] == n)].sort_values("epoch").tail(3)
+            text += (f"; {arm_label(*arm_key(last.iloc[0]))}'s at epochs {', '.join(f'{e:g}' for e in last['epoch'])}: "
+                     + ", ".join(num(v, 2) for v in last["logit_absmax"]))
     missing = [arm for arm in HORIZON_ARMS if arm not in labels]
     return text + (f". Still to run: {', '.join(missing)}" if missing else "") + \
         ". [Horizon](docs/results.md#the-10-epoch-horizon)"

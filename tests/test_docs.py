@@ -122,6 +122,7 @@ def test_files_not_yet_committed_are_one_line_and_rendered_once_they_are(tmp_pat
     assert "(the paper's at 200 epochs in brackets): GAN 286.0 (197.8), Minkowski p = 4 286.0 (99.6)." in line
     assert "GAN 0.80 (epoch^1.00, r² 1.00), Minkowski p = 4 0.80" in line and "Still to run: Minkowski p = 8." in line
     assert "it grows in 1 of 1 runs (largest exponent +1.00); extrapolated to 200 epochs, 40.00, a trend of 2 points" in line
+    assert "; GAN's at epochs 1, 2, 4: 0.20, 0.40, 0.80." in line  # a growing run's last three: does it level off?
 
 
 def test_a_marker_naming_no_block_is_a_one_line_error():

@@ -69,3 +69,13 @@ def test_a_short_run_of_the_same_name_draws_no_curve_and_gets_no_final_fid(tmp_p
     assert "minkowski" not in set(rows["loss"])  # evaluated once
     assert rows[rows["n"] == 5000]["total_steps"].tolist() == [1000]
     assert sorted(rows.groupby("total_steps").size().items()) == [(200, 2), (1000, 5)]
+
+
+def test_the_figure_draws_the_runs_of_earlier_calls_merged_into_the_csv(tmp_path, monkeypatch):
+    """Each horizon run is collected when it ends: the figure of the last call must show them all."""
+    out, drawn = tmp_path / "horizon.csv", []
+    monkeypatch.setattr(horizon, "plot", lambda rows, paper, path: drawn.append(set(rows["run"])))
+    for name in ("gan-seed0", "wgan-seed0"):
+        fake_run(tmp_path / name, name, name.split("-")[0], None, lambda e: 0.2 * e ** 0.5)
+        assert horizon.main([str(tmp_path / name), "--csv", str(out), "--figure", str(tmp_path / "h.png")]) == 0
+    assert drawn[-1] == {"folder/gan-seed0", "folder/wgan-seed0"}
