@@ -65,12 +65,15 @@ def with_row(results, **changes):
 def test_tables_never_average_two_readings_of_the_clipping(tmp_path):
     results = tmp_path / "results"
     shutil.copytree(os.path.join(ROOT, "results"), results)
-    before = report.table2(str(results), 2)
+    before, before3 = report.table2(str(results), 2), report.table3(str(results), 2, clip_params="weights")
     with_row(results, clip_params="weights", seed=7, final_fid=999.0)
     assert report.table2(str(results), 2) == before
     weights = report.table2(str(results), 2, clip_params="weights")
     assert "| GAN | 197.8 | 999.0 | 999.0 |" in weights and "conv and linear weights only" in weights
-    assert "Not yet measured" in report.table3(str(results), 2, clip_params="weights")
+    assert report.table3(str(results), 2, clip_params="weights") == before3  # a GAN row is no Table 3 row
+    runs = pd.read_csv(results / "runs.csv")
+    clip_all = runs[(runs["clip_params"] == "all") & (runs["loss"] == "minkowski") & (runs["p"] == 4) & (runs["epochs"] == 2)]
+    assert len(clip_all) >= 2 and not any(f"{fid:.1f}" in before3 for fid in clip_all["final_fid"])  # no clip-all FID in the weights table
 
 
 def test_one_budget_of_two_fid_protocols_is_an_error(tmp_path):
