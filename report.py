@@ -613,9 +613,9 @@ def moment_rows(results, epochs=2):
     return m.assign(p=m["p"].where(m["loss"] == "minkowski"))
 
 
-def moment_gaps(rows, space, name, column="kurtosis_gap"):
-    """The gap of each run of an arm (a name of contrasts.ARMS, or its (loss, p, n_critic)) in one space."""
-    loss, p, n_critic = contrasts.ARMS[name] if isinstance(name, str) else name
+def moment_gaps(rows, space, arm, column="kurtosis_gap"):
+    """The gap of each run of an arm, (loss, p, n_critic), in one space."""
+    loss, p, n_critic = arm
     r = rows[(rows["space"] == space) & (rows["loss"] == loss) & (rows["n_critic"] == n_critic)
              & ((rows["p"] == p) if p else rows["p"].isna())]
     return r[column]
@@ -645,26 +645,33 @@ def moments(results, epochs=2):
             f"CPU {', '.join(sorted(cpu(d) for d in m['device'].dropna().unique()))}.")
 
 
+def h7_rule(rows, space, compared, digits):
+    """H7's rule in one space: "supported" when p = 4's gap is below each baseline's (compared: p = 4 first,
+    then the baselines, name -> (loss, p, n_critic)) with a Welch interval entirely below 0; then the
+    differences with their intervals."""
+    (_, p4_arm), *baselines = compared.items()
+    p4, found = moment_gaps(rows, space, p4_arm), []
+    for _, arm in baselines:
+        w = contrasts.welch(p4, moment_gaps(rows, space, arm))
+        found.append((f"p = 4 − {arm_label(*arm)} {signed(w['mean_diff'], digits)} "
+                      f"({interval(w['ci_low'], w['ci_high'], digits)})", w["ci_high"] < 0))
+    rule = "supported" if all(below for _, below in found) else "not supported"
+    return f"{rule}; " + ", ".join(text for text, _ in found)
+
+
 def higher_moments(results, epochs=2):
     """The verdict on the higher-moments claim by H7's rule: p = 4's kurtosis gap below GAN's and
     WGAN's, each with a Welch interval entirely below 0, per space; not decidable below two runs an arm."""
     m = moment_rows(results, epochs)
     if m is None or not len(m):
         return "untested: `moments.py` has not been run on committed checkpoints."
-    runs = {name: len(moment_gaps(m, "pixels", name)) for name in ("minkowski-p4", "gan", "wgan")}
+    runs = {name: len(moment_gaps(m, "pixels", contrasts.ARMS[name])) for name in ("minkowski-p4", "gan", "wgan")}
     if min(runs.values()) < 2:
         return (f"not decidable: H7's Welch intervals need two runs an arm, and the checkpoints that survived give "
                 f"p = 4 {runs['minkowski-p4']}, GAN {runs['gan']}, WGAN {runs['wgan']} (the single runs' gaps are in "
                 "the table).")
-    parts = []
-    for space, label in MOMENT_SPACES.items():
-        p4, found = moment_gaps(m, space, "minkowski-p4"), []
-        for b in ("gan", "wgan"):
-            w = contrasts.welch(p4, moment_gaps(m, space, b))
-            found.append((f"p = 4 − {LOSS_NAMES[b]} {signed(w['mean_diff'], 3)} "
-                          f"({interval(w['ci_low'], w['ci_high'], 3)})", w["ci_high"] < 0))
-        rule = "supported" if all(below for _, below in found) else "not supported"
-        parts.append(f"{label}, kurtosis gap: {rule}; " + ", ".join(text for text, _ in found))
+    compared = {name: contrasts.ARMS[name] for name in ("minkowski-p4", "gan", "wgan")}
+    parts = [f"{label}, kurtosis gap: {h7_rule(m, space, compared, 3)}" for space, label in MOMENT_SPACES.items()]
     return "; ".join(parts) + "."
 
 
@@ -707,14 +714,10 @@ def toy_higher_moments(results, clip=0.01):
     parts = []
     for d in data.TOY_DATASETS:
         rows = m[m["dataset"] == d]
-        p4, found = moment_gaps(rows, "coordinates", TOY_MOMENT_ARMS["minkowski-p4"]), []
-        for b in ("gan", "wgan"):
-            w = contrasts.welch(p4, moment_gaps(rows, "coordinates", TOY_MOMENT_ARMS[b]))
-            found.append((f"p = 4 − {arm_label(*TOY_MOMENT_ARMS[b])} {signed(w['mean_diff'], 2)} "
-                          f"({interval(w['ci_low'], w['ci_high'], 2)})", w["ci_high"] < 0))
-        rule = "supported" if all(below for _, below in found) else "not supported"
-        parts.append(f"{d} ({int(rows['total_steps'].max())} steps) {rule}: " + ", ".join(text for text, _ in found)
-                     + f" ({len(p4)} seeds)")
+        if len(rows):
+            seeds = len(moment_gaps(rows, "coordinates", TOY_MOMENT_ARMS["minkowski-p4"]))
+            parts.append(f"{d} ({int(rows['total_steps'].max())} steps, {seeds} seeds) "
+                         + h7_rule(rows, "coordinates", TOY_MOMENT_ARMS, 2))
     return (f"On the 2-D mixtures with every D parameter clipped to {clip:g} (H5's runs, a benchmark H5 found "
             "uninformative), the per-coordinate kurtosis gap: " + "; ".join(parts) + ".")
 

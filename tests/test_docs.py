@@ -315,8 +315,8 @@ def test_the_2d_higher_moments_follow_h7s_rule_per_dataset(tmp_path):
     pd.concat([images, pd.DataFrame(rows)]).to_csv(results / "moments.csv", index=False)
     line = report.toy_higher_moments(str(results))
     gan = stats.ttest_ind([0.1, 0.2, 0.3], [1.0, 1.2, 1.1], equal_var=False).confidence_interval()
-    assert f"ring8 (10000 steps) supported: p = 4 − GAN -0.90 ({gan.low:+.2f} to {gan.high:+.2f})" in line
-    assert "grid25 (10000 steps) not supported" in line
+    assert f"ring8 (10000 steps, 3 seeds) supported; p = 4 − GAN -0.90 ({gan.low:+.2f} to {gan.high:+.2f})" in line
+    assert "grid25 (10000 steps, 3 seeds) not supported" in line
     assert report.higher_moments(str(results)) == report.higher_moments(os.path.join(ROOT, "results"))  # images apart
     assert "| Minkowski p = 4 | 0.20 ± 0.10 | 0.50 ± 0.10 | 0–2 |" in report.toy_moments(str(results))
 
@@ -335,7 +335,6 @@ def test_the_horizons_alignment_reads_only_runs_trained_past_2_epochs(tmp_path):
     assert "| gan-seed0" not in block and "falls in 1 of 1 runs (changes -0.050)" in block
     pd.DataFrame(rows[:6]).to_csv(results / "alignment.csv", index=False)
     assert report.alignment_horizon(str(results)).startswith("Not yet measured")
-
 
 
 def test_a_crossing_needs_a_gap_above_the_seed_sd_at_the_end():
