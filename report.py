@@ -766,7 +766,8 @@ def alignment_facts(results):
     return {"early": cos("all", [100, 300])["cos_d"], "p4_1ep": cos("all", [781], p=4)["cos_d"],
             "p8_1ep": cos("all", [781], p=8)["cos_d"], "p4_2ep": cos("all", [1562], p=4)["cos_d"],
             "p8_2ep": cos("all", [1562], p=8)["cos_d"], "p8_wgan5": cos("all", [156, 313], 5, 8)["cos_d"],
-            "weights": cos("weights", [100, 300])["cos_d"], "weights_logit": cos("weights", [100, 300])["logit_abs_max"]}
+            "weights": cos("weights", [100, 300])["cos_d"], "weights_logit": cos("weights", [100, 300])["logit_abs_max"],
+            "h4": a[(a["clip_params"] == "weights") & (a["total_steps"] > 300)]}
 
 
 def value_range(values, digits=2):
@@ -785,7 +786,19 @@ def alignment_summary(results):
         f"- At the states of the WGAN run with 5 critic steps, whose logits are the largest of all, p = 8 keeps "
         f"{value_range(f['p8_wgan5'])}.",
         f"- With only conv and linear weights clipped, D's largest |logit| is {value_range(f['weights_logit'], 1)} at "
-        f"steps 100 and 300, and the cosines of GAN, NS-GAN and p = 1-8 fall to {value_range(f['weights'])}."])
+        f"steps 100 and 300, and the cosines of GAN, NS-GAN and p = 1-8 fall to {value_range(f['weights'])}.",
+        *h4_alignment(f["h4"])])
+
+
+def h4_alignment(h4):
+    """H4's runs (weights-only clipping, 2 epochs) at their kept states: do the losses still
+    differ once training has gone on, or do D's logits come back to the clipped regime's?"""
+    if not len(h4):
+        return []
+    runs = h4.groupby(["run", "total_steps"]).ngroups
+    return [f"- In H4's runs (conv and linear weights clipped, 2 epochs; {runs} run{'s' * (runs > 1)}, their states at the end of epochs "
+            f"1 and 2) D's largest |logit| is {value_range(h4['logit_abs_max'], 1)} and the cosines of GAN, NS-GAN and "
+            f"p = 1-8 to WGAN's D gradient are {value_range(h4['cos_d'])}."]
 
 
 def alignment_horizon(results):

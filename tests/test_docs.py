@@ -69,7 +69,8 @@ def test_tables_never_average_two_readings_of_the_clipping(tmp_path):
     with_row(results, clip_params="weights", seed=7, final_fid=999.0)
     assert report.table2(str(results), 2) == before
     weights = report.table2(str(results), 2, clip_params="weights")
-    assert "| GAN | 197.8 | 999.0 | 999.0 |" in weights and "conv and linear weights only" in weights
+    gan_row = weights.split("| GAN | 197.8 | ")[1].split("\n")[0]
+    assert "999.0" in gan_row and "conv and linear weights only" in weights  # seed 7 joins the weights-only GAN
     assert report.table3(str(results), 2, clip_params="weights") == before3  # a GAN row is no Table 3 row
     runs = pd.read_csv(results / "runs.csv")
     clip_all = runs[(runs["clip_params"] == "all") & (runs["loss"] == "minkowski") & (runs["p"] == 4) & (runs["epochs"] == 2)]
@@ -335,6 +336,21 @@ def test_the_horizons_alignment_reads_only_runs_trained_past_2_epochs(tmp_path):
     assert "| gan-seed0" not in block and "falls in 1 of 1 runs (changes -0.050)" in block
     pd.DataFrame(rows[:6]).to_csv(results / "alignment.csv", index=False)
     assert report.alignment_horizon(str(results)).startswith("Not yet measured")
+
+
+def test_h4s_alignment_line_reads_only_the_weights_only_runs_past_300_steps(tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(os.path.join(ROOT, "results"), results)
+    a = pd.read_csv(results / "alignment.csv")
+    assert not report.h4_alignment(report.alignment_facts(str(results))["h4"])  # only the 300-step weights runs
+    state = lambda run, step, loss, p, cos, logit: {"run": run, "total_steps": 1562, "n_critic": 1, "clip": 0.01,  # noqa: E731
+                                                     "clip_params": "weights", "step": step, "epoch": step / 781,
+                                                     "loss": loss, "p": p, "cos_d": cos, "logit_abs_max": logit}
+    new = [state("gan-clipweights-seed0", 781, "gan", None, 0.31, 6.0), state("gan-clipweights-seed0", 781, "hinge", None, 0.02, 6.0),
+           state("gan-clipweights-seed0", 1562, "minkowski", 4.0, 0.12, 9.5), state("gan-clipweights-seed0", 1562, "wgan", None, 1.0, 9.5)]
+    pd.concat([a, pd.DataFrame(new)]).to_csv(results / "alignment.csv", index=False)
+    line = "\n".join(report.h4_alignment(report.alignment_facts(str(results))["h4"]))
+    assert "2 epochs; 1 run, their" in line and "largest |logit| is 6.0–9.5" in line and "are 0.12–0.31." in line  # hinge, WGAN left out
 
 
 def test_a_crossing_needs_a_gap_above_the_seed_sd_at_the_end():
