@@ -790,15 +790,26 @@ def alignment_summary(results):
         *h4_alignment(f["h4"])])
 
 
+def spread_median(values):
+    """' (median m)' beside a range, nothing beside a single value."""
+    return "" if f"{values.min():.2f}" == f"{values.max():.2f}" else f" (median {values.median():.2f})"
+
+
 def h4_alignment(h4):
     """H4's runs (weights-only clipping, 2 epochs) at their kept states: do the losses still
-    differ once training has gone on, or do D's logits come back to the clipped regime's?"""
-    if not len(h4):
-        return []
-    runs = h4.groupby(["run", "total_steps"]).ngroups
-    return [f"- In H4's runs (conv and linear weights clipped, 2 epochs; {runs} run{'s' * (runs > 1)}, their states at the end of epochs "
-            f"1 and 2) D's largest |logit| is {value_range(h4['logit_abs_max'], 1)} and the cosines of GAN, NS-GAN and "
-            f"p = 1-8 to WGAN's D gradient are {value_range(h4['cos_d'])}."]
+    differ once training has gone on, and does a sigmoid that saturates leave a loss no gradient?"""
+    lines = []
+    for in_wgan_runs, g in h4.groupby(h4["run_loss"] == "wgan"):
+        runs = g.groupby(["run", "total_steps"]).ngroups
+        where = (f"At the states of H4's WGAN run{'s' * (runs > 1)} (conv and linear weights clipped, 5 critic steps)"
+                 if in_wgan_runs else
+                 f"In H4's GAN and Minkowski runs (conv and linear weights clipped, 2 epochs; {runs} run{'s' * (runs > 1)}, their "
+                 f"states at the end of epochs 1 and 2)")
+        lines.append(f"- {where} D's largest |logit| is {value_range(g['logit_abs_max'], 1)}; the cosines of GAN, NS-GAN "
+                     f"and p = 1-8 to WGAN's D gradient are {value_range(g['cos_d'])}{spread_median(g['cos_d'])}, "
+                     f"and in {int((g['ratio_d'] < 1e-6).sum())} of {len(g)} (loss, state) pairs the loss's D gradient "
+                     f"is below 1e-6 of WGAN's: a saturated sigmoid leaves that loss no gradient.")
+    return lines
 
 
 def alignment_horizon(results):

@@ -338,19 +338,24 @@ def test_the_horizons_alignment_reads_only_runs_trained_past_2_epochs(tmp_path):
     assert report.alignment_horizon(str(results)).startswith("Not yet measured")
 
 
-def test_h4s_alignment_line_reads_only_the_weights_only_runs_past_300_steps(tmp_path):
+def test_h4s_alignment_lines_read_only_the_weights_only_runs_past_300_steps(tmp_path):
     results = tmp_path / "results"
     shutil.copytree(os.path.join(ROOT, "results"), results)
     a = pd.read_csv(results / "alignment.csv")
+    a = a[~((a["clip_params"] == "weights") & (a["total_steps"] > 300))]
+    a.to_csv(results / "alignment.csv", index=False)
     assert not report.h4_alignment(report.alignment_facts(str(results))["h4"])  # only the 300-step weights runs
-    state = lambda run, step, loss, p, cos, logit: {"run": run, "total_steps": 1562, "n_critic": 1, "clip": 0.01,  # noqa: E731
-                                                     "clip_params": "weights", "step": step, "epoch": step / 781,
-                                                     "loss": loss, "p": p, "cos_d": cos, "logit_abs_max": logit}
-    new = [state("gan-clipweights-seed0", 781, "gan", None, 0.31, 6.0), state("gan-clipweights-seed0", 781, "hinge", None, 0.02, 6.0),
-           state("gan-clipweights-seed0", 1562, "minkowski", 4.0, 0.12, 9.5), state("gan-clipweights-seed0", 1562, "wgan", None, 1.0, 9.5)]
+    state = lambda run, step, loss, p, cos, ratio, logit: {  # noqa: E731
+        "run": run, "total_steps": 1562, "run_loss": run.split("-")[0], "n_critic": 1, "clip": 0.01, "clip_params": "weights",
+        "step": step, "epoch": step / 781, "loss": loss, "p": p, "cos_d": cos, "ratio_d": ratio, "logit_abs_max": logit}
+    new = [state("gan-clipweights-seed0", 781, "gan", None, 0.30, 0.5, 6.0), state("gan-clipweights-seed0", 781, "hinge", None, 0.02, 1.0, 6.0),
+           state("gan-clipweights-seed0", 1562, "minkowski", 4.0, 0.12, 1e-9, 9.5), state("gan-clipweights-seed0", 1562, "wgan", None, 1.0, 1.0, 9.5),
+           state("wgan-clipweights-seed0", 313, "gan", None, 0.0, 1e-25, 80.0), state("wgan-clipweights-seed0", 313, "minkowski", 8.0, 0.0, 0.0, 80.0)]
     pd.concat([a, pd.DataFrame(new)]).to_csv(results / "alignment.csv", index=False)
-    line = "\n".join(report.h4_alignment(report.alignment_facts(str(results))["h4"]))
-    assert "2 epochs; 1 run, their" in line and "largest |logit| is 6.0–9.5" in line and "are 0.12–0.31." in line  # hinge, WGAN left out
+    others, wgan = report.h4_alignment(report.alignment_facts(str(results))["h4"])
+    assert "2 epochs; 1 run, their" in others and "largest |logit| is 6.0–9.5" in others  # hinge, WGAN left out
+    assert "are 0.12–0.30 (median 0.21), and in 1 of 2 (loss, state) pairs" in others
+    assert "WGAN run (" in wgan and "is 80.0;" in wgan and "are 0.00, and in 2 of 2 (loss, state) pairs" in wgan
 
 
 def test_a_crossing_needs_a_gap_above_the_seed_sd_at_the_end():
