@@ -990,27 +990,33 @@ def derivation_table(results):
 VERDICT_EPOCHS = 2  # the largest budget at which every arm has runs
 
 
-def campaign_row(results, a, b, epochs=VERDICT_EPOCHS):
-    """The FID contrast a - b of the pre-registered campaign (results/contrasts.csv, the paper's
-    reading of the clipping), or None while it is not committed."""
+def campaign_rows(results, epochs=VERDICT_EPOCHS, reading="all"):
+    """The FID contrasts of the pre-registered campaign (results/contrasts.csv) for one reading of
+    the clipping, or None while it is not committed."""
     table = read_csv(results, "contrasts.csv")
     if table is None:
         return None
-    rows = table[(table["reading"] == "all") & (table["metric"] == "final_fid") & (table["epochs"].round() == epochs)
-                 & (table["a"] == a) & (table["b"] == b)]
-    return rows.iloc[0] if len(rows) else None
+    return table[(table["reading"] == reading) & (table["metric"] == "final_fid") & (table["epochs"].round() == epochs)]
 
 
-def contrast_text(results, a, b, epochs=VERDICT_EPOCHS):
+def campaign_row(results, a, b, epochs=VERDICT_EPOCHS, reading="all"):
+    """The FID contrast a - b of the campaign, or None while it is not committed."""
+    rows = campaign_rows(results, epochs, reading)
+    rows = None if rows is None else rows[(rows["a"] == a) & (rows["b"] == b)]
+    return rows.iloc[0] if rows is not None and len(rows) else None
+
+
+def contrast_text(results, a, b, epochs=VERDICT_EPOCHS, reading="all"):
     """'+8.4 FID (95 % interval ...; paper -98.2): <reading>' for a - b, from the campaign where it
     is committed, else from the committed seeds: the pooled interval, and Welch's where its reading
     differs; the power where the reading is inconclusive."""
-    r = campaign_row(results, a, b, epochs)
+    r = campaign_row(results, a, b, epochs, reading)
     if r is not None:
         text = (f"{signed(r['mean_diff'])} FID ({interval(r['ci_low'], r['ci_high'])}, Welch, {r['n_a']} and {r['n_b']} "
                 f"seeds; paper {num(r['paper_gap'])}): **{r['verdict']}**")
         if r["verdict"] in ("supported", "contradicted"):
-            text += f" (p = {r['p_value']:.3f}; {r['p_holm']:.3f} after Holm's correction over the three contrasts)"
+            text += (f" (p = {r['p_value']:.3f}; {r['p_holm']:.3f} after Holm's correction over the "
+                     f"{len(campaign_rows(results, epochs, reading))} contrasts)")
         return text + (f" (power {r['power_at_paper_gap']:.2f})" if r["verdict"] == "inconclusive" else "")
     c = contrast(results, image_runs(results, epochs), a, b)
     text = f"{signed(c['diff'])} FID ({interval(c['low'], c['high'])}"
@@ -1025,10 +1031,9 @@ def contrast_text(results, a, b, epochs=VERDICT_EPOCHS):
 def campaign_progress(results, epochs=VERDICT_EPOCHS, seeds=5):
     """' Interim: ...' while the campaign's arms have fewer than their pre-registered seeds."""
     r = campaign_row(results, "minkowski-p4", "gan", epochs)
-    table = read_csv(results, "contrasts.csv")
-    if r is None or table is None:
+    if r is None:
         return ""
-    rows = table[(table["reading"] == "all") & (table["metric"] == "final_fid") & (table["epochs"].round() == epochs)]
+    rows = campaign_rows(results, epochs)
     fewest = int(min(rows["n_a"].min(), rows["n_b"].min()))
     most = int(max(rows["n_a"].max(), rows["n_b"].max()))
     have = f"{fewest}" if fewest == most else f"{fewest} to {most}"
@@ -1116,10 +1121,30 @@ def verdict(results):
         "- **The derivations: two of the paper's arguments do not hold.** p need not be even (with |·| the loss is "
         f"non-negative for every real p ≥ 1), and C(p, 4) has no maximum at p = 4 (its log-derivative there is "
         f"{b['dlog_digamma']:.4f} > 0; the paper prints {derivations.PAPER_DLOG_BINOMIAL}). [Derivations](docs/derivations.md)",
+        weights_only_line(results),
         horizon_line(results),
         f"- **Higher moments closer to the data's (H7), {at}:** {higher_moments(results)} {toy_higher_moments(results)} "
         "[Higher moments](docs/results.md#higher-moments)",
         "- **Anything at the paper's 200 epochs: untested.** [Claims](docs/claims.md)"])
+
+
+def weights_only_line(results, epochs=VERDICT_EPOCHS):
+    """The verdict's line on the other reading of the clipping (H4, exploratory): its contrasts,
+    and how many Minkowski runs learned no images (precision and coverage 0)."""
+    if campaign_row(results, "minkowski-p4", "gan", epochs, "weights") is None:
+        return "- **The other reading of the clipping (conv and linear weights only, H4): not yet measured.**"
+    runs = image_runs(results, epochs, clip_params="weights")
+    mink = runs[runs["loss"] == "minkowski"]
+    blank = mink[(mink["final_precision"] == 0) & (mink["final_coverage"] == 0)]
+    seeds = runs.groupby(["loss", "p"], dropna=False).size()
+    text = lambda b: contrast_text(results, "minkowski-p4", b, epochs, "weights")  # noqa: E731
+    return (f"- **The other reading of the clipping (H4: conv and linear weights only, exploratory, {seeds.min()}"
+            f"{'' if seeds.min() == seeds.max() else f'–{seeds.max()}'} seeds an arm), at {epochs} epochs:** D's largest |logit| "
+            f"at the end is {value_range(runs['final_logit_absmax'], 1)} (with every parameter clipped "
+            f"{value_range(image_runs(results, epochs)['final_logit_absmax'], 2)}) and the losses differ, yet p = 4 − GAN: {text('gan')}; p = 4 − WGAN (5 critic steps): "
+            f"{text('wgan')}; p = 4 − p = 1: {text('minkowski-p1')}; p = 4 − p = 8: {text('minkowski-p8')}. "
+            f"{len(blank)} of {len(mink)} Minkowski runs end with precision and coverage 0 (no image like the data's). "
+            "[H4](docs/results.md#the-weights-only-reading-of-the-clipping-h4)")
 
 
 HORIZON_ARMS = ["GAN", "WGAN (5 critic steps)", "Minkowski p = 4", "Minkowski p = 8"]  # pre-registered

@@ -363,3 +363,30 @@ def test_a_crossing_needs_a_gap_above_the_seed_sd_at_the_end():
     assert report.crossings(early, late, 15.0) == ("B passes A (30.0 FID ahead at the end: a crossing); C passes A "
                                                    "(1.0 FID ahead at the end: within the seed SD, no crossing by the rule)")
     assert report.crossings(early, early, 15.0) == "no arm passes another"
+
+
+def test_weights_only_line_reads_h4s_contrasts_and_counts_the_blank_runs(tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(os.path.join(ROOT, "results"), results)
+    contrasts = pd.read_csv(results / "contrasts.csv")
+    contrasts = contrasts[contrasts["reading"] == "all"]
+    contrasts.to_csv(results / "contrasts.csv", index=False)
+    assert "not yet measured" in report.weights_only_line(str(results))
+    row = lambda b, diff, verdict: {"reading": "weights", "metric": "final_fid", "epochs": 2.0, "a": "minkowski-p4", "b": b,  # noqa: E731
+                                    "n_a": 2, "n_b": 2, "mean_diff": diff, "ci_low": diff - 5, "ci_high": diff + 5,
+                                    "p_value": 0.01, "p_holm": 0.04, "paper_gap": -98.2, "power_at_paper_gap": 0.5,
+                                    "verdict": verdict}
+    new = [row("gan", 30.0, "contradicted"), row("wgan", 1.0, "inconclusive"), row("minkowski-p1", 2.0, "inconclusive"),
+           row("minkowski-p8", 3.0, "inconclusive")]
+    pd.concat([contrasts, pd.DataFrame(new)]).to_csv(results / "contrasts.csv", index=False)
+    runs = pd.read_csv(results / "runs.csv")
+    mink = (runs["clip_params"] == "weights") & (runs["loss"] == "minkowski")
+    runs.loc[mink, ["final_precision", "final_coverage"]] = [0.0, 0.0]
+    runs.loc[mink & (runs["p"] == 1.0), "final_coverage"] = 0.01
+    runs.to_csv(results / "runs.csv", index=False)
+    line = report.weights_only_line(str(results))
+    assert "2 seeds an arm), at 2 epochs" in line
+    assert "p = 4 − GAN: +30.0 FID (+25.0 to +35.0, Welch, 2 and 2 seeds; paper -98.2): **contradicted** (p = 0.010; " \
+           "0.040 after Holm's correction over the 4 contrasts)" in line
+    assert "p = 4 − p = 8: +3.0 FID (-2.0 to +8.0, Welch, 2 and 2 seeds; paper -98.2): **inconclusive** (power 0.50)" in line
+    assert "4 of 6 Minkowski runs end with precision and coverage 0" in line  # p = 1's two runs cover something
