@@ -167,20 +167,24 @@ def hardware(runs):
     return "; ".join(parts)
 
 
+def seeds_per_arm(runs):
+    """'2' or '2–5': the fewest and most seeds of any arm (loss, p, critic steps)."""
+    seeds = runs.groupby([runs["loss"], runs["p"].fillna(0), runs["n_critic"]])["seed"].nunique()
+    return f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}–{seeds.max()}"
+
+
 def budget(runs):
     """The budget line under a table of runs: epochs, G steps, FID samples, seeds, reading, hardware."""
     epochs = runs["epochs"].round().max()
     steps = sorted(runs.groupby("n_critic")["total_steps"].max().items())
     step_text = f"{steps[0][1]:g} G steps" + "".join(f" ({s:g} with {k} critic steps)" for k, s in steps[1:])
-    seeds = runs.groupby([runs["loss"], runs["p"].fillna(0), runs["n_critic"]])["seed"].nunique()
-    per_arm = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}–{seeds.max()}"
     row = runs.iloc[0]
     clip = f"D clipped to {row['clip']:g} on " + ("every parameter, BatchNorm's included (`--clip-params all`)"
                                                  if row["clip_params"] == "all" else "conv and linear weights only "
                                                  "(`--clip-params weights`)")
     return (f"Budget: **{epochs:g} epoch{'s' if epochs != 1 else ''}** = {step_text}; final FID of "
             f"**{row['n_fake']:g}** generated against {row['n_real']:g} real train images of "
-            f"{DATASET_NAMES[row['dataset']]}; seeds {span(runs['seed'])} ({per_arm} per arm); "
+            f"{DATASET_NAMES[row['dataset']]}; seeds {span(runs['seed'])} ({seeds_per_arm(runs)} per arm); "
             f"{ARCH_NAMES[row['arch']]} nets, "
             f"{clip}; the paper's Table 1 settings otherwise{floor(runs)}. CPU: {hardware(runs)}.")
 
@@ -803,8 +807,8 @@ def h4_alignment(h4):
         runs = g.groupby(["run", "total_steps"]).ngroups
         where = (f"At the states of H4's WGAN run{'s' * (runs > 1)} (conv and linear weights clipped, 5 critic steps)"
                  if in_wgan_runs else
-                 f"In H4's GAN and Minkowski runs (conv and linear weights clipped, 2 epochs; {runs} run{'s' * (runs > 1)}, their "
-                 f"states at the end of epochs 1 and 2)")
+                 f"In H4's GAN and Minkowski runs (conv and linear weights clipped, 2 epochs; "
+                 f"{runs} run{'s' * (runs > 1)}, their states at the end of epochs 1 and 2)")
         lines.append(f"- {where} D's largest |logit| is {value_range(g['logit_abs_max'], 1)}; the cosines of GAN, NS-GAN "
                      f"and p = 1-8 to WGAN's D gradient are {value_range(g['cos_d'])}{spread_median(g['cos_d'])}, "
                      f"and in {int((g['ratio_d'] < 1e-6).sum())} of {len(g)} (loss, state) pairs the loss's D gradient "
@@ -1136,12 +1140,12 @@ def weights_only_line(results, epochs=VERDICT_EPOCHS):
     runs = image_runs(results, epochs, clip_params="weights")
     mink = runs[runs["loss"] == "minkowski"]
     blank = mink[(mink["final_precision"] == 0) & (mink["final_coverage"] == 0)]
-    seeds = runs.groupby(["loss", "p"], dropna=False).size()
     text = lambda b: contrast_text(results, "minkowski-p4", b, epochs, "weights")  # noqa: E731
-    return (f"- **The other reading of the clipping (H4: conv and linear weights only, exploratory, {seeds.min()}"
-            f"{'' if seeds.min() == seeds.max() else f'–{seeds.max()}'} seeds an arm), at {epochs} epochs:** D's largest |logit| "
-            f"at the end is {value_range(runs['final_logit_absmax'], 1)} (with every parameter clipped "
-            f"{value_range(image_runs(results, epochs)['final_logit_absmax'], 2)}) and the losses differ, yet p = 4 − GAN: {text('gan')}; p = 4 − WGAN (5 critic steps): "
+    return (f"- **The other reading of the clipping (H4: conv and linear weights only, exploratory, "
+            f"{seeds_per_arm(runs)} seeds an arm), at {epochs} epochs:** D's largest |logit| at the end is "
+            f"{value_range(runs['final_logit_absmax'], 1)} (with every parameter clipped "
+            f"{value_range(image_runs(results, epochs)['final_logit_absmax'], 2)}) and the losses differ, yet "
+            f"p = 4 − GAN: {text('gan')}; p = 4 − WGAN (5 critic steps): "
             f"{text('wgan')}; p = 4 − p = 1: {text('minkowski-p1')}; p = 4 − p = 8: {text('minkowski-p8')}. "
             f"{len(blank)} of {len(mink)} Minkowski runs end with precision and coverage 0 (no image like the data's). "
             "[H4](docs/results.md#the-weights-only-reading-of-the-clipping-h4)")
