@@ -12,7 +12,7 @@ sweep goes on. Each run evaluates itself (FID, KID, precision, recall, density, 
 FID floor, or modes for 2-D data) every --eval-every steps and at its end; its summary.json holds
 the final and best values, which --collect reads. Collecting also copies each completed run's logs
 (config, summary, metrics and evaluations; no samples or checkpoints) to
-<results>/run_logs/<dataset>-<steps>steps/<run>, so `figures.py` can draw its curves after the run
+<results>/run_logs/<dataset>-<steps>steps/<run>, so `analysis/figures.py` can draw its curves after the run
 folder is gone.
 The exit code is 0 only when every run of the sweep (or shard) completed.
 """
@@ -30,16 +30,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 
-import data
-import figures
+from minkgan import data
+from minkgan import figures
 import losses
-import rundir
-import train
-import utils
-from utils import (HelpFormatter, OneLineParser, UserError, WriteError, atomic_write_text, check_merge_target,
+from minkgan import failure, paths, rundir
+from minkgan import training as train
+from minkgan import utils
+from minkgan.utils import (HelpFormatter, OneLineParser, UserError, WriteError, atomic_write_text, check_merge_target,
                    check_writable_folder, read_json, run_main)
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 # A run's identity in the tables: a rerun of the same (dataset, loss, p, n_critic, Adam eps, seed, budget)
 # replaces its row. adam_eps is empty where it is the default, so rows from before it was recorded keep theirs.
 RUN_KEY = ["dataset", "loss", "p", "n_critic", "adam_eps", *rundir.READING_COLUMNS, "seed", "total_steps"]
@@ -236,7 +235,7 @@ def train_one(name, argv, settings, runs_dir, threads, children):
     except OSError as e:
         return name, "failed", str(WriteError(log_path, e, "the run was not started"))
     with log:
-        proc = children.start([sys.executable, os.path.join(HERE, "train.py"), *argv],
+        proc = children.start([sys.executable, os.path.join(paths.ROOT, "train.py"), *argv],
                               stdout=log, stderr=subprocess.PIPE, text=True, errors="replace", env=env)
         if proc is None:
             return name, "not started", "the sweep was stopped"
@@ -333,20 +332,57 @@ def collect_rows(runs_dir):
                "n_fake": cfg.get("eval_n"), "n_real": cfg.get("eval_n"),
                "device": cfg.get("hardware", cfg.get("device")), "seconds": summary.get("seconds")}
         row.update({k: v for k, v in summary.items() if k.startswith(("final_", "best_"))})
-        row.update(final_regime(run_dir))
+        metrics = read_metrics(run_dir)
+        row.update(final_regime(metrics))
+        if cfg["dataset"] in data.IMAGE_DATASETS:
+            row.update(failure.run_failure(metrics, row["total_steps"], row["status"]))
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def final_regime(run_dir):
+def read_metrics(run_dir):
+    """A run's metrics.csv, or None where it has no row yet."""
+    try:
+        return pd.read_csv(os.path.join(run_dir, "metrics.csv"))
+    except (OSError, pd.errors.EmptyDataError):
+        return None
+
+
+def final_regime(metrics):
     """D's logits in the last logged interval of the run's metrics.csv: the gap between its mean
     logit on real and on fake images, and its largest |logit|. They say which regime the run ended
-    in (alignment.py), and stay in runs.csv after the run folder is gone."""
+    in (analysis/alignment.py), and stay in runs.csv after the run folder is gone."""
     try:
-        last = pd.read_csv(os.path.join(run_dir, "metrics.csv")).iloc[-1]
+        last = metrics.iloc[-1]
         return {"final_logit_gap": last["logit_real"] - last["logit_fake"], "final_logit_absmax": last["logit_absmax"]}
-    except (OSError, IndexError, KeyError, pd.errors.EmptyDataError):  # no row logged yet, or an older run
+    except (AttributeError, IndexError, KeyError):  # no row logged yet, or an older run
         return {}
+
+
+def same_reading(reading, row):
+    """Whether a run's reading (rundir.reading) is a runs.csv row's, an empty cell matching None."""
+    return all((pd.isna(row[c]) and value is None) or value == row[c] for c, value in reading.items())
+
+
+def failures_from_run_logs(table, results):
+    """The failure rule (minkgan/failure.py) applied to every image run of runs.csv that has no value yet,
+    from its copy in <results>/run_logs: the runs collected before the rule existed get theirs too."""
+    table = table.copy()
+    for column in failure.FAILURE_COLUMNS:
+        table[column] = table[column] if column in table else None
+    table["failed"] = table["failed"].astype(object)
+    for i, row in table.iterrows():
+        if row["dataset"] not in data.IMAGE_DATASETS or row["failed"] in ("yes", "no"):
+            continue
+        dataset, name = row["run"].split("/")
+        logs = os.path.join(results, "run_logs", f"{dataset}-{int(row['total_steps'])}steps", name)
+        cfg = read_json(os.path.join(logs, "config.json"))
+        if cfg is None or cfg.get("seed") != row["seed"] or not same_reading(rundir.reading(cfg), row):
+            continue  # no copy, or the copy of another run of that name
+        found = failure.run_failure(read_metrics(logs), row["total_steps"], row["status"])
+        for column, value in found.items():
+            table.at[i, column] = value
+    return table
 
 
 def non_default_eps(cfg):
@@ -407,7 +443,7 @@ def aggregate(rows, metrics):
 def paper_tables(images):
     """evaluate.build_tables on the runs' final metrics, with the best FIDs (mean, std) beside them.
     Runs evaluated before a metric existed have no value for it (NaN)."""
-    import evaluate
+    from minkgan import evaluation as evaluate
 
     finals = {m: images[f"final_{m}"] if f"final_{m}" in images else float("nan") for m in IMAGE_FINALS}
     final = evaluate.build_tables(images.assign(fid=images["final_fid"], **finals))
@@ -440,6 +476,8 @@ def merge_run_rows(rows, results):
     every row it holds, this sweep's and earlier ones'."""
     def arrange(table):
         table = without_stale_failures(table, RUN_KEY[:-1], "total_steps", completed)
+        if table["dataset"].isin(data.IMAGE_DATASETS).any():
+            table = failures_from_run_logs(table, results)
         return table.sort_values(["dataset", "loss", "p", "n_critic", "seed"], kind="stable")
     return utils.merge_csv(os.path.join(results, "runs.csv"), rows, RUN_KEY, good=completed, arrange=arrange)
 
@@ -468,7 +506,7 @@ def write_tables(rows, results):
         written.append(path)
     images = rows[rows["dataset"].isin(data.IMAGE_DATASETS) & (rows["status"] == "completed")]
     if len(images):
-        import evaluate
+        from minkgan import evaluation as evaluate
         for name, table in zip(("table2.csv", "table3.csv"), paper_tables(images)):
             evaluate.merge_paper_table(os.path.join(results, name), table)
             written.append(os.path.join(results, name))
@@ -504,7 +542,7 @@ def write_figures(rows, runs_dir, results):
         elsewhere += toy_groups_elsewhere(rows, dataset, results)
         if elsewhere:
             print(f"kept the {dataset}- figures in {results}: they show {len(elsewhere)} run(s) or 2-D group(s) that {runs_dir} "
-                  f"lacks ({elsewhere[0]}, ...); figures.py {os.path.join(runs_dir, dataset)} draws this folder's")
+                  f"lacks ({elsewhere[0]}, ...); analysis/figures.py {os.path.join(runs_dir, dataset)} draws this folder's")
             continue
         written += figures.make_figures(os.path.join(runs_dir, dataset), os.path.join(results, "figures"),
                                         prefix=f"{dataset}-")
@@ -512,8 +550,8 @@ def write_figures(rows, runs_dir, results):
 
 
 def mirror_run_logs(rows, runs_dir, results):
-    """Copy each completed run's logs (LOGGED_FILES, a few kB; no samples or checkpoints) to
-    <results>/run_logs/<dataset>-<total steps>steps/<run>/, where figures.py can draw them again: a
+    """Copy each completed run's logs (LOGGED_FILES, a few kB, and an image run's last sample grid) to
+    <results>/run_logs/<dataset>-<total steps>steps/<run>/, where analysis/figures.py can draw them again: a
     run folder, with its checkpoints, stays on the machine that trained it. A completed run replaces
     the copy of its own name and budget, whole (utils.replace_folder: the copy is complete or absent,
     never partial); other runs' copies stay. Returns the folders written."""
@@ -523,6 +561,8 @@ def mirror_run_logs(rows, runs_dir, results):
         dataset, name = row["run"].split("/")
         folder = os.path.join(results, "run_logs", f"{dataset}-{int(row['total_steps'])}steps")
         files = [os.path.join(run_dir, f) for f in LOGGED_FILES if os.path.isfile(os.path.join(run_dir, f))]
+        if dataset in data.IMAGE_DATASETS:  # the final sample grid, one small PNG (a 2-D scatter is larger)
+            files += sorted(glob.glob(os.path.join(run_dir, "samples", "step*.png")))[-1:]
         utils.replace_folder(os.path.join(folder, name), files)
         written.add(folder)
     return sorted(written)
@@ -545,7 +585,7 @@ def check_outputs(args):
     """Every path a sweep writes, checked before the first run starts (bad paths are one-line errors
     and nothing is created): the runs folder, the results folder, and the CSVs there it merges into
     (someone else's runs.csv is refused, not merged into)."""
-    import evaluate
+    from minkgan import evaluation as evaluate
     if not args.collect:
         for folder in (args.runs, os.path.join(args.runs, "logs")):
             check_writable_folder(folder, "--runs")

@@ -10,8 +10,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-import ops
-from utils import UserError
+from minkgan import ops
+from minkgan.utils import UserError
 
 LOSSES = ("gan", "nsgan", "wgan", "wgan-gp", "lsgan", "hinge", "minkowski")
 PROBABILISTIC = ("gan", "nsgan", "lsgan", "minkowski")  # losses with a real-label target

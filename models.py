@@ -18,7 +18,7 @@
 import torch.nn as nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from utils import UserError
+from minkgan.utils import UserError
 
 ARCHS = ("dcgan", "pytorchgan", "mlp")
 

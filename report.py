@@ -28,17 +28,17 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-import contrasts
-import data
-import derivations
+from minkgan import paths
+from minkgan import contrasts
+from minkgan import data
+from minkgan import derivations
 import losses
-import p_effect
-import train
-from evaluate import TABLE2_LOSSES
-from utils import OneLineParser, UserError, atomic_write_text, read_json, run_main
+from minkgan import p_effect
+from minkgan import training as train
+from minkgan.evaluation import TABLE2_LOSSES
+from minkgan.utils import OneLineParser, UserError, atomic_write_text, read_json, run_main
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-RESULTS = os.path.join(HERE, "results")
+HERE, RESULTS = paths.ROOT, paths.RESULTS
 BLOCK = re.compile(r"<!-- report:(?P<key>[^>]+?) -->(?P<body>.*?)<!-- /report:(?P=key) -->", re.S)
 DATASET_NAMES = {"folder": "CIFAR-10 as JPEG files (quality 75, `--dataset folder`)", "cifar10": "CIFAR-10 (torchvision)"}
 ARCH_NAMES = {"dcgan": "DCGAN", "pytorchgan": "PyTorch-GAN's DCGAN", "mlp": "MLP"}
@@ -312,7 +312,7 @@ def p_range(text):
 
 
 def anova(results, epochs, among=None):
-    """p_effect.py's test of p against the seed (results/p_effect.csv); `among=1-6` adds the test
+    """analysis/p_effect.py's test of p against the seed (results/p_effect.csv); `among=1-6` adds the test
     of those p alone, computed here from runs.csv, with its power at the paper's differences."""
     tests = read_csv(results, "p_effect.csv")
     row = tests[(tests["metric"] == "final_fid") & (tests["epochs"].round() == float(epochs))
@@ -358,7 +358,7 @@ def contrasts_block(results, epochs):
             + f"\n\nThe pooled interval uses the within-arm SD pooled over every arm of this budget ({sd:.1f} FID, "
             f"{df} degrees of freedom), which assumes the arms share one SD; Welch's uses the two arms' own seeds "
             "alone, as the [pre-registration](preregistration.md) does for its campaign (its power simulated as in "
-            "`contrasts.py`). Each reading applies the "
+            "`analysis/contrasts.py`). Each reading applies the "
             "pre-registered rule to its interval. Seeds 0 and 1 were seen before the plan was written.\n\n"
             + budget(runs))
 
@@ -376,7 +376,7 @@ def contrasts_csv(results):
     return (markdown_table(["reading", "metric", "epochs", "a − b", "seeds", "means", "difference",
                             "95 % interval (Welch)", "p", "p (Holm)", "paper's gap", "power at the paper's gap",
                             "verdict"], rows)
-            + "\n\nThe runs and their budget are those of the tables above at the same epochs (`contrasts.py` reads "
+            + "\n\nThe runs and their budget are those of the tables above at the same epochs (`analysis/contrasts.py` reads "
             f"`results/runs.csv`); CPU: {', '.join(machines)}.")
 
 
@@ -470,7 +470,7 @@ def horizon_rows(results, clip_params="all"):
 
 
 def horizon(results, clip_params="all"):
-    """The 10-epoch horizon (horizon.py's results/horizon.csv): the FID at each evaluation, a table
+    """The 10-epoch horizon (analysis/horizon.py's results/horizon.csv): the FID at each evaluation, a table
     per sample count, and D's largest |logit| there."""
     table = horizon_rows(results, clip_params)
     if table is None:
@@ -607,7 +607,7 @@ MOMENT_SPACES = {"pixels": "pixels", "inception": "Inception features"}
 
 
 def moment_rows(results, epochs=2):
-    """moments.py's rows (results/moments.csv) of the campaign's CIFAR-10 runs (DCGAN, every D
+    """analysis/moments.py's rows (results/moments.csv) of the campaign's CIFAR-10 runs (DCGAN, every D
     parameter clipped, one budget), or None where the file is not committed yet."""
     m = read_csv(results, "moments.csv")
     if m is None:
@@ -630,7 +630,7 @@ def moments(results, epochs=2):
     skewness and excess kurtosis to the real images', per pixel and per Inception feature."""
     m = moment_rows(results, epochs)
     if m is None or not len(m):
-        return not_yet("moments.csv", "moments.py on the campaign's final checkpoints")
+        return not_yet("moments.csv", "analysis/moments.py on the campaign's final checkpoints")
     header, rows = ["arm", "runs (seeds)"], []
     for space in MOMENT_SPACES.values():
         header += [f"{space}: skewness gap", "kurtosis gap"]
@@ -668,7 +668,7 @@ def higher_moments(results, epochs=2):
     WGAN's, each with a Welch interval entirely below 0, per space; not decidable below two runs an arm."""
     m = moment_rows(results, epochs)
     if m is None or not len(m):
-        return "untested: `moments.py` has not been run on committed checkpoints."
+        return "untested: `analysis/moments.py` has not been run on committed checkpoints."
     runs = {name: len(moment_gaps(m, "pixels", contrasts.ARMS[name])) for name in ("minkowski-p4", "gan", "wgan")}
     if min(runs.values()) < 2:
         return (f"not decidable: H7's Welch intervals need two runs an arm, and the checkpoints that survived give "
@@ -683,7 +683,7 @@ TOY_MOMENT_ARMS = {"minkowski-p4": ("minkowski", 4.0, 1), "gan": ("gan", None, 1
 
 
 def toy_moment_rows(results, clip=0.01):
-    """moments.py's rows of the 2-D runs of one reading of the clipping (H5's: every D parameter
+    """analysis/moments.py's rows of the 2-D runs of one reading of the clipping (H5's: every D parameter
     clipped, 1 critic step for every loss), or None where there are none."""
     m = read_csv(results, "moments.csv")
     if m is None:
@@ -696,7 +696,7 @@ def toy_moments(results, clip=0.01):
     """H7 on the 2-D mixtures: per arm and dataset the per-coordinate kurtosis gap, over seeds."""
     m = toy_moment_rows(results, clip)
     if m is None:
-        return not_yet("moments.csv", f"moments.py on the 2-D runs with every D parameter clipped to {clip:g}")
+        return not_yet("moments.csv", f"analysis/moments.py on the 2-D runs with every D parameter clipped to {clip:g}")
     rows = []
     for key, runs in arms(m[m["space"] == "coordinates"]):
         rows.append([arm_label(*key), *(mean_sd(runs[runs["dataset"] == d]["kurtosis_gap"], 2) for d in data.TOY_DATASETS),
@@ -714,7 +714,7 @@ def toy_higher_moments(results, clip=0.01):
     Welch interval entirely below 0."""
     m = toy_moment_rows(results, clip)
     if m is None:
-        return "untested on the 2-D mixtures (`moments.py` has not been run on committed 2-D runs)."
+        return "untested on the 2-D mixtures (`analysis/moments.py` has not been run on committed 2-D runs)."
     parts = []
     for d in data.TOY_DATASETS:
         rows = m[m["dataset"] == d]
@@ -742,7 +742,7 @@ def alignment_state(rows):
 
 
 def alignment(results):
-    """alignment.py's comparison (results/alignment.csv): at each kept state, each loss's D
+    """analysis/alignment.py's comparison (results/alignment.csv): at each kept state, each loss's D
     gradient, G gradient and Adam update against WGAN's (n_critic 1)."""
     a = read_csv(results, "alignment.csv")
     rows = []
@@ -817,7 +817,7 @@ def h4_alignment(h4):
 
 
 def alignment_horizon(results):
-    """Along the horizon (alignment.py at the kept states of the runs trained past the verdict's 2
+    """Along the horizon (analysis/alignment.py at the kept states of the runs trained past the verdict's 2
     epochs): do p = 4's and p = 8's D gradients keep turning away from WGAN's as training goes on?"""
     a = read_csv(results, "alignment.csv")
     a = a[a["clip_params"] == "all"].assign(epoch=a["epoch"].round(1))
@@ -844,7 +844,7 @@ TRAJECTORY_STEPS = (25, 50, 100, 200, 400)
 
 
 def trajectories(results):
-    """trajectories.py's lockstep runs (results/trajectories.csv): each G's distance to WGAN's."""
+    """analysis/trajectories.py's lockstep runs (results/trajectories.csv): each G's distance to WGAN's."""
     t = read_csv(results, "trajectories.csv")
     wide = t.pivot(index="step", columns="member", values="rms_distance")
     members = [m for m in t["member"].unique() if m != "wgan"]
@@ -878,7 +878,7 @@ def fid_floor(results):
 
 
 def bench_ops(results):
-    """bench_ops.py (results/bench_ops.csv): fused against eager, forward + backward."""
+    """bench/ops.py (results/bench_ops.csv): fused against eager, forward + backward."""
     b = read_csv(results, "bench_ops.csv")
     threads = sorted(b["cpu_threads"].unique())
     header, rows = ["op", "size"], []
@@ -896,7 +896,7 @@ def bench_ops(results):
 
 
 def bench_step(results):
-    """bench_step.py (results/bench_step.csv): one training step per variant, as ratios to plain."""
+    """bench/step.py (results/bench_step.csv): one training step per variant, as ratios to plain."""
     b = read_csv(results, "bench_step.csv")
     variants = [v for v in b["variant"].unique() if v != "plain"]
     rows = []
@@ -911,10 +911,10 @@ def bench_step(results):
 
 
 def aten_ops(results):
-    """bench_step.py --count-only (results/aten_ops.csv): ATen ops per training step, each revision."""
+    """bench/step.py --count-only (results/aten_ops.csv): ATen ops per training step, each revision."""
     a = read_csv(results, "aten_ops.csv")
     if a is None:
-        return "No ATen op counts are committed yet (`python bench_step.py --count-only --csv results/aten_ops.csv`)."
+        return "No ATen op counts are committed yet (`python -m bench.step --count-only --csv results/aten_ops.csv`)."
     first = a["revision"].iloc[0]
     rows = []
     for (arch, loss), g in a.groupby(["arch", "loss"], sort=False):
@@ -930,7 +930,7 @@ def aten_ops(results):
 
 
 def dirac(results):
-    """dynamics.py's Dirac-GAN (results/dynamics/dirac.csv): the Jacobian's eigenvalues at the
+    """analysis/dynamics.py's Dirac-GAN (results/dynamics/dirac.csv): the Jacobian's eigenvalues at the
     equilibrium without a penalty and with R1, and whether the iterates converge."""
     d = read_csv(results, os.path.join("dynamics", "dirac.csv"))
     rows = []
@@ -945,11 +945,11 @@ def dirac(results):
     return (markdown_table(["loss", "eigenvalues, no penalty", "converges (simultaneous or alternating)",
                             f"with R1 (λ = {lam:g}): largest real part", "converges with R1",
                             "converges with the WGAN-GP penalty"], rows)
-            + "\n\n\"Converges\": the simulated iterates (`dynamics.py dirac`'s steps) end at the equilibrium.")
+            + "\n\n\"Converges\": the simulated iterates (`analysis/dynamics.py dirac`'s steps) end at the equilibrium.")
 
 
 def two_point(results):
-    """dynamics.py's two-point game (results/dynamics/two_point.csv), one row per setting."""
+    """analysis/dynamics.py's two-point game (results/dynamics/two_point.csv), one row per setting."""
     t = read_csv(results, os.path.join("dynamics", "two_point.csv"))
     rows = []
     for setting, g in t.groupby("setting", sort=False):
@@ -965,7 +965,7 @@ def two_point(results):
 
 
 def bilinear(results):
-    """dynamics.py's bilinear game (results/dynamics/bilinear.csv): the radius after the last step."""
+    """analysis/dynamics.py's bilinear game (results/dynamics/bilinear.csv): the radius after the last step."""
     b = read_csv(results, os.path.join("dynamics", "bilinear.csv"))
     last = b.groupby("method", sort=False).tail(1)
     return markdown_table(["method", f"radius at step {last['step'].iloc[0]}", "closed form"],
@@ -973,7 +973,7 @@ def bilinear(results):
 
 
 def derivation_table(results):
-    """derivations.py's closed forms, checked there against the repository's losses by tests/test_derivations.py."""
+    """analysis/derivations.py's closed forms, checked there against the repository's losses by tests/test_derivations.py."""
     ps = range(1, 9)
     b = derivations.binomial_table()
     g = [derivations.generator_gradient(p, [1 / (p + 1), 0.5]).abs().tolist() for p in ps]
@@ -1069,7 +1069,7 @@ def steadiness(results, epochs=VERDICT_EPOCHS):
     have two runs with logs."""
     table = read_csv(results, "stability.csv")
     if table is None:
-        return "untested (H6: `stability.py` has not been run on committed logs)."
+        return "untested (H6: `analysis/stability.py` has not been run on committed logs)."
     table = table[(table["clip_params"] == "all") & np.isclose(table["to_epoch"], epochs)
                   & np.isclose(table["epochs"], epochs, atol=0.01)]  # a longer run's epoch 2 is not another seed
     cv = {arm_label(loss, p, int(k)): g["cv_grad_norm_d"] for (loss, p, k), g in
@@ -1277,10 +1277,10 @@ def main(argv=None):
     if not os.path.isdir(args.results):
         raise UserError(f"--results {args.results} is not a folder; name the results folder to read")
     if args.check:
-        paths = stale(HERE, args.results)
-        for path in paths:
+        changed = stale(HERE, args.results)
+        for path in changed:
             print(f"{path} differs from what report.py writes: run python report.py")
-        return 1 if paths else 0
+        return 1 if changed else 0
     for path in documents():
         with open(path) as f:
             text = f.read()

@@ -28,8 +28,8 @@ def tiny_images(tmp_path_factory):
 def ops_backend_restored():
     """train.main switches the fused ops on for the whole process (--fused auto): restore the
     backend after each test, so that no test depends on which tests ran before it (the fused ops
-    have no double backward, which dynamics.py's R1 Jacobian needs)."""
-    import ops
+    have no double backward, which analysis/dynamics.py's R1 Jacobian needs)."""
+    from minkgan import ops
     before = ops.backend()
     yield
     if ops.backend() != before:

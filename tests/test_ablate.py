@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 
 import ablate_p
-import figures
+from minkgan import figures
 import losses
-import rundir
-from utils import run_main
+from minkgan import failure, rundir
+from minkgan.utils import run_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -257,7 +257,7 @@ def test_figures_showing_runs_of_another_folder_are_kept(tmp_path):
 def test_collect_keeps_the_logs_of_completed_runs_for_figures(tmp_path):
     """Run folders stayed on the machine that trained them, so the curves of runs collected in an
     earlier session could not be drawn again. Collecting now copies each completed run's logs to
-    <results>/run_logs/<dataset>-<steps>steps/<run>; figures.py reads them as it reads the runs."""
+    <results>/run_logs/<dataset>-<steps>steps/<run>; analysis/figures.py reads them as it reads the runs."""
     fabricate_run(tmp_path / "a", "gan-seed0", "gan", None, 0, "completed", final_modes=8)
     fabricate_run(tmp_path / "a", "minkowski-p4-seed0", "minkowski", 4.0, 0, "completed", final_modes=7)
     fabricate_run(tmp_path / "a", "minkowski-p8-seed0", "minkowski", 8.0, 0, "diverged", final_modes=1)
@@ -320,7 +320,7 @@ def test_a_real_sweep_records_a_failed_run_and_goes_on(tmp_path):
 
 
 def test_figure_labels_and_run_names_tell_wgan_with_one_critic_step_apart():
-    import figures
+    from minkgan import figures
 
     assert figures.label({"loss": "wgan", "p": 4.0, "n_critic": 1}) == "wgan n_critic=1"
     assert figures.label({"loss": "wgan", "p": 4.0, "n_critic": 5}) == "wgan"
@@ -449,3 +449,46 @@ def test_figures_showing_2d_groups_that_runs_csv_lacks_are_kept(tmp_path):
     proc = collect(tmp_path / "b", "--results", str(results))
     assert proc.returncode == 0 and "the gan group of toy_table.csv" in proc.stdout
     assert figure.read_bytes() == drawn and len(pd.read_csv(results / "toy_table.csv")) == 2
+
+
+def stalled_metrics(run_dir, late_grad):
+    """A 1562-step run's metrics.csv, G's gradient norm 1 early and late_grad over the last quarter."""
+    steps = np.arange(50, 1563, 50)
+    pd.DataFrame({"step": steps, "loss_d": 1.0, "loss_g": 1.0, "grad_norm_d": 1.0, "logit_real": 0.0, "logit_fake": 0.0,
+                  "logit_absmax": 1.0, "grad_norm_g": np.where(steps > 1171.5, late_grad, 1.0)}).to_csv(
+        os.path.join(run_dir, "metrics.csv"), index=False)
+
+
+def test_runs_csv_says_which_image_runs_failed_by_the_preregistered_rule(tmp_path):
+    for name, loss, p, late in [("minkowski-p4-seed0", "minkowski", 4.0, 0.009), ("gan-seed0", "gan", None, 0.011)]:
+        fabricate_run(tmp_path, name, loss, p, 0, "completed", dataset="folder", final_fid=300.0, total_steps=1562, step=1562)
+        stalled_metrics(os.path.join(tmp_path, "folder", name), late)
+    fabricate_run(tmp_path, "wgan-seed0", "wgan", None, 0, "diverged", dataset="folder", total_steps=1562)
+    rows = ablate_p.collect_rows(str(tmp_path)).set_index("loss")
+    assert rows.loc["minkowski", "failed"] == "yes" and rows.loc["gan", "failed"] == "no"
+    assert rows.loc["wgan", "failed"] == "yes"  # a diverged run counts as failed
+    assert rows.loc["minkowski", "grad_g_late"] == pytest.approx(0.009) and rows.loc["gan", "grad_g_early"] == 1.0
+
+
+def test_runs_collected_before_the_rule_get_their_failure_from_the_run_logs(tmp_path):
+    """The committed rows had no failed column: a collect into results/ fills it from run_logs/, for the
+    run of that name, seed and reading only; a row without a copy stays empty."""
+    fabricate_run(tmp_path / "old", "minkowski-p4-seed0", "minkowski", 4.0, 0, "completed", dataset="folder",
+                  final_fid=300.0, best_fid=300.0, total_steps=1562, step=1562)
+    stalled_metrics(os.path.join(tmp_path, "old", "folder", "minkowski-p4-seed0"), 0.001)
+    results = tmp_path / "results"
+    assert collect(tmp_path / "old", "--results", str(results)).returncode == 0
+    runs_csv = results / "runs.csv"
+    table = pd.read_csv(runs_csv)
+    old = table.drop(columns=failure.FAILURE_COLUMNS)
+    old = pd.concat([old, old.assign(run="folder/gan-seed3", loss="gan", p=None, seed=3)])  # a row with no copy
+    old.to_csv(runs_csv, index=False)
+    fabricate_run(tmp_path / "new", "gan-seed1", "gan", None, 1, "completed", dataset="folder", final_fid=250.0,
+                  best_fid=250.0, total_steps=1562, step=1562)
+    stalled_metrics(os.path.join(tmp_path, "new", "folder", "gan-seed1"), 0.5)
+    assert collect(tmp_path / "new", "--results", str(results)).returncode == 0
+    table = pd.read_csv(runs_csv).set_index("run")
+    assert table.loc["folder/minkowski-p4-seed0", "failed"] == "yes" and table.loc["folder/gan-seed1", "failed"] == "no"
+    assert pd.isna(table.loc["folder/gan-seed3", "failed"])
+    grid = results / "run_logs" / "folder-1562steps" / "gan-seed1" / "step0000100.png"
+    assert grid.is_file()  # an image run's log keeps its final sample grid

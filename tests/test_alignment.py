@@ -1,13 +1,13 @@
-"""alignment.py: gradients and Adam updates compared with WGAN's, on cases with known answers."""
+"""analysis/alignment.py: gradients and Adam updates compared with WGAN's, on cases with known answers."""
 import os
 
 import pandas as pd
 import pytest
 import torch
 
-import alignment
-import train
-from utils import run_main
+from analysis import alignment
+from minkgan import training as train
+from minkgan.utils import run_main
 
 TOY = ["--dataset", "ring8", "--log-every", "5", "--sample-every", "100", "--ckpt-every", "100"]
 EMPTY = {"state": {}}
@@ -64,7 +64,7 @@ def test_adam_update_reproduces_torch_adam_and_is_blind_to_a_constant_scale():
     param = torch.nn.Parameter(torch.randn(50, dtype=torch.float64))
     opt = torch.optim.Adam([param], lr=1e-3, betas=(0.5, 0.999))
     moments = alignment.adam_moments(opt.state_dict(), [param])
-    for _ in range(3):  # the update alignment.py predicts is the one Adam then makes
+    for _ in range(3):  # the update analysis/alignment.py predicts is the one Adam then makes
         grad = torch.randn(50, dtype=torch.float64)
         predicted = alignment.adam_update(grad, moments, 1.0, 1e-3, (0.5, 0.999), 1e-8)
         before = param.detach().clone()

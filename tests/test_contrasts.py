@@ -1,4 +1,4 @@
-"""contrasts.py: the Welch interval against scipy, its power against a simulation, Holm against
+"""analysis/contrasts.py: the Welch interval against scipy, its power against a simulation, Holm against
 its definition, the pre-registered verdicts, and the contrasts read from a runs.csv."""
 import os
 
@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-import contrasts
-from utils import run_main
+from minkgan import contrasts
+from minkgan.utils import run_main
 
 
 def test_welch_interval_and_p_value_equal_scipys():

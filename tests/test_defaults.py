@@ -6,24 +6,24 @@ import shutil
 import subprocess
 import sys
 
-import dynamics
-import utils
+from analysis import dynamics
+from minkgan import utils
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN = os.path.join("runs", "ring8", "minkowski-p4-seed0")  # train.py's default --out for these flags
 DEFAULT_RUNS = [
     ["train.py", "--dataset", "ring8", "--steps", "2", "--log-every", "1", "--save-at", "0", "--fused", "off"],
     ["evaluate.py", RUN, "--n", "20"],
-    ["alignment.py", RUN, "--batch-size", "4"],
-    ["trajectories.py", "--dataset", "ring8", "--steps", "1", "--every", "1", "--n-images", "4", "--losses", "wgan",
+    ["analysis/alignment.py", RUN, "--batch-size", "4"],
+    ["analysis/trajectories.py", "--dataset", "ring8", "--steps", "1", "--every", "1", "--n-images", "4", "--losses", "wgan",
      "gan"],
-    ["figures.py", os.path.join("results", "run_logs", "folder-313steps")],
-    ["p_effect.py", os.path.join("results", "runs.csv"), "--steps", "1562", "--permutations", "10"],
-    ["dynamics.py", "bilinear", "--steps", "5"],
-    ["dynamics.py", "two-point", "--steps", "10", "--hold", "0", "--n-init", "2", "--opt-steps", "1"],
-    ["dynamics.py", "dirac", "--steps", "5"],
+    ["analysis/figures.py", os.path.join("results", "run_logs", "folder-313steps")],
+    ["analysis/p_effect.py", os.path.join("results", "runs.csv"), "--steps", "1562", "--permutations", "10"],
+    ["analysis/dynamics.py", "bilinear", "--steps", "5"],
+    ["analysis/dynamics.py", "two-point", "--steps", "10", "--hold", "0", "--n-init", "2", "--opt-steps", "1"],
+    ["analysis/dynamics.py", "dirac", "--steps", "5"],
     ["ablate_p.py", "--dataset", "ring8", "--p", "4", "--steps", "2", "--eval-every", "0", "--fused", "off"],
-    ["derivations.py"],
+    ["analysis/derivations.py"],
 ]
 DEFAULT_OUTPUTS = [os.path.join(RUN, "summary.json"), "runs/results/toy_metrics.csv", "runs/alignment/alignment.csv",
                    "runs/trajectories/trajectories.csv", "runs/figures/losses.png", "runs/dynamics/bilinear.csv",
@@ -58,7 +58,7 @@ def clone_of_the_working_tree(dest):
 
 
 def test_every_script_run_with_its_defaults_leaves_git_status_clean(tmp_path):
-    """Observed: `python dynamics.py two-point` rewrote the committed results/dynamics/*.csv."""
+    """Observed: `python -m analysis.dynamics two-point` rewrote the committed results/dynamics/*.csv."""
     clone = str(tmp_path / "clone")
     clone_of_the_working_tree(clone)
     done = subprocess.run([sys.executable, "-c", DRIVER.format(runs=DEFAULT_RUNS)], cwd=clone, capture_output=True,

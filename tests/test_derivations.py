@@ -1,11 +1,11 @@
-"""derivations.py: each of the paper's derivations, computed, against closed forms written out here."""
+"""analysis/derivations.py: each of the paper's derivations, computed, against closed forms written out here."""
 from fractions import Fraction
 
 import numpy as np
 import pytest
 import torch
 
-import derivations
+from minkgan import derivations
 import losses
 
 

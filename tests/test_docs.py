@@ -11,16 +11,16 @@ from scipy import stats
 import pytest
 
 import report
-from utils import UserError
+from minkgan.utils import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
 # Numbers with a decimal point that prose may type: settings, not results (each one a train.py,
-# dynamics.py or protocol value, or a quantity in a formula). A result goes in a generated block.
+# analysis/dynamics.py or protocol value, or a quantity in a formula). A result goes in a generated block.
 SETTINGS = {"0.01", "0.02", "0.05", "0.2", "0.5", "0.8", "0.999", "1.5", "2.5", "3.10"}  # 3.10: Python's version
 # A dated plan, not edited once its runs start: its numbers are those of the results it was written
 # beside, so the checks of typed numbers and named files pass it by (its links are still checked).
-FROZEN = ["docs/preregistration.md"]
+FROZEN = ["docs/preregistration.md", "docs/preregistration-addendum.md"]
 # The pre-registered campaign's results files: a block says "not yet measured" until they are committed.
 PENDING = ["results/contrasts.csv", "results/horizon.csv", "results/moments.csv"]
 

@@ -1,4 +1,4 @@
-"""Tests of dynamics.py against the analytic answers of the three small games."""
+"""Tests of analysis/dynamics.py against the analytic answers of the three small games."""
 import math
 import os
 import subprocess
@@ -12,7 +12,7 @@ import torch.nn.functional as F
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import dynamics as dyn  # noqa: E402
+from analysis import dynamics as dyn  # noqa: E402
 import losses  # noqa: E402
 
 DT = torch.float64
@@ -206,14 +206,14 @@ def test_dirac_updates_converge_with_r1_and_not_without():
 # ---------------------------------------------------------------- command line
 
 def test_cli_bad_input_is_one_line_exit_2(tmp_path):
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "dynamics.py"), "bilinear", "--eta", "2",
+    r = subprocess.run([sys.executable, "-m", "analysis.dynamics", "bilinear", "--eta", "2",
                         "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2
     assert r.stderr.strip().startswith("error:") and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_cli_bilinear_writes_csv_and_png(tmp_path):
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "dynamics.py"), "bilinear", "--steps", "50",
+    r = subprocess.run([sys.executable, "-m", "analysis.dynamics", "bilinear", "--steps", "50",
                         "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     import pandas as pd

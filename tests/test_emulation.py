@@ -16,7 +16,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import ops  # noqa: E402
+from minkgan import ops  # noqa: E402
 from test_ops import closed_form_minkowski, closed_form_penalty  # noqa: E402
 
 HERE = os.path.join(ROOT, "tests", "emulation")

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 import torch
 
-import data
-import evaluate
-import metrics
+from minkgan import data
+from minkgan import evaluation as evaluate
+from minkgan import metrics
 import models
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -389,7 +389,7 @@ def test_eight_processes_appending_to_one_csv_lose_no_row(tmp_path):
     """Observed: 8 evaluate.py processes writing 3 runs each to one --csv left 21 of 24 rows (a
     read-modify-write race). Each process here merges its rows one at a time, all starting at once."""
     csv, start = tmp_path / "fid.csv", time.time() + 15  # every process has imported by then
-    code = ("import sys, time, evaluate\n"
+    code = ("import sys, time\nfrom minkgan import evaluation as evaluate\n"
             "k, csv, start = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])\n"
             "time.sleep(max(0, start - time.time()))\n"
             "for i in range(5):\n"

@@ -14,8 +14,9 @@ import pytest
 import torch
 
 import ablate_p
-import utils
-from utils import run_main
+import layout
+from minkgan import utils
+from minkgan.utils import run_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN, RUNS, RUNS_CSV = "{run}", "{runs}", "{runs_csv}"
@@ -47,52 +48,56 @@ CASES = [
     ("ablate_p.py", [*SWEEP, "--runs", "{file}"], "--runs"),
     ("ablate_p.py", [*SWEEP, "--runs", "{ro}/sweep"], "read-only"),
     ("ablate_p.py", [*SWEEP, "--runs", "{folder}/sweep", "--results", "{theirs_folder}"], "runs.csv is not a CSV"),
-    ("p_effect.py", [RUNS_CSV, "--csv", "{folder}"], "is a folder"),
-    ("p_effect.py", [RUNS_CSV, "--csv", "{binary}"], "binary"),
-    ("p_effect.py", [RUNS_CSV, "--csv", "{theirs}"], "no column metric"),
-    ("p_effect.py", [RUNS_CSV, "--csv", "{ro}/p.csv"], "read-only"),
-    ("p_effect.py", [RUNS_CSV, "--figure", "{folder}"], "--figure"),
-    ("p_effect.py", [RUNS_CSV, "--figure", "{file}/p.png"], "is a file"),
-    ("p_effect.py", ["{binary}"], "binary"),
-    ("alignment.py", [RUN, "--csv", "{folder}"], "is a folder"),
-    ("alignment.py", [RUN, "--csv", "{binary}"], "binary"),
-    ("alignment.py", [RUN, "--csv", "{theirs}"], "no column run"),
-    ("alignment.py", [RUN, "--csv", "{ro}/a.csv"], "read-only"),
-    ("alignment.py", [RUN, "--figure", "{file}/a.png"], "is a file"),
-    ("trajectories.py", [*TRAJECTORIES, "--csv", "{folder}"], "is a folder"),
-    ("trajectories.py", [*TRAJECTORIES, "--csv", "{binary}"], "binary"),
-    ("trajectories.py", [*TRAJECTORIES, "--csv", "{theirs}"], "no column step"),
-    ("trajectories.py", [*TRAJECTORIES, "--csv", "{ro}/t.csv"], "read-only"),
-    ("trajectories.py", [*TRAJECTORIES, "--csv", "{folder}/t.csv", "--figure", "{folder}"], "--figure"),
-    ("figures.py", ["{runs}/ring8", "--out", "{file}"], "--out"),
-    ("figures.py", ["{runs}/ring8", "--out", "{file}/figures"], "is a file"),
-    ("figures.py", ["{runs}/ring8", "--out", "{ro}/figures"], "read-only"),
-    ("dynamics.py", ["bilinear", "--out", "{file}"], "--out"),
-    ("dynamics.py", ["bilinear", "--out", "{file}/dynamics"], "is a file"),
-    ("dynamics.py", ["bilinear", "--out", "{ro}/dynamics"], "read-only"),
-    ("contrasts.py", [RUNS_CSV, "--csv", "{folder}"], "is a folder"),
-    ("contrasts.py", [RUNS_CSV, "--csv", "{theirs}"], "no column reading"),
-    ("contrasts.py", [RUNS_CSV, "--figure", "{file}/c.png"], "is a file"),
-    ("contrasts.py", ["{binary}"], "binary"),
-    ("stability.py", ["{runs}/ring8", "--csv", "{binary}"], "binary"),
-    ("stability.py", ["{runs}/ring8", "--csv", "{ro}/s.csv"], "read-only"),
-    ("horizon.py", ["{runs}/ring8", "--csv", "{theirs}"], "no column run"),
-    ("horizon.py", ["{runs}/ring8", "--fit-csv", "{folder}"], "is a folder"),
-    ("horizon.py", ["{runs}/ring8", "--figure", "{file}/h.png"], "is a file"),
-    ("horizon.py", ["{runs}/ring8", "--final-csv", "{binary}"], "binary"),
-    ("moments.py", [RUN, "--csv", "{folder}"], "is a folder"),
-    ("moments.py", [RUN, "--csv", "{ro}/m.csv"], "read-only"),
+    ("analysis/p_effect.py", [RUNS_CSV, "--csv", "{folder}"], "is a folder"),
+    ("analysis/p_effect.py", [RUNS_CSV, "--csv", "{binary}"], "binary"),
+    ("analysis/p_effect.py", [RUNS_CSV, "--csv", "{theirs}"], "no column metric"),
+    ("analysis/p_effect.py", [RUNS_CSV, "--csv", "{ro}/p.csv"], "read-only"),
+    ("analysis/p_effect.py", [RUNS_CSV, "--figure", "{folder}"], "--figure"),
+    ("analysis/p_effect.py", [RUNS_CSV, "--figure", "{file}/p.png"], "is a file"),
+    ("analysis/p_effect.py", ["{binary}"], "binary"),
+    ("analysis/alignment.py", [RUN, "--csv", "{folder}"], "is a folder"),
+    ("analysis/alignment.py", [RUN, "--csv", "{binary}"], "binary"),
+    ("analysis/alignment.py", [RUN, "--csv", "{theirs}"], "no column run"),
+    ("analysis/alignment.py", [RUN, "--csv", "{ro}/a.csv"], "read-only"),
+    ("analysis/alignment.py", [RUN, "--figure", "{file}/a.png"], "is a file"),
+    ("analysis/trajectories.py", [*TRAJECTORIES, "--csv", "{folder}"], "is a folder"),
+    ("analysis/trajectories.py", [*TRAJECTORIES, "--csv", "{binary}"], "binary"),
+    ("analysis/trajectories.py", [*TRAJECTORIES, "--csv", "{theirs}"], "no column step"),
+    ("analysis/trajectories.py", [*TRAJECTORIES, "--csv", "{ro}/t.csv"], "read-only"),
+    ("analysis/trajectories.py", [*TRAJECTORIES, "--csv", "{folder}/t.csv", "--figure", "{folder}"], "--figure"),
+    ("analysis/figures.py", ["{runs}/ring8", "--out", "{file}"], "--out"),
+    ("analysis/figures.py", ["{runs}/ring8", "--out", "{file}/figures"], "is a file"),
+    ("analysis/figures.py", ["{runs}/ring8", "--out", "{ro}/figures"], "read-only"),
+    ("analysis/dynamics.py", ["bilinear", "--out", "{file}"], "--out"),
+    ("analysis/dynamics.py", ["bilinear", "--out", "{file}/dynamics"], "is a file"),
+    ("analysis/dynamics.py", ["bilinear", "--out", "{ro}/dynamics"], "read-only"),
+    ("analysis/contrasts.py", [RUNS_CSV, "--csv", "{folder}"], "is a folder"),
+    ("analysis/contrasts.py", [RUNS_CSV, "--csv", "{theirs}"], "no column reading"),
+    ("analysis/contrasts.py", [RUNS_CSV, "--figure", "{file}/c.png"], "is a file"),
+    ("analysis/contrasts.py", ["{binary}"], "binary"),
+    ("analysis/stability.py", ["{runs}/ring8", "--csv", "{binary}"], "binary"),
+    ("analysis/stability.py", ["{runs}/ring8", "--csv", "{ro}/s.csv"], "read-only"),
+    ("analysis/horizon.py", ["{runs}/ring8", "--csv", "{theirs}"], "no column run"),
+    ("analysis/horizon.py", ["{runs}/ring8", "--fit-csv", "{folder}"], "is a folder"),
+    ("analysis/horizon.py", ["{runs}/ring8", "--figure", "{file}/h.png"], "is a file"),
+    ("analysis/horizon.py", ["{runs}/ring8", "--final-csv", "{binary}"], "binary"),
+    ("analysis/moments.py", [RUN, "--csv", "{folder}"], "is a folder"),
+    ("analysis/moments.py", [RUN, "--csv", "{ro}/m.csv"], "read-only"),
+    ("analysis/failures.py", [RUNS_CSV, "--csv", "{folder}"], "is a folder"),
+    ("analysis/failures.py", [RUNS_CSV, "--csv", "{theirs}"], "no column reading"),
+    ("analysis/failures.py", [RUNS_CSV, "--figure", "{file}/f.png"], "is a file"),
+    ("analysis/failures.py", ["{binary}"], "binary"),
     ("report.py", ["--results", "{file}"], "not a folder"),
 ]
 # Scripts that write nothing unless told (--csv), after minutes of timing: not tried here.
-BENCHMARKS = {"bench_fid.py", "bench_ops.py", "bench_step.py", "derivations.py"}
-# gpu_check.sh's steps, which it runs with paths of its own under $OUT (tests/test_gpu_check.py).
-DRIVEN = {"gpu_check.py"}
+BENCHMARKS = {"bench/fid.py", "bench/ops.py", "bench/step.py", "analysis/derivations.py"}
+# gpu/gpu_check.sh's steps, which it runs with paths of its own under $OUT (tests/test_gpu_check.py).
+DRIVEN = {"gpu/gpu_check.py"}
 
 
 def invoke(script, argv):
     """A script's command line in-process, as `python script argv` runs it: its exit code."""
-    module = importlib.import_module(script[:-3])
+    module = importlib.import_module(script[:-3].replace("/", "."))
     with pytest.raises(SystemExit) as done:
         run_main(lambda: module.main(argv))
     return done.value.code
@@ -171,8 +176,7 @@ def test_a_bad_path_is_one_line_exit_2_and_creates_nothing(script, argv, words, 
 
 
 def test_every_script_is_tried():
-    scripts = {os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "*.py"))
-               if "__main__" in open(p).read()}
+    scripts = set(layout.commands())
     untried = scripts - BENCHMARKS - DRIVEN - {script for script, _, _ in CASES}
     assert not untried, f"give {', '.join(sorted(untried))} rows in CASES: every output path checked before the first write"
 
@@ -251,11 +255,11 @@ def test_a_run_logs_copy_is_complete_or_absent_on_a_full_disk(tmp_path, tmpfs):
 
 FULL_DISK_CASES = [
     ("evaluate.py", [RUN, "--n", "20", "--csv", "{disk}/fid.csv"]),
-    ("p_effect.py", [RUNS_CSV, "--permutations", "10", "--csv", "{disk}/p.csv"]),
-    ("alignment.py", [RUN, "--batch-size", "4", "--csv", "{disk}/a.csv"]),
-    ("trajectories.py", [*TRAJECTORIES, "--csv", "{disk}/t.csv"]),
-    ("figures.py", ["{runs}/ring8", "--out", "{disk}/figures"]),
-    ("dynamics.py", ["bilinear", "--steps", "5", "--out", "{disk}/dynamics"]),
+    ("analysis/p_effect.py", [RUNS_CSV, "--permutations", "10", "--csv", "{disk}/p.csv"]),
+    ("analysis/alignment.py", [RUN, "--batch-size", "4", "--csv", "{disk}/a.csv"]),
+    ("analysis/trajectories.py", [*TRAJECTORIES, "--csv", "{disk}/t.csv"]),
+    ("analysis/figures.py", ["{runs}/ring8", "--out", "{disk}/figures"]),
+    ("analysis/dynamics.py", ["bilinear", "--steps", "5", "--out", "{disk}/dynamics"]),
 ]
 
 

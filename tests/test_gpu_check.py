@@ -1,4 +1,4 @@
-"""gpu_check.sh where there is no GPU: `--cpu` runs its steps on the CPU at smoke size (a few
+"""gpu/gpu_check.sh where there is no GPU: `--cpu` runs its steps on the CPU at smoke size (a few
 minutes), with the outputs a GPU run brings back, and a failed step shows in the report and the
 exit code."""
 import os
@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-import gpu_check
+from gpu import gpu_check
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = ["environment", "build", "cuda-tests", "edge-cases", "train-resume", "bench-step", "throughput",
@@ -32,11 +32,11 @@ def test_cpu_mode_runs_every_step_brings_back_its_files_and_reports_a_failed_ste
     """The environment step is made to fail (a PYTHON that refuses it, exit code 3): the report and the
     exit code show it, and every other step still runs and passes."""
     python = tmp_path / "python"
-    python.write_text(f'#!/bin/sh\nif [ "$1 $2" = "gpu_check.py environment" ]; then echo "planted failure" >&2; exit 3; fi\n'
+    python.write_text(f'#!/bin/sh\nif [ "$1 $2 $3" = "-m gpu.gpu_check environment" ]; then echo "planted failure" >&2; exit 3; fi\n'
                       f'exec {sys.executable} "$@"\n')
     python.chmod(0o755)
     out = tmp_path / "out"
-    r = subprocess.run(["bash", "gpu_check.sh", "--cpu"], cwd=ROOT, capture_output=True, text=True, timeout=1800,
+    r = subprocess.run(["bash", "gpu/gpu_check.sh", "--cpu"], cwd=ROOT, capture_output=True, text=True, timeout=1800,
                        env=dict(os.environ, OUT=str(out), PYTHON=str(python)))
     report = (out / "report.txt").read_text()
     assert r.returncode == 1, report
@@ -63,7 +63,7 @@ def test_cpu_mode_runs_every_step_brings_back_its_files_and_reports_a_failed_ste
 @pytest.mark.parametrize("args, message", [(["--gpu"], "unknown argument --gpu"), ([], "is not empty")])
 def test_bad_usage_is_a_one_line_error(tmp_path, args, message):
     (tmp_path / "old.txt").write_text("a file of an earlier check")
-    r = subprocess.run(["bash", "gpu_check.sh", *args], cwd=ROOT, capture_output=True, text=True, timeout=60,
+    r = subprocess.run(["bash", "gpu/gpu_check.sh", *args], cwd=ROOT, capture_output=True, text=True, timeout=60,
                        env=dict(os.environ, OUT=str(tmp_path)))
     assert r.returncode == 2 and r.stderr.startswith("error: ") and message in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
@@ -82,7 +82,7 @@ def test_same_run_tells_identical_runs_from_different_ones(tmp_path, capsys):
 
 def test_edge_cases_fail_on_a_wrong_op(monkeypatch, capsys):
     """The edge cases compare with eager: a fused loss 1% off fails them."""
-    import ops
+    from minkgan import ops
     ops.set_backend("on")
     real = gpu_check.mink
     monkeypatch.setattr(gpu_check, "mink", lambda x, t, p=3.0: 1.01 * real(x, t, p))

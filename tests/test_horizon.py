@@ -1,4 +1,4 @@
-"""horizon.py: rows per evaluation with D's regime at that step, the final FID of 5000 beside them,
+"""analysis/horizon.py: rows per evaluation with D's regime at that step, the final FID of 5000 beside them,
 and the power-law fit of the logits' growth."""
 import json
 import os
@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import horizon
+from analysis import horizon
 
 
 def fake_run(folder, name, loss, p, absmax, total_steps=1000, eval_steps=(100, 200, 400, 1000)):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import losses
-from utils import UserError
+from minkgan.utils import UserError
 
 REAL = [2.0, -1.0, 0.5, 3.0]
 FAKE = [-3.0, 0.0, 1.5, -0.25]

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import utils
-from utils import UserError, merge_csv
+from minkgan import utils
+from minkgan.utils import UserError, merge_csv
 
 KEY = ["run", "step"]
 
@@ -138,4 +138,4 @@ def test_merging_keeps_every_row_whose_key_the_new_rows_do_not_hold_byte_for_byt
     kept = [dict(zip(columns, r)) for r in rows if tuple(identity(dict(zip(columns, r))[k]) for k in KEY) not in held]
     expected = collections.Counter(tuple(row.get(c, "") for c in header) for row in kept)
     found = collections.Counter(tuple(r) for r in out)
-    assert not expected - found, (merged, expected - found)
+    assert not expected - found, (out, expected - found)

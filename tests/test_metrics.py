@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-import data
-import metrics
+from minkgan import data
+from minkgan import metrics
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -1,16 +1,15 @@
-"""moments.py on a short 2-D run and on a short image run (random Inception weights): rows per space,
+"""analysis/moments.py on a short 2-D run and on a short image run (random Inception weights): rows per space,
 and the gaps are metrics.moment_gaps of the samples evaluate.py draws."""
-import os
 
 import pandas as pd
 import pytest
 import torch
 
-import data
-import evaluate
-import moments
-import train
-from utils import run_main
+from minkgan import data
+from minkgan import evaluation as evaluate
+from analysis import moments
+from minkgan import training as train
+from minkgan.utils import run_main
 
 
 def test_moment_rows_of_a_toy_run_are_the_gaps_of_its_evaluation_samples(tmp_path):

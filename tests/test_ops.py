@@ -20,8 +20,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import losses  # noqa: E402
-import ops  # noqa: E402
-from utils import UserError  # noqa: E402
+from minkgan import ops  # noqa: E402
+from minkgan.utils import UserError  # noqa: E402
 
 PS = (1.0, 1.5, 2.0, 3.0, 4.0, 8.0)
 EAGER_MINK, EAGER_GP = ops.minkowski_power_eager, ops.gradient_penalty_eager
@@ -597,7 +597,7 @@ def test_cuda_sources_compile():
     # Build, then load the library in that fresh process (this works without a GPU: the CUDA
     # runtime is only touched when a kernel runs) and check the CUDA kernels registered.
     code = (
-        "import torch, ops\n"
+        "import torch\nfrom minkgan import ops\n"
         "so = ops.build(with_cuda=True, load=False)\n"
         "torch.ops.load_library(so)\n"
         "for op in ('minkowski_power', 'minkowski_power_backward', 'gradient_penalty', 'gradient_penalty_backward'):\n"

@@ -1,4 +1,4 @@
-"""p_effect.py: the ANOVA against scipy, the permutation test and eta^2 on cases with known answers."""
+"""analysis/p_effect.py: the ANOVA against scipy, the permutation test and eta^2 on cases with known answers."""
 import json
 import os
 
@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-import p_effect
-from utils import run_main
+from minkgan import p_effect
+from minkgan.utils import run_main
 
 
 def test_f_and_its_p_value_equal_scipys_one_way_anova():

@@ -3,7 +3,7 @@ import os
 import re
 import shlex
 
-import train
+from minkgan import training as train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

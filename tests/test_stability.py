@@ -1,4 +1,4 @@
-"""stability.py: the coefficient of variation over an epoch's window, free of the losses' scale."""
+"""analysis/stability.py: the coefficient of variation over an epoch's window, free of the losses' scale."""
 import json
 import os
 
@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import stability
-from utils import run_main
+from analysis import stability
+from minkgan.utils import run_main
 
 
 def fake_run(folder, name, loss, seed, grad_norm_d, epochs):

@@ -7,7 +7,7 @@ import sys
 import pandas as pd
 import pytest
 
-import train
+from minkgan import training as train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARGV = ["--dataset", "ring8", "--steps", "40", "--log-every", "10", "--eval-every", "20", "--sample-every", "20",
@@ -64,7 +64,7 @@ def test_overwrite_starts_the_events_again(tmp_path):
 
 def test_without_the_package_the_flag_is_a_one_line_error_and_writes_nothing(tmp_path):
     out = tmp_path / "run"
-    code = ("import sys; sys.modules['tensorboard'] = None; import train, utils; "
+    code = ("import sys; sys.modules['tensorboard'] = None; from minkgan import training as train, utils; "
             f"utils.run_main(lambda: train.main({[*ARGV, '--out', str(out)]!r}))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 2

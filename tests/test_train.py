@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 import torch
 
-import data
+from minkgan import data
 import losses
 import models
-import rundir
-import train
-from utils import run_main
+from minkgan import rundir
+from minkgan import training as train
+from minkgan.utils import run_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOY = ["--dataset", "ring8", "--log-every", "5", "--sample-every", "10", "--ckpt-every", "10"]
@@ -212,7 +212,7 @@ def test_resume_without_a_checkpoint_starts_clean(tmp_path, monkeypatch, straigh
 @pytest.mark.parametrize("killed_at", [20, 30])
 def test_a_run_killed_during_an_eval_resumes_with_its_training(killed_at, tmp_path, monkeypatch):
     """The checkpoint before an eval (an FID takes minutes) keeps the training: --resume redoes only the eval."""
-    import evaluate
+    from minkgan import evaluation as evaluate
     argv = [*RESUME_ARGV, "--eval-every", "10", "--eval-n", "200"]
     straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
     assert run([*argv, "--out", straight]) == 0
@@ -580,7 +580,7 @@ def test_share_at_bound_counts_every_parameter_at_the_bound_exactly():
 def test_the_step_statistics_take_the_same_kernels_whatever_the_number_of_parameters():
     """Observed: share_at_bound ran three kernels and an addition per clipped tensor, about 45 of the
     ATen ops of a DCGAN step. Now one view per tensor (no kernel), then one concatenation."""
-    from bench_step import aten_ops
+    from bench.step import aten_ops
     trainer = train.Trainer.__new__(train.Trainer)
     trainer.cfg = {"clip": 0.01}
     real, fake = torch.randn(8), torch.randn(8)
@@ -724,7 +724,7 @@ def test_resume_checks_the_checkpoint_belongs_to_the_run(case, tmp_path, capsys)
 
 def test_check_device_names_the_gpus_there_are(monkeypatch):
     """Observed: --device cuda:7 on a machine without that GPU ended in a CUDA traceback."""
-    from utils import UserError, check_device
+    from minkgan.utils import UserError, check_device
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert check_device("cuda:1") == torch.device("cuda:1")
@@ -749,7 +749,7 @@ def test_config_records_what_ran_and_only_what_applies(tmp_path):
 
 def test_evaluate_gives_the_numbers_of_the_training_evaluation(tmp_path):
     """Observed: eval.csv and evaluate.py used different noise seeds for one checkpoint (hq 99.92 vs 99.68)."""
-    import evaluate
+    from minkgan import evaluation as evaluate
     out = tmp_path / "run"
     assert run(["--steps", "200", "--out", str(out), "--eval-every", "200", "--eval-n", "500", *TOY]) == 0
     assert evaluate.main([str(out), "--n", "500", "--csv", str(tmp_path / "toy.csv")]) == 0

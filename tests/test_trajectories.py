@@ -1,11 +1,11 @@
-"""trajectories.py: lockstep training sees the same batches and noise, so equal losses stay equal."""
+"""analysis/trajectories.py: lockstep training sees the same batches and noise, so equal losses stay equal."""
 import pandas as pd
 import pytest
 import torch
 
-import trajectories
-import train
-from utils import run_main
+from analysis import trajectories
+from minkgan import training as train
+from minkgan.utils import run_main
 
 
 def lockstep(losses, steps=6, **kw):

@@ -10,7 +10,7 @@ import os
 import numpy as np
 import torch
 
-from utils import UserError
+from minkgan.utils import UserError
 
 IMAGE_DATASETS = ("cifar10", "folder")
 TOY_DATASETS = ("ring8", "grid25")

@@ -1,8 +1,8 @@
 """Does the exponent p explain the FID, or does the seed? One-way ANOVA and a permutation test.
 
-    python p_effect.py RUNS_DIR [--metric final_fid] [--csv results/p_effect.csv] [--figure results/figures/fid_vs_p.png]
-    python p_effect.py results/runs.csv --steps 1562 ... # the runs collected there, from any folder or machine
-    python p_effect.py results/runs.csv --steps 1562 --p 1 2 3 4 5 6   # does p matter among these p alone?
+    python -m analysis.p_effect RUNS_DIR [--metric final_fid] [--csv results/p_effect.csv] [--figure results/figures/fid_vs_p.png]
+    python -m analysis.p_effect results/runs.csv --steps 1562 ... # the runs collected there, from any folder or machine
+    python -m analysis.p_effect results/runs.csv --steps 1562 --p 1 2 3 4 5 6   # does p matter among these p alone?
 
 Reads the completed Minkowski runs of a sweep: its folder (ablate_p.py --runs:
 <runs>/<dataset>/<run>), or the runs.csv that ablate_p.py --collect wrote, so that committed results
@@ -27,13 +27,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-import rundir
-from train import ADAM_EPS
-from utils import (OneLineParser, UserError, check_merge_target, check_writable_file, merge_csv, read_csv_of_ours,
-                   read_json, row_identity, run_main)
+from minkgan import paths
+from minkgan import rundir
+from minkgan.training import ADAM_EPS
+from minkgan.utils import (OneLineParser, UserError, check_merge_target, check_writable_file, merge_csv, read_csv_of_ours,
+                   read_json, row_identity)
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-PAPER_CSV = os.path.join(HERE, "results", "paper.csv")
 
 
 def f_statistic(values, labels):
@@ -113,14 +112,14 @@ def minkowski_runs(source, metric, adam_eps=ADAM_EPS, steps=None, ps=None, clip_
 
 
 def plot(runs, metric, path):
-    import figures  # sets matplotlib's Agg backend; imported only when a figure is asked for
+    from minkgan import figures  # sets matplotlib's Agg backend; imported only when a figure is asked for
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.scatter(runs["p"], runs[metric], s=12, c="0.6", label="one seed")
     means = runs.groupby("p")[metric].agg(["mean", "std"]).reset_index()
     ax.errorbar(means["p"], means["mean"], yerr=means["std"].fillna(0), fmt="o-", capsize=3,
                 label=f"ours, mean ± std ({runs['epochs'].max():g} epoch{'' if runs['epochs'].max() == 1 else 's'})")
-    paper = pd.read_csv(PAPER_CSV)
+    paper = pd.read_csv(paths.PAPER_CSV)
     paper = paper[(paper["table"] == 3)].sort_values("p")
     ax.plot(paper["p"], paper["fid"], "s--", c="tab:red", label="paper, Table 3 (200 epochs)")
     ax.set(xlabel="p", ylabel=metric.replace("_", " "), title="Minkowski loss: FID against p")
@@ -143,7 +142,7 @@ def merge_test_row(path, row):
 
 
 def build_parser():
-    ap = OneLineParser(prog="p_effect.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = OneLineParser(prog="python -m analysis.p_effect", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", help="the sweep's folder (ablate_p.py --runs), or a runs.csv")
     ap.add_argument("--adam-eps", type=float, default=ADAM_EPS, help="test the runs trained with this Adam eps")
     ap.add_argument("--clip-params", default="all", choices=["all", "weights", "none"],
@@ -182,6 +181,3 @@ def main(argv=None):
         plot(runs, args.metric, args.figure)
     return 0
 
-
-if __name__ == "__main__":
-    run_main(main)

@@ -1,6 +1,6 @@
 """Does the loss matter when D's weights are clipped? Gradient alignment of every loss against WGAN.
 
-    python alignment.py RUN_DIR [RUN_DIR ...] --csv results/alignment.csv --figure results/figures/alignment.png
+    python -m analysis.alignment RUN_DIR [RUN_DIR ...] --csv results/alignment.csv --figure results/figures/alignment.png
 
 The paper clips every D parameter to [-0.01, 0.01]. Then D's logits d stay small, and with
 sigmoid(d) ~ 1/2 + d/4 each loss's gradient is WGAN's (E grad d(G(z)) - E grad d(x)) times a
@@ -26,9 +26,9 @@ import pandas as pd
 import torch
 
 import losses
-import rundir
-import train
-from utils import OneLineParser, UserError, check_merge_target, check_writable_file, merge_csv, run_main
+from minkgan import rundir
+from minkgan import training as train
+from minkgan.utils import OneLineParser, UserError, check_merge_target, check_writable_file, merge_csv, run_main
 
 COMPARED = [("gan", None), ("nsgan", None), ("lsgan", None), ("hinge", None), ("wgan", None)] + \
            [("minkowski", float(p)) for p in range(1, 9)]
@@ -166,7 +166,7 @@ def plot(table, path):
     """Cosine to WGAN's D gradient, G gradient and Adam D update against the largest |logit| of D at
     the state they were measured in, one line per loss: the hypothesis says the cosines are 1 while
     the logits are small, whichever run or step the state comes from."""
-    import figures  # sets matplotlib's Agg backend; imported only when a figure is asked for
+    from minkgan import figures  # sets matplotlib's Agg backend; imported only when a figure is asked for
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), sharey=True)
     table = table.assign(name=[loss if p < 0 else f"minkowski p={p:g}" for _, _, loss, p in identities(table)])
@@ -185,7 +185,7 @@ def plot(table, path):
 
 
 def build_parser():
-    ap = OneLineParser(prog="alignment.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = OneLineParser(prog="python -m analysis.alignment", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", help="run directories with kept checkpoints (train.py --save-at)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0, help="seed of the one batch of real images and noise")

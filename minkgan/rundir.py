@@ -12,9 +12,9 @@ import os
 
 import torch
 
-import data
+from minkgan import data
 import models
-from utils import UserError, read_json
+from minkgan.utils import UserError, read_json
 
 # How a run reads the paper's setup beyond the loss: its nets and what "weight clipping" clips.
 # Rows of two readings are two experiments: the tables never average them together.

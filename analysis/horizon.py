@@ -1,8 +1,8 @@
 """The horizon: how FID, coverage and D's logits move with the training budget, per run, from the
 evaluations a long run made on the way (train.py --eval-at) and its metrics.csv.
 
-    python horizon.py RUNS/folder --final-csv RUNS/fid5000.csv                    # print
-    python horizon.py results/run_logs/folder-7810steps results/run_logs/folder-1562steps \\
+    python -m analysis.horizon RUNS/folder --final-csv RUNS/fid5000.csv                    # print
+    python -m analysis.horizon results/run_logs/folder-7810steps results/run_logs/folder-1562steps \\
         --final-csv results/horizon_fid5000.csv --csv results/horizon.csv --figure results/figures/horizon.png
 
 A row per (run, evaluation): the FID (and KID, precision, recall, density, coverage) of that
@@ -21,9 +21,10 @@ import os
 import numpy as np
 import pandas as pd
 
-import figures
-import rundir
-from utils import (OneLineParser, UserError, check_merge_target, check_writable_file, merge_csv, read_csv_of_ours,
+from minkgan import paths
+from minkgan import figures
+from minkgan import rundir
+from minkgan.utils import (OneLineParser, UserError, check_merge_target, check_writable_file, merge_csv, read_csv_of_ours,
                    run_main)
 
 EVAL_COLUMNS = ["fid", "kid", "precision", "recall", "density", "coverage", "fid_floor"]
@@ -132,7 +133,7 @@ def plot(rows, paper, path):
 
 
 def paper_fids_by_label(rows):
-    paper = pd.read_csv(os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "paper.csv"))
+    paper = pd.read_csv(paths.PAPER_CSV)
     out = {}
     for label, g in rows.groupby("label"):
         loss, p = g["loss"].iloc[0], g["p"].iloc[0]
@@ -143,7 +144,7 @@ def paper_fids_by_label(rows):
 
 
 def build_parser():
-    ap = OneLineParser(prog="horizon.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = OneLineParser(prog="python -m analysis.horizon", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("folders", nargs="+", help="folders of run directories (a sweep's <runs>/<dataset>, or run_logs/*)")
     ap.add_argument("--final-csv", default=None, help="evaluate.py --csv rows of the runs' final FID of 5000")
     ap.add_argument("--fit-from", type=float, default=2.0, help="fit the logits' growth from this epoch on")

@@ -1,11 +1,11 @@
 """The paper's figures from a folder of runs (e.g. a sweep of ablate_p.py), for anyone's runs.
 
-    python figures.py runs/sweep-ring8 --out results/figures --prefix ring8-
+    python -m analysis.figures runs/sweep-ring8 --out results/figures --prefix ring8-
 
 Writes <prefix>grad_norm_d.png (the paper's Figure 1), <prefix>losses.png (Figures 2-3),
 <prefix>samples.png (Figures 4-5: the last sample of seed 0 of each loss side by side),
 <prefix>regime.png (D's largest |logit| and the share of its clipped parameters at the bound:
-whether the losses differ at all, see alignment.py), <prefix>eval_curves.png (FID, or modes captured for 2-D data, over training) and
+whether the losses differ at all, see analysis/alignment.py), <prefix>eval_curves.png (FID, or modes captured for 2-D data, over training) and
 <prefix>fid_vs_p.png or modes_vs_p.png (final FID or modes against p, mean and std over seeds).
 Curves are means over seeds at each logged step.
 """
@@ -20,8 +20,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import losses  # noqa: E402
-from train import ADAM_EPS  # noqa: E402
-from utils import OneLineParser, UserError, atomic_save_figure, check_writable_folder, read_json, run_main  # noqa: E402
+from minkgan.training import ADAM_EPS  # noqa: E402
+from minkgan.utils import OneLineParser, UserError, atomic_save_figure, check_writable_folder, read_json  # noqa: E402
 
 
 def label(cfg):
@@ -158,7 +158,7 @@ def make_figures(runs_dir, out, prefix=""):
 
 
 def main(argv=None):
-    ap = OneLineParser(prog="figures.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = OneLineParser(prog="python -m analysis.figures", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", help="folder holding run directories")
     ap.add_argument("--out", default=os.path.join("runs", "figures"),
                     help="where the figures go (default runs/figures; the committed ones are in results/figures)")
@@ -168,6 +168,3 @@ def main(argv=None):
     for path in make_figures(args.runs, args.out, args.prefix):
         print(f"wrote {path}")
 
-
-if __name__ == "__main__":
-    run_main(main)

@@ -18,7 +18,7 @@ ball's boundary is outside). Up to 5000 features per side; squared distances in 
 import numpy as np
 import torch
 
-from utils import UserError
+from minkgan.utils import UserError
 
 KID_MAX_FEATURES = 5000
 PRDC_MAX_FEATURES = 5000

@@ -1,39 +1,25 @@
 """Benchmark the fused ops (csrc/) against the same math in eager PyTorch. Not a test.
 
-    python bench_ops.py                               # print the table, every device present
-    python bench_ops.py --csv results/bench_ops.csv   # also write it there
-    python bench_ops.py --rounds 9                    # more repeats (medians over rounds)
+    python -m bench.ops                               # print the table, every device present
+    python -m bench.ops --csv results/bench_ops.csv   # also write it there
+    python -m bench.ops --rounds 9                    # more repeats (medians over rounds)
 
 Per device (and per CPU thread count, --threads; default 1 and torch's default): forward + backward (torch.autograd.grad) of the Minkowski power loss (p = 4 on
 probabilities, target 1) for N in {64, 4096, 262144}, and of the gradient penalty on
 B x 3072 per-sample gradients for B in {64, 256, 1024}. Eager and fused runs alternate,
 round by round, and each figure is the median over rounds, so load from other processes
-hits both alike. The whole training step, fused or not, is bench_step.py's.
+hits both alike. The whole training step, fused or not, is bench/step.py's.
 """
 import argparse
 import os
 import statistics
-import time
 
 import pandas as pd
 import torch
 
-import ops
-from utils import atomic_write_csv, run_main
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def per_call_ms(fn, device, iters):
-    sync(device)
-    t = time.perf_counter()
-    for _ in range(iters):
-        fn()
-    sync(device)
-    return (time.perf_counter() - t) / iters * 1e3
+from minkgan import ops
+from minkgan.timing import per_call_ms
+from minkgan.utils import atomic_write_csv, run_main
 
 
 def compare(make_call, device, rounds, budget_s=0.05):

@@ -1,6 +1,6 @@
 """Do the losses train different generators? Lockstep training from one initialisation.
 
-    python trajectories.py --dataset folder --data-root data/cifar10-jpeg/train --steps 400 --csv results/trajectories.csv \
+    python -m analysis.trajectories --dataset folder --data-root data/cifar10-jpeg/train --steps 400 --csv results/trajectories.csv \
         --figure results/figures/trajectories.png
 
 Every loss of --losses starts from the same G and D (same seed), sees the same real batches and
@@ -19,8 +19,8 @@ import os
 import pandas as pd
 import torch
 
-import train
-from utils import OneLineParser, UserError, atomic_write_csv, check_merge_target, check_writable_file, eval_mode, run_main
+from minkgan import training as train
+from minkgan.utils import OneLineParser, UserError, atomic_write_csv, check_merge_target, check_writable_file, eval_mode, run_main
 
 LOSSES = ["wgan", "gan", "minkowski-p1", "minkowski-p2", "minkowski-p4", "minkowski-p8"]
 
@@ -101,7 +101,7 @@ def run(cfg, dataset, losses, steps, every, nudge, n_images, write):
 
 def plot(table, path):
     """Each member's distance to the reference over steps; the controls dashed."""
-    import figures  # sets matplotlib's Agg backend; imported only when a figure is asked for
+    from minkgan import figures  # sets matplotlib's Agg backend; imported only when a figure is asked for
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, group in table.groupby("member", sort=False):
@@ -115,7 +115,7 @@ def plot(table, path):
 
 
 def build_parser():
-    ap = OneLineParser(prog="trajectories.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = OneLineParser(prog="python -m analysis.trajectories", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--losses", nargs="+", default=LOSSES, help="the first is the reference; minkowski-pP for p")
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--every", type=int, default=25, help="measure the distances every N steps")
@@ -131,10 +131,10 @@ def main(argv=None):
     if args.steps < 1 or args.every < 1 or args.n_images < 1:
         raise UserError("--steps, --every and --n-images must be at least 1")
     if "--n-critic" in rest or "--loss" in rest or "--p" in rest:
-        raise UserError("trajectories.py sets the loss (--losses) and n_critic (1) itself; drop --loss, --p, --n-critic")
+        raise UserError("analysis/trajectories.py sets the loss (--losses) and n_critic (1) itself; drop --loss, --p, --n-critic")
     cfg = train.resolve(train.build_parser().parse_args(["--loss", "wgan", "--n-critic", "1", *rest]))
     if cfg["gp"] or cfg["instance_noise"] or cfg["diversity"]:
-        raise UserError("trajectories.py compares plain losses: drop --gp, --instance-noise and --diversity")
+        raise UserError("analysis/trajectories.py compares plain losses: drop --gp, --instance-noise and --diversity")
     for name in args.losses:
         parse_member(name)
     check_merge_target(args.csv, ["step", "member", "reference"], "--csv")  # it replaces only a table of its own

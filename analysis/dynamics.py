@@ -38,7 +38,7 @@ on another CPU: last-digit noise) is left as it is, byte for byte, and so is its
              eigenvalues, checked against the closed form J = [[0, a], [-b, -c]] (c = 2*lam with R1,
              Mescheder's gamma = 2*lam), and simultaneous / alternating gradient steps from (1, 1).
 
-`python dynamics.py all` runs the three. Each takes seconds on a CPU.
+`python -m analysis.dynamics all` runs the three. Each takes seconds on a CPU.
 """
 import argparse
 import math
@@ -49,7 +49,7 @@ import pandas as pd
 import torch
 
 import losses
-from utils import (AGREE_RTOL, OneLineParser, UserError, atomic_save_figure, check_writable_folder, run_main,
+from minkgan.utils import (AGREE_RTOL, OneLineParser, UserError, atomic_save_figure, check_writable_folder, run_main,
                    write_csv_unless_agrees)
 
 DT = torch.float64
@@ -661,7 +661,7 @@ def cmd_dirac(args):
 # ----------------------------------------------------------------------------------------------
 
 def build_parser():
-    ap = OneLineParser(prog="dynamics.py", description=__doc__.split("\n")[0])
+    ap = OneLineParser(prog="python -m analysis.dynamics", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     def add(name, help_):

@@ -2,10 +2,10 @@
 --channels-last, --compile and torch.compile's mode reduce-overhead (CUDA graphs, GPU only), and
 against the device's sgemm rate. Not a test.
 
-    python bench_step.py                              # the GPU where there is one, else the CPU
-    python bench_step.py --devices cpu cuda --csv results/bench_step.csv
-    python bench_step.py --variants plain fused --archs dcgan --rounds 3
-    python bench_step.py --count-only --csv results/aten_ops.csv      # ATen ops per step, no timing
+    python -m bench.step                              # the GPU where there is one, else the CPU
+    python -m bench.step --devices cpu cuda --csv results/bench_step.csv
+    python -m bench.step --variants plain fused --archs dcgan --rounds 3
+    python -m bench.step --count-only --csv results/aten_ops.csv      # ATen ops per step, no timing
 
 A step is train.py's own (Trainer.train_step: one D step, one G step, clipping and the logged
 statistics; Minkowski p = 4, batch 64, 32x32 images), with train.py's cuDNN settings. The variants
@@ -31,10 +31,10 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-import ops
-import train
-from bench_ops import per_call_ms
-from utils import OneLineParser, UserError, atomic_write_csv, check_device, merge_csv, run_main
+from minkgan import ops
+from minkgan import training as train
+from minkgan.timing import per_call_ms
+from minkgan.utils import OneLineParser, UserError, atomic_write_csv, check_device, merge_csv, run_main
 
 VARIANTS = {  # name -> (train.py flags, fused ops, torch.compile mode applied here, or None)
     "plain": ([], "off", None),
@@ -164,7 +164,7 @@ def count_rows(device, archs):
 
 
 def main(argv=None):
-    ap = OneLineParser(prog="bench_step.py", description=__doc__.splitlines()[0])
+    ap = OneLineParser(prog="python -m bench.step", description=__doc__.splitlines()[0])
     ap.add_argument("--devices", nargs="+", default=None, help="default: cuda where there is a GPU, else cpu")
     ap.add_argument("--archs", nargs="+", default=["dcgan", "pytorchgan"])
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),

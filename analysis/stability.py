@@ -1,8 +1,8 @@
 """Claim (c) without scale: how much D's gradient norm and the losses vary over an epoch, relative
 to their size (the coefficient of variation), per run, from the runs' metrics.csv.
 
-    python stability.py results/run_logs/folder-1562steps results/run_logs/folder-313steps
-    python stability.py RUNS/folder --csv results/stability.csv && python contrasts.py results/stability.csv --metric cv_grad_norm_d
+    python -m analysis.stability results/run_logs/folder-1562steps results/run_logs/folder-313steps
+    python -m analysis.stability RUNS/folder --csv results/stability.csv && python -m analysis.contrasts results/stability.csv --metric cv_grad_norm_d
 
 The Minkowski losses and their D gradients are small ((1/p)|D - t|^p <= 1/p, a factor 2^-(p+1) on
 the gradient), so their curves look flat beside GAN's whatever the dynamics; the coefficient of
@@ -16,8 +16,8 @@ import os
 import numpy as np
 import pandas as pd
 
-import rundir
-from utils import OneLineParser, UserError, check_merge_target, merge_csv, read_json, run_main
+from minkgan import rundir
+from minkgan.utils import OneLineParser, UserError, check_merge_target, merge_csv, read_json, run_main
 
 SERIES = ["grad_norm_d", "loss_d", "loss_g"]
 KEY = ["run", "total_steps", "from_epoch", "to_epoch"]
@@ -29,7 +29,7 @@ def coefficient_of_variation(values):
 
 
 def run_row(run_dir, from_epoch, to_epoch):
-    """A run's identity (the columns contrasts.py reads) and the CV of each SERIES over the logged
+    """A run's identity (the columns analysis/contrasts.py reads) and the CV of each SERIES over the logged
     intervals that end in (from_epoch, to_epoch]; None for a run without logs or summary."""
     cfg, summary = rundir.read_config(run_dir), read_json(os.path.join(run_dir, "summary.json"))
     if cfg is None or summary is None or not os.path.isfile(os.path.join(run_dir, "metrics.csv")):
@@ -46,7 +46,7 @@ def run_row(run_dir, from_epoch, to_epoch):
 
 
 def build_parser():
-    ap = OneLineParser(prog="stability.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = OneLineParser(prog="python -m analysis.stability", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("folders", nargs="+", help="folders of run directories (a sweep's <runs>/<dataset>, or run_logs/*)")
     ap.add_argument("--from-epoch", type=float, default=1.0, help="the window starts after this epoch")
     ap.add_argument("--to-epoch", type=float, default=2.0, help="and ends at this one")

@@ -348,10 +348,15 @@ def whole_number(cell):
     return str(int(value)) if value.is_integer() else cell
 
 
+def csv_cell(value):
+    """A value as pandas' to_csv writes it: empty for a missing one."""
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
 def merged_csv_text(old_text, new, key, good=lambda row: True, arrange=lambda table: table):
     """The CSV text of old_text's rows with the DataFrame `new` merged in (merge_rows), arranged
-    (arrange may sort and drop rows, keeping the index). An old row that is kept keeps its cells as
-    they were written, byte for byte (no 3 -> 3.0); a new row whose cells agree with those of the old
+    (arrange may sort and drop rows, keeping the index, and fill cells). An old row that is kept keeps its
+    cells as they were written, byte for byte (no 3 -> 3.0), but an empty one takes arrange's value; a new row whose cells agree with those of the old
     row it replaces (cells_agree: a rerun's last-digit noise) keeps the old row's text too."""
     old = pd.read_csv(io.StringIO(old_text)) if old_text else pd.DataFrame()
     old_cells = pd.read_csv(io.StringIO(old_text), dtype=str, keep_default_na=False) if old_text else old
@@ -371,8 +376,8 @@ def merged_csv_text(old_text, new, key, good=lambda row: True, arrange=lambda ta
     writer.writerow(columns)
     arranged = arrange(table)
     for label, row in zip(arranged.index, arranged.to_dict("records")):
-        if label < len(old):
-            writer.writerow([old_cells.iloc[label].get(c, "") for c in columns])
+        if label < len(old):  # an empty cell takes what arrange derived (a column added later, as `failed`)
+            writer.writerow([old_cells.iloc[label].get(c, "") or csv_cell(row[c]) for c in columns])
             continue
         cells = [new_cells.iloc[label - len(old)].get(c, "") for c in columns]
         identity = row_identity(row, key)

@@ -1,4 +1,4 @@
-"""The paper's derivations about its loss, checked numerically: `python derivations.py` prints them.
+"""The paper's derivations about its loss, checked numerically: `python -m analysis.derivations` prints them.
 
 With D = sigmoid(logit), L_D = (1/p) E|D(x) - 1|^p + (1/p) E|D(G(z))|^p, L_G = (1/p) E|D(G(z)) - 1|^p:
 
@@ -125,6 +125,3 @@ def main():
         f"p = {p:g} {shift_stiffness(lambda r, f: losses.minkowski_d(r, f, p)):.4f}" for p in (1, 1.5, 2, 4, 8)))
     return 0
 
-
-if __name__ == "__main__":
-    main()

@@ -1,9 +1,9 @@
 """The pre-registered contrasts (docs/preregistration.md): p = 4 against GAN, WGAN and p = 1, each
 a Welch interval, a p-value and the test's power against the paper's own gap.
 
-    python contrasts.py results/runs.csv                           # print, at 2 epochs, both clipping readings
-    python contrasts.py results/runs.csv --csv results/contrasts.csv --figure results/figures/contrasts.png
-    python contrasts.py results/stability.csv --metric cv_grad_norm_d    # any per-run column of a CSV
+    python -m analysis.contrasts results/runs.csv                           # print, at 2 epochs, both clipping readings
+    python -m analysis.contrasts results/runs.csv --csv results/contrasts.csv --figure results/figures/contrasts.png
+    python -m analysis.contrasts results/stability.csv --metric cv_grad_norm_d    # any per-run column of a CSV
 
 Two seeds per arm leave a test with little power: a contrast whose interval holds 0 is
 "inconclusive" unless the interval also excludes the paper's gap, and then it says that the
@@ -18,10 +18,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from utils import (OneLineParser, UserError, check_merge_target, check_writable_file, merge_csv, read_csv_of_ours,
-                   run_main)
+from minkgan import paths
+from minkgan.utils import (OneLineParser, UserError, check_merge_target, check_writable_file, merge_csv, read_csv_of_ours)
 
-PAPER_CSV = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "paper.csv")
 # The arms of the contrasts: (loss, p, n_critic); WGAN with its 5 critic steps, as the paper.
 ARMS = {"gan": ("gan", None, 1), "wgan": ("wgan", None, 5), "minkowski-p1": ("minkowski", 1.0, 1),
         "minkowski-p4": ("minkowski", 4.0, 1), "minkowski-p8": ("minkowski", 8.0, 1)}
@@ -87,7 +86,7 @@ def verdict(ci_low, ci_high, paper_gap):
 
 
 def paper_fids():
-    paper = pd.read_csv(PAPER_CSV)
+    paper = pd.read_csv(paths.PAPER_CSV)
     return {name: paper[(paper["loss"] == loss) & ((paper["p"] == p) if p is not None else paper["p"].isna())]["fid"].min()
             for name, (loss, p, _) in ARMS.items()}
 
@@ -152,7 +151,7 @@ def contrast_rows(runs, epochs, metric, paper_gaps):
 def plot(rows, path):
     """Each contrast's interval beside the paper's gap: where the paper's marker falls outside the
     bar, this budget excludes the paper's effect."""
-    import figures  # sets matplotlib's Agg backend
+    from minkgan import figures  # sets matplotlib's Agg backend
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 0.6 * len(rows) + 1.4))
     y = np.arange(len(rows))[::-1]
@@ -177,7 +176,7 @@ def plot(rows, path):
 
 
 def build_parser():
-    ap = OneLineParser(prog="contrasts.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = OneLineParser(prog="python -m analysis.contrasts", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", help="a runs.csv (ablate_p.py --collect) or any CSV of its identity columns and the metric")
     ap.add_argument("--epochs", type=float, default=2.0, help="the budget to test (every arm trained this many epochs)")
     ap.add_argument("--metric", default="final_fid", help="the column to compare; the paper's gap applies to FIDs only")
@@ -204,6 +203,3 @@ def main(argv=None):
         plot(rows, args.figure)
     return 0
 
-
-if __name__ == "__main__":
-    run_main(main)

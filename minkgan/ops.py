@@ -44,9 +44,10 @@ import warnings
 
 import torch
 
-from utils import UserError
+from minkgan import paths
+from minkgan.utils import UserError
 
-SRC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "csrc")
+SRC_DIR = os.path.join(paths.ROOT, "csrc")
 CPP_SOURCES = ("mink_ops.cpp",)
 CUDA_SOURCES = ("mink_ops_cuda.cu",)
 HEADERS = ("mink_math.h", "mink_kernels.cuh")  # included by the sources: part of the cache key

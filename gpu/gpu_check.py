@@ -1,12 +1,12 @@
-"""The Python steps of gpu_check.sh; each prints what it checked and exits 1 when a check fails.
+"""The Python steps of gpu/gpu_check.sh; each prints what it checked and exits 1 when a check fails.
 
-    python gpu_check.py environment                     # versions, the GPU, nvcc, optional packages
-    python gpu_check.py backend --device cuda           # build the fused ops; they must run there
-    python gpu_check.py edge-cases --device cuda        # the fused ops against eager on the awkward inputs
-    python gpu_check.py images DIR --n 640              # a CIFAR-shaped image folder of random pixels
-    python gpu_check.py same-run RUN_A RUN_B            # two runs' last checkpoints agree to the bit
-    python gpu_check.py throughput --csv F -- FLAGS     # steps/s of 1 and of 4 concurrent train.py runs
-    python gpu_check.py sanitizer-workload              # every CUDA kernel, for compute-sanitizer
+    python -m gpu.gpu_check environment                     # versions, the GPU, nvcc, optional packages
+    python -m gpu.gpu_check backend --device cuda           # build the fused ops; they must run there
+    python -m gpu.gpu_check edge-cases --device cuda        # the fused ops against eager on the awkward inputs
+    python -m gpu.gpu_check images DIR --n 640              # a CIFAR-shaped image folder of random pixels
+    python -m gpu.gpu_check same-run RUN_A RUN_B            # two runs' last checkpoints agree to the bit
+    python -m gpu.gpu_check throughput --csv F -- FLAGS     # steps/s of 1 and of 4 concurrent train.py runs
+    python -m gpu.gpu_check sanitizer-workload              # every CUDA kernel, for compute-sanitizer
 
 The edge cases compare each fused op (value and gradient) with its eager reference of ops.py:
 non-contiguous and empty inputs, float16 and bfloat16, autocast, an inductor compile, and on a GPU
@@ -24,8 +24,8 @@ import time
 import pandas as pd
 import torch
 
-import ops
-from utils import OneLineParser, atomic_write_csv, check_device, run_main
+from minkgan import ops
+from minkgan.utils import OneLineParser, atomic_write_csv, check_device, run_main
 
 HALF_RTOL = {torch.float16: 2e-3, torch.bfloat16: 2e-2, torch.float32: 1e-5, torch.float64: 1e-10}
 
@@ -333,7 +333,7 @@ def sanitizer_workload():
 
 
 def main(argv=None):
-    ap = OneLineParser(prog="gpu_check.py", description=__doc__.splitlines()[0])
+    ap = OneLineParser(prog="python -m gpu.gpu_check", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
     sub.add_parser("environment")
     p = sub.add_parser("backend")

@@ -2,8 +2,8 @@
 data closer to the real data's? Per coordinate (pixel, Inception pool feature, or 2-D coordinate),
 from a run's checkpoint (metrics.moment_gaps).
 
-    python moments.py RUNS/folder/minkowski-p4-seed2 RUNS/folder/gan-seed2 --csv results/moments.csv
-    python moments.py RUNS/ring8/*                                  # 2-D runs: per coordinate
+    python -m analysis.moments RUNS/folder/minkowski-p4-seed2 RUNS/folder/gan-seed2 --csv results/moments.csv
+    python -m analysis.moments RUNS/ring8/*                                  # 2-D runs: per coordinate
 
 Images: n generated images (the evaluation's fixed noise) against the n reference train images
 of the FID (the same seeded draw), per pixel (3072 values of uint8, as saved) and per Inception
@@ -15,15 +15,14 @@ of the mixture.
 import argparse
 import os
 
-import numpy as np
 import pandas as pd
 import torch
 
-import data
-import evaluate
-import rundir
-from metrics import moment_gaps
-from utils import OneLineParser, UserError, check_merge_target, check_writable_folder, merge_csv, run_main
+from minkgan import data
+from minkgan import evaluation as evaluate
+from minkgan import rundir
+from minkgan.metrics import moment_gaps
+from minkgan.utils import OneLineParser, UserError, check_merge_target, check_writable_folder, merge_csv, run_main
 
 KEY = ["run", "checkpoint", "space", "n"]
 
@@ -52,7 +51,7 @@ def toy_rows(G, cfg, n):
 
 
 def build_parser():
-    ap = OneLineParser(prog="moments.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = OneLineParser(prog="python -m analysis.moments", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+", help="run directories")
     ap.add_argument("--checkpoint", default=None, help="a checkpoint name in each run's checkpoints/ (default last.pt)")
     ap.add_argument("--n", type=int, default=5000, help="samples per side")

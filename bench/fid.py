@@ -1,6 +1,6 @@
 """Benchmark (not a test): evaluate.py's FID against the PNG + `python -m pytorch_fid` route.
 
-    python bench_fid.py --data-root /path/to/imagefolder --n 1000 [--run RUN_DIR] [--real-n 1000]
+    python -m bench.fid --data-root /path/to/imagefolder --n 1000 [--run RUN_DIR] [--real-n 1000]
 
 1. Inception throughput (images/s): evaluate.py's extractor (BatchNorm folded into the convs,
    channels_last, batch 200) against pytorch-fid's InceptionV3 as its CLI runs it (batch 50).
@@ -25,11 +25,11 @@ import pandas as pd
 import torch
 from PIL import Image
 
-import data
-import evaluate
+from minkgan import paths
+from minkgan import data
+from minkgan import evaluation as evaluate
 import models
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def make_random_run(root, dataset, data_root):
@@ -66,7 +66,7 @@ def throughput(n, batch_sizes=(50, 200)):
 
 def timed(cmd):
     t = time.time()
-    r = subprocess.run(cmd, cwd=HERE, capture_output=True, text=True)
+    r = subprocess.run(cmd, cwd=paths.ROOT, capture_output=True, text=True)
     dt = time.time() - t
     if r.returncode:
         sys.exit(f"{' '.join(cmd)} failed:\n{r.stderr[-2000:]}")

@@ -3,12 +3,12 @@
 #   environment   GPU, driver, torch, CUDA, cuDNN, nvcc, optional packages
 #   build         the fused ops built for this GPU; --fused on must give the CUDA backend
 #   cuda-tests    tests/test_ops.py and tests/test_train.py that need a GPU, and the build tests
-#   edge-cases    gpu_check.py edge-cases: non-contiguous and empty inputs, two side streams,
+#   edge-cases    gpu/gpu_check.py edge-cases: non-contiguous and empty inputs, two side streams,
 #                 float16/bfloat16, autocast, a CUDA-graph capture of forward and backward, inductor
 #   train-resume  a CIFAR-shaped run with an evaluation (FID with --fid-weights random where
 #                 pytorch-fid's weights are not there: plumbing only, not a real FID), and the same
 #                 run stopped halfway and resumed: weights, optimizer and CUDA RNG states to the bit
-#   bench-step    bench_step.py on the GPU: plain, fused, channels_last, compile, reduce-overhead
+#   bench-step    bench/step.py on the GPU: plain, fused, channels_last, compile, reduce-overhead
 #   throughput    steps/s of 1 and of 4 concurrent training runs sharing the GPU
 #   memcheck, racecheck   compute-sanitizer on this repository's kernels only, where it runs
 # Every step runs under `timeout`, with at most what is left of GPU_CHECK_BUDGET seconds (default
@@ -22,20 +22,20 @@
 # The exit code is 0 when every step passed or was skipped (its reason in the report), 1 when one
 # failed or ran out of time, 2 on bad usage.
 #
-#     bash gpu_check.sh                     # on the GPU machine
-#     OUT=DIR bash gpu_check.sh --cpu       # the same steps on the CPU at smoke size (minutes)
+#     bash gpu/gpu_check.sh                     # on the GPU machine
+#     OUT=DIR bash gpu/gpu_check.sh --cpu       # the same steps on the CPU at smoke size (minutes)
 #
 # PYTHON (default python3) runs every Python step. pytorch-fid is not on every GPU machine: where
 # it is missing, wheels in GPU_CHECK_WHEELS (default .whl/, e.g. `pip download --no-deps -d .whl
 # pytorch-fid==0.3.0` here, carried along) are installed into a temporary folder first; without
 # them the run trains without its evaluation, and the report says so.
 set -uo pipefail
-cd "$(dirname "$0")"
+cd "$(dirname "$0")/.."  # the repository root: the checks run its scripts and modules
 MODE=gpu
 case "${1:-}" in
   "") ;;
   --cpu) MODE=cpu ;;
-  *) echo "error: unknown argument ${1}; usage: [OUT=DIR] bash gpu_check.sh [--cpu]" >&2; exit 2 ;;
+  *) echo "error: unknown argument ${1}; usage: [OUT=DIR] bash gpu/gpu_check.sh [--cpu]" >&2; exit 2 ;;
 esac
 OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/gpu-check.XXXXXX")}
 if [ -e "$OUT" ] && [ -n "$(ls -A "$OUT" 2>/dev/null)" ]; then
@@ -76,17 +76,17 @@ if "$PY" -c "import pytorch_fid" 2>/dev/null; then
   EVAL_NOTE="evaluated with random Inception weights (plumbing, not a real FID)"
 else
   export EVAL=""
-  EVAL_NOTE="not evaluated: pytorch-fid is missing (see the top of gpu_check.sh)"
+  EVAL_NOTE="not evaluated: pytorch-fid is missing (see the top of gpu/gpu_check.sh)"
 fi
 
 # ----------------------------------------------------------------------------- the steps
 
 step_environment() {
-  { nvidia-smi 2>&1 || echo "nvidia-smi: not here"; } && "$PY" gpu_check.py environment
+  { nvidia-smi 2>&1 || echo "nvidia-smi: not here"; } && "$PY" -m gpu.gpu_check environment
 }
 
 step_build() {
-  "$PY" gpu_check.py backend --device "$DEV" --expect "$BACKEND"
+  "$PY" -m gpu.gpu_check backend --device "$DEV" --expect "$BACKEND"
 }
 
 step_cuda_tests() {
@@ -94,38 +94,38 @@ step_cuda_tests() {
 }
 
 step_edge_cases() {
-  "$PY" gpu_check.py edge-cases --device "$DEV"
+  "$PY" -m gpu.gpu_check edge-cases --device "$DEV"
 }
 
 step_train_resume() {  # run from $WORK: the evaluation caches the real images' statistics under ./results
   set -e
   cd "$WORK"
-  "$PY" "$REPO/gpu_check.py" images "$WORK/images" --n "$N_IMAGES"
+  PYTHONPATH="$REPO" "$PY" -m gpu.gpu_check images "$WORK/images" --n "$N_IMAGES"
   local run=("$REPO/train.py" --dataset folder --data-root "$WORK/images" --device "$DEV" --fused on --deterministic $SIZE
              --log-every "$LOG" --sample-every "$STEPS" --ckpt-every "$STEPS")
   "$PY" "${run[@]}" --steps "$STEPS" $EVAL --out "$WORK/runs/straight"
   "$PY" "${run[@]}" --steps "$HALF" --out "$WORK/runs/resumed"
   "$PY" "${run[@]}" --steps "$STEPS" --resume --out "$WORK/runs/resumed"
-  "$PY" "$REPO/gpu_check.py" same-run "$WORK/runs/straight" "$WORK/runs/resumed"
+  PYTHONPATH="$REPO" "$PY" -m gpu.gpu_check same-run "$WORK/runs/straight" "$WORK/runs/resumed"
 }
 
 step_bench_step() {
-  "$PY" bench_step.py --devices "$DEV" $BENCH --csv "$OUT/bench_step.csv"
+  "$PY" -m bench.step --devices "$DEV" $BENCH --csv "$OUT/bench_step.csv"
 }
 
 step_throughput() {
-  [ -d "$WORK/images" ] || "$PY" gpu_check.py images "$WORK/images" --n "$N_IMAGES" || return 1
-  "$PY" gpu_check.py throughput --csv "$OUT/throughput.csv" --work "$WORK/runs" -- --dataset folder \
+  [ -d "$WORK/images" ] || "$PY" -m gpu.gpu_check images "$WORK/images" --n "$N_IMAGES" || return 1
+  "$PY" -m gpu.gpu_check throughput --csv "$OUT/throughput.csv" --work "$WORK/runs" -- --dataset folder \
     --data-root "$WORK/images" --device "$DEV" --fused on $TPUT --sample-every 100000 --ckpt-every 100000
 }
 
 export SANITIZER="compute-sanitizer --kernel-name kns=mink_gan --error-exitcode 1 --print-limit 20"
 step_memcheck() {  # no caching allocator: each tensor its own allocation, so an overrun is seen
-  PYTORCH_NO_CUDA_MEMORY_CACHING=1 $SANITIZER --tool memcheck "$PY" gpu_check.py sanitizer-workload
+  PYTORCH_NO_CUDA_MEMORY_CACHING=1 $SANITIZER --tool memcheck "$PY" -m gpu.gpu_check sanitizer-workload
 }
 
 step_racecheck() {
-  $SANITIZER --tool racecheck "$PY" gpu_check.py sanitizer-workload
+  $SANITIZER --tool racecheck "$PY" -m gpu.gpu_check sanitizer-workload
 }
 export -f step_environment step_build step_cuda_tests step_edge_cases step_train_resume step_bench_step \
   step_throughput step_memcheck step_racecheck
@@ -190,7 +190,7 @@ for run in "$WORK"/runs/*/; do  # the runs' small files only (no checkpoints, no
 done
 tar -czf "$OUT/logs.tar.gz" -C "$WORK" logs runs
 {
-  echo "gpu_check.sh --$MODE: $(date -u +%FT%TZ), $(hostname), commit $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD 2>/dev/null || echo -dirty)"
+  echo "gpu/gpu_check.sh --$MODE: $(date -u +%FT%TZ), $(hostname), commit $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD 2>/dev/null || echo -dirty)"
   echo "budget ${BUDGET} s, used $((SECONDS - START)) s; training run: $EVAL_NOTE"
   echo
   printf '%-14s %-8s %5s %8s %6s  %s\n' step status exit seconds limit "last line of its log"
