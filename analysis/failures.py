@@ -5,7 +5,8 @@ and the FIDs with and without the failed runs, so that neither hides the other.
     python -m analysis.failures results/runs.csv                          # print, weights-only, 2 epochs
     python -m analysis.failures results/runs.csv --csv results/failures.csv --figure results/figures/failures.png
 
-Per contrast (p = 4 against a baseline): failures and runs per arm, Fisher's p-value, Holm's over the
+Per failure rule (the pre-registered one, and beside it a dated deviation) and contrast (p = 4 against a
+baseline): failures and runs per arm, Fisher's p-value, Holm's over the
 contrasts, the test's power against failure rates of 1/2 and 0; Welch's interval of the FID over the
 runs that did not fail, with its power at the paper's gap (noncentral t); Mann-Whitney's U over every
 run. Each test's word comes from its pre-registered rule (`*_verdict` columns).
@@ -20,8 +21,13 @@ from minkgan import contrasts, paths, stats
 from minkgan.utils import OneLineParser, UserError, check_merge_target, check_writable_file, merge_csv, run_main
 
 PAIRS = [("minkowski-p4", "gan"), ("minkowski-p4", "wgan")]
+# How a run counts as failed: the pre-registered rule alone, and (a dated deviation, written after H8's seed 2
+# of p = 4 stalled from its first logged step, where the rule reads no collapse) the rule or an end with
+# precision and coverage both exactly 0, no generated image near any real one.
+RULES = {"preregistered": "G's gradient norm collapsed (pre-registered)",
+         "or-blank": "collapsed, or precision and coverage 0 (deviation of 2026-12-07)"}
 POWER_RATES = (0.5, 0.0)  # the rates H4's seeds suggested: half of the p = 4 runs fail, none of the baseline's
-KEY = ["reading", "epochs", "a", "b"]
+KEY = ["reading", "epochs", "rule", "a", "b"]
 
 
 def failure_verdict(p_value, rate_a, rate_b, alpha=stats.ALPHA):
@@ -49,8 +55,17 @@ def trained_fid_test(fid_a, fid_b, gap):
             "welch_verdict": contrasts.verdict(test["ci_low"], test["ci_high"], gap)}
 
 
-def contrast_row(ra, rb, gap):
+def failed_under(runs, rule):
+    """Which runs count as failed under a rule of RULES."""
+    failed = runs["failed"] == "yes"
+    if rule == "or-blank":
+        failed |= (runs["final_precision"] == 0) & (runs["final_coverage"] == 0)
+    return failed
+
+
+def contrast_row(ra, rb, gap, rule="preregistered"):
     """Every test of one contrast, from its arms' runs (a `failed` column of 'yes'/'no')."""
+    ra, rb = (r.assign(failed=np.where(failed_under(r, rule), "yes", "no")) for r in (ra, rb))
     fa, fb = (int((r["failed"] == "yes").sum()) for r in (ra, rb))
     na, nb = len(ra), len(rb)
     fisher_p = stats.fisher(fa, na, fb, nb)
@@ -67,20 +82,19 @@ def contrast_row(ra, rb, gap):
 
 
 def failure_rows(runs, reading, epochs):
-    """One row per contrast whose arms both have runs with a failure value; Holm over those rows."""
+    """One row per rule and contrast whose arms both have runs with a failure value; Holm over a rule's rows."""
     paper = contrasts.paper_fids()
-    out = []
     arms = arm_runs(runs, reading, epochs)
-    for a, b in PAIRS:
-        ra, rb = arms[a], arms[b]
-        if min(len(ra), len(rb)) < 1:
-            continue
-        out.append({"reading": reading, "epochs": epochs, "a": a, "b": b,
-                    **contrast_row(ra, rb, paper[a] - paper[b])})
-    rows = pd.DataFrame(out)
-    if len(rows):
-        rows.insert(rows.columns.get_loc("fisher_p") + 1, "fisher_p_holm", contrasts.holm(rows["fisher_p"]))
-    return rows
+    tables = []
+    for rule in RULES:
+        out = [{"reading": reading, "epochs": epochs, "rule": rule, "a": a, "b": b,
+                **contrast_row(arms[a], arms[b], paper[a] - paper[b], rule)}
+               for a, b in PAIRS if min(len(arms[a]), len(arms[b])) >= 1]
+        rows = pd.DataFrame(out)
+        if len(rows):
+            rows.insert(rows.columns.get_loc("fisher_p") + 1, "fisher_p_holm", contrasts.holm(rows["fisher_p"]))
+        tables.append(rows)
+    return pd.concat(tables, ignore_index=True)
 
 
 def arm_runs(runs, reading, epochs):
@@ -94,7 +108,8 @@ def arm_runs(runs, reading, epochs):
 
 def plot_curves(runs, run_logs, path):
     """Why runs fail: G's gradient norm and D(G(z)) over the G steps of every run of the arms, a failed run
-    drawn solid and red, a trained one thin and in its arm's colour (from the run logs' metrics.csv)."""
+    solid and red, one the rule passes that ends with precision and coverage 0 dashed orange, a trained one
+    thin and in its arm's colour (from the run logs' metrics.csv)."""
     from minkgan import figures  # sets matplotlib's Agg backend
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -106,12 +121,15 @@ def plot_curves(runs, run_logs, path):
             if not os.path.isfile(logs):
                 continue
             m = pd.read_csv(logs)
-            style = {"c": "tab:red", "lw": 1.6} if r["failed"] == "yes" else {"c": colours[arm], "lw": 0.7, "alpha": 0.7}
+            blank = r["final_precision"] == 0 and r["final_coverage"] == 0
+            style = ({"c": "tab:red", "lw": 1.6} if r["failed"] == "yes" else
+                     {"c": "tab:orange", "lw": 1.4, "ls": "--"} if blank else {"c": colours[arm], "lw": 0.7, "alpha": 0.7})
             for ax, column in zip(axes, ("grad_norm_g", "d_fake")):
                 ax.plot(m["step"] / r["total_steps"], m[column].clip(lower=1e-8), **style)
     for arm, c in colours.items():
         axes[0].plot([], [], c=c, lw=0.7, label=f"{arm}, trained")
     axes[0].plot([], [], c="tab:red", lw=1.6, label="failed (any arm)")
+    axes[0].plot([], [], c="tab:orange", lw=1.4, ls="--", label="not failed, precision and coverage 0")
     axes[0].set(yscale="log", xlabel="share of the run's G steps", ylabel="G's gradient norm")
     axes[1].set(yscale="log", xlabel="share of the run's G steps", ylabel="D(G(z)), batch mean")
     axes[0].legend(fontsize=7)
@@ -125,7 +143,7 @@ def build_parser():
     ap.add_argument("runs", help="a runs.csv with a failed column (ablate_p.py --collect writes it)")
     ap.add_argument("--reading", default="weights", choices=["all", "weights"], help="which clipping reading's runs")
     ap.add_argument("--epochs", type=float, default=2.0, help="the budget to test")
-    ap.add_argument("--csv", default=None, help="merge the rows into this CSV (by reading, epochs, a, b)")
+    ap.add_argument("--csv", default=None, help="merge the rows into this CSV (by reading, epochs, rule, a, b)")
     ap.add_argument("--figure", default=None, help="draw G's gradient norm and D(G(z)) of every run here")
     ap.add_argument("--run-logs", default=os.path.join(paths.RESULTS, "run_logs"),
                     help="where the runs' metrics.csv are, for --figure (ablate_p.py --collect copies them there)")
@@ -145,7 +163,7 @@ def main(argv=None):
     if not len(rows):
         raise UserError(f"no contrast has runs with a failure value in both arms at {args.epochs:g} epochs, "
                         f"clip {args.reading}, in {args.runs}")
-    shown = ["a", "b", "failed_a", "n_a", "failed_b", "n_b", "fisher_p", "failure_verdict", "welch_verdict", "mw_p",
+    shown = ["rule", "a", "b", "failed_a", "n_a", "failed_b", "n_b", "fisher_p", "failure_verdict", "welch_verdict", "mw_p",
              "mw_verdict"]
     print(rows[shown].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     if args.csv:

@@ -107,16 +107,36 @@ def runs_table(p4_fails, seeds=8):
     for seed in range(seeds):
         failed = seed < p4_fails
         rows.append({"loss": "minkowski", "p": 4.0, "n_critic": 1, "reading": "weights", "epochs": 2.0, "seed": seed,
-                     "final_fid": 450.0 + seed if failed else 200.0 + seed, "failed": "yes" if failed else "no"})
+                     "final_fid": 450.0 + seed if failed else 200.0 + seed, "failed": "yes" if failed else "no",
+                     "final_precision": 0.1, "final_coverage": 0.0 if seed == seeds - 1 else 0.1})
         rows.append({"loss": "gan", "p": None, "n_critic": 1, "reading": "weights", "epochs": 2.0, "seed": seed,
-                     "final_fid": 240.0 + seed, "failed": "no"})
+                     "final_fid": 240.0 + seed, "failed": "no", "final_precision": 0.1, "final_coverage": 0.1})
     return pd.DataFrame(rows)
 
 
 def test_the_table_turns_with_the_data():
-    many, few = failures.failure_rows(runs_table(6), "weights", 2.0), failures.failure_rows(runs_table(1), "weights", 2.0)
+    pre = lambda table: table[table["rule"] == "preregistered"]  # noqa: E731
+    many, few = pre(failures.failure_rows(runs_table(6), "weights", 2.0)), pre(failures.failure_rows(runs_table(1), "weights", 2.0))
     assert list(many["b"]) == ["gan"] and many["failed_a"].item() == 6 and many["failed_b"].item() == 0
     assert many["failure_verdict"].item() == "p = 4 fails more often"
     assert few["failure_verdict"].item() == "no difference found"
     assert few["welch_verdict"].item() == "supported"  # 7 trained p = 4 runs at 201-207 against GAN's 240-247
-    assert failures.failure_rows(runs_table(7), "weights", 2.0)["welch_verdict"].item() == "not decidable"
+    assert pre(failures.failure_rows(runs_table(7), "weights", 2.0))["welch_verdict"].item() == "not decidable"
+
+
+def test_the_deviation_also_counts_a_run_that_ends_with_precision_and_coverage_0():
+    table = runs_table(1)
+    table.loc[(table["loss"] == "minkowski") & (table["seed"] == 7), "final_precision"] = 0.0  # seed 7: P = C = 0
+    rows = failures.failure_rows(table, "weights", 2.0).set_index("rule")
+    assert rows.loc["preregistered", "failed_a"] == 1 and rows.loc["or-blank", "failed_a"] == 2
+
+
+def test_anova_power_of_an_unbalanced_design_against_a_simulation():
+    means, counts, sd = [0.0, 10.0, 4.0], [5, 2, 5], 8.0
+    rng = np.random.default_rng(1)
+    hits = 0
+    for _ in range(4000):
+        groups = [rng.normal(m, sd, n) for m, n in zip(means, counts)]
+        hits += sp.f_oneway(*groups).pvalue < 0.05
+    assert stats.anova_power(means, counts, sd) == pytest.approx(hits / 4000, abs=0.025)
+    assert stats.anova_power([3.0, 3.0], [4, 4], 1.0) == pytest.approx(0.05)

@@ -139,3 +139,14 @@ def test_the_csv_keeps_a_row_per_budget_and_never_the_test_of_fewer_runs(tmp_pat
     assert pd.read_csv(out)["runs"].tolist() == [5, 5] and "kept the row of 5 runs" in capsys.readouterr().out
     assert p_effect.main([csv, "--steps", "781", "--csv", out, "--permutations", "50"]) == 0  # as many runs: replaced
     assert pd.read_csv(out)["F"].iloc[0] > 2 * rows["F"].iloc[0]
+
+
+def test_the_committed_p_effect_csv_is_not_stale():
+    """results/p_effect.csv once held 16 of the 22 two-epoch runs: each committed row must be the test on
+    every run of results/runs.csv now (report.py --recompute --results results regenerates it)."""
+    from minkgan import paths
+    committed = pd.read_csv(os.path.join(paths.RESULTS, "p_effect.csv"))
+    for row in committed[(committed["metric"] == "final_fid") & (committed["clip_params"] == "all")].to_dict("records"):
+        runs = p_effect.minkowski_runs(os.path.join(paths.RESULTS, "runs.csv"), "final_fid", steps=int(row["steps"]))
+        now = p_effect.p_test(runs["final_fid"], runs["p"], permutations=10)
+        assert (len(runs), round(now["F"], 6)) == (row["runs"], round(row["F"], 6)), f"stale at {row['steps']} steps"

@@ -1,0 +1,53 @@
+"""The rules that turn the results into the verdict's words: each a function of numbers with its
+threshold here, tested on both sides (tests/test_verdicts.py), so that changing the data changes the
+words. report.py writes them; `report.py --recompute --results results` records each outcome with its
+numbers in results/verdicts.csv. The wording thresholds of far_behind and one_loss were written on
+2026-12-07, after the data they read (a dated deviation, docs/preregistration-addendum.md)."""
+import numpy as np
+
+from minkgan import contrasts
+
+FAR_BEHIND_SDS = 2.0  # an arm is "far behind" when its mean FID is this many pooled SDs above the best arm's
+ONE_LOSS_COSINE = 0.99  # "nearly one loss": every loss's D gradient this close in direction to WGAN's
+
+
+def best_p(means, h3_verdict):
+    """Claim (b): 'seen' when the lowest mean FID is at p = 4 and the pre-registered p = 4 − p = 1
+    contrast supports it, else 'not seen'."""
+    best = min(means, key=means.get)
+    return "seen" if best == 4 and h3_verdict == "supported" else "not seen"
+
+
+def far_behind(means, sd, sds=FAR_BEHIND_SDS):
+    """The p whose mean FID lies more than `sds` pooled SDs above the best p's, in order of p."""
+    best = min(means.values())
+    return [p for p in sorted(means) if means[p] > best + sds * sd]
+
+
+def direction(low, high):
+    """An interval of p = 4 − baseline with no paper gap to read: 'supported' below 0 (for a metric where
+    higher is better, the caller passes the negated interval), 'contradicted' above, else 'not seen'."""
+    word = contrasts.verdict(low, high, np.nan)
+    return "not seen" if word == "inconclusive" else word
+
+
+def one_loss(cosines, threshold=ONE_LOSS_COSINE):
+    """The mechanism: 'nearly one loss' when every measured cosine of a loss's D gradient to WGAN's
+    reaches the threshold, else 'not one loss'."""
+    return "nearly one loss" if min(cosines) >= threshold else "not one loss"
+
+
+def arguments_that_fail(min_loss_with_abs, dlog_at_4):
+    """The paper's two arguments about p: 'p must be even' fails when the loss with |.| is non-negative
+    at non-even p; 'C(p, 4) is largest at p = 4' fails when its log-derivative there is not 0 (> 0:
+    increasing). Returns how many fail."""
+    return int(min_loss_with_abs >= 0) + int(abs(dlog_at_4) > 1e-9)
+
+
+ARGUMENTS_SENTENCE = {0: "the paper's two arguments about p hold", 1: "one of the paper's two arguments about p does not hold",
+                      2: "the paper's two arguments about p do not hold"}
+# How the answer says each word of the pre-registered contrast rule (contrasts.verdict), for p = 4 − a baseline
+CONTRAST_PHRASES = {"supported": "p = 4 leads, as the paper says",
+                    "contradicted": "p = 4 is behind, against the paper",
+                    "paper's gap excluded": "the paper's lead is excluded (any lead is smaller)",
+                    "inconclusive": "inconclusive", "not yet measured": "not yet measured"}

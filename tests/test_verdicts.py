@@ -1,0 +1,62 @@
+"""Each verdict word's rule (minkgan/verdicts.py) on both sides of its threshold."""
+import pytest
+
+from minkgan import verdicts
+
+
+def test_best_p_needs_the_lowest_mean_at_4_and_the_contrast():
+    means = {1: 170.0, 4: 160.0, 8: 300.0}
+    assert verdicts.best_p(means, "supported") == "seen"
+    assert verdicts.best_p(means, "paper's gap excluded") == "not seen"
+    assert verdicts.best_p({**means, 1: 150.0}, "supported") == "not seen"
+
+
+def test_far_behind_is_two_pooled_sds_above_the_best():
+    means = {1: 166.0, 4: 172.0, 7: 166.0 + 2 * 15.0 + 0.1, 8: 166.0 + 2 * 15.0 - 0.1}
+    assert verdicts.far_behind(means, 15.0) == [7]
+
+
+@pytest.mark.parametrize("low, high, word", [(-5.0, -1.0, "supported"), (1.0, 5.0, "contradicted"), (-1.0, 1.0, "not seen")])
+def test_direction_of_an_interval(low, high, word):
+    assert verdicts.direction(low, high) == word
+
+
+def test_one_loss_at_the_threshold():
+    assert verdicts.one_loss([0.995, 0.99]) == "nearly one loss"
+    assert verdicts.one_loss([0.995, 0.989]) == "not one loss"
+
+
+def test_arguments_that_fail():
+    assert verdicts.arguments_that_fail(0.0, 2.08) == 2
+    assert verdicts.arguments_that_fail(-0.1, 0.0) == 0
+    assert verdicts.arguments_that_fail(0.2, 0.0) == 1
+
+
+def test_every_word_of_the_contrast_rule_has_a_phrase():
+    from minkgan import contrasts
+    words = {contrasts.verdict(-2, -1, -9), contrasts.verdict(1, 2, -9), contrasts.verdict(-1, 1, -9), contrasts.verdict(-1, 1, 0)}
+    assert words <= set(verdicts.CONTRAST_PHRASES)
+    assert set(verdicts.ARGUMENTS_SENTENCE) == {0, 1, 2}
+
+
+def test_shifting_p4s_fids_changes_the_words(tmp_path):
+    """The issue's check: move every 2-epoch p = 4 FID (clip-all) down by 110, recompute the contrasts, and
+    the verdict's words follow: the contrasts turn supported, p = 4 becomes the best p."""
+    import shutil
+
+    import pandas as pd
+
+    import report
+    from minkgan import contrasts, paths
+    results = tmp_path / "results"
+    shutil.copytree(paths.RESULTS, results, ignore=shutil.ignore_patterns("figures", "dynamics"))
+    before = report.claim_words(str(results))
+    runs = pd.read_csv(results / "runs.csv")
+    p4 = (runs["loss"] == "minkowski") & (runs["p"] == 4) & (runs["clip_params"] == "all") & (runs["total_steps"] == 1562)
+    runs.loc[p4, "final_fid"] -= 110
+    runs.to_csv(results / "runs.csv", index=False)
+    assert contrasts.main([str(results / "runs.csv"), "--csv", str(results / "contrasts.csv")]) == 0
+    after = report.claim_words(str(results))
+    assert before["p4_vs_gan"] != "supported" and after["p4_vs_gan"] == "supported"
+    assert before["best_p"] == "not seen" and after["best_p"] == "seen"
+    assert "p = 4 leads, as the paper says" in report.answer(str(results)).split("against p = 1")[1]
