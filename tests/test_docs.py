@@ -121,8 +121,8 @@ def test_files_not_yet_committed_are_one_line_and_rendered_once_they_are(tmp_pat
     assert 296.0 - 287.5 < sd  # so WGAN's lead at epoch 4 is within the seed SD
     assert "FID of 2000, best first, at epoch 2: GAN 298.0, Minkowski p = 4 298.0, WGAN (5 critic steps) 318.7; " \
            "at epoch 4: WGAN (5 critic steps) 287.5, GAN 296.0, Minkowski p = 4 296.0" in line
-    assert "WGAN (5 critic steps) passes GAN (8.5 FID ahead at the end: within the seed SD, no crossing by the rule); " \
-           "WGAN (5 critic steps) passes Minkowski p = 4 (8.5" in line
+    assert "WGAN (5 critic steps) passes GAN: no crossing by the rule (never ahead by more than the seed SD); +8.5 FID " \
+           "ahead at the end: none by the end-only reading; WGAN (5 critic steps) passes Minkowski p = 4: no crossing" in line
     assert "(the paper's at 200 epochs in brackets): GAN 286.0 (197.8), Minkowski p = 4 286.0 (99.6)." in line
     assert "GAN 0.80 (epoch^1.00, r² 1.00), Minkowski p = 4 0.80" in line and "Still to run: Minkowski p = 8." in line
     assert "it grows in 1 of 1 runs (largest exponent +1.00); extrapolated to 200 epochs, 40.00, a trend of 2 points" in line
@@ -358,11 +358,18 @@ def test_h4s_alignment_lines_read_only_the_weights_only_runs_past_300_steps(tmp_
     assert "WGAN run (" in wgan and "is 80.0;" in wgan and "are 0.00, and in 2 of 2 (loss, state) pairs" in wgan
 
 
-def test_a_crossing_needs_a_gap_above_the_seed_sd_at_the_end():
-    early, late = {"A": 100.0, "B": 150.0, "C": 160.0}, {"A": 120.0, "B": 90.0, "C": 119.0}
-    assert report.crossings(early, late, 15.0) == ("B passes A (30.0 FID ahead at the end: a crossing); C passes A "
-                                                   "(1.0 FID ahead at the end: within the seed SD, no crossing by the rule)")
-    assert report.crossings(early, early, 15.0) == "no arm passes another"
+def test_a_crossing_is_a_lead_above_the_seed_sd_at_any_evaluation_after_epoch_2():
+    """The pre-registered rule as written (any later evaluation), with the end-only reading beside it: B leads A
+    by 30 at epoch 6 and by 10 at the end (a crossing by the rule, none at the end); C ends 16 ahead; D is never
+    more than 15 ahead."""
+    curve = lambda *fids: pd.Series(fids, index=[2.0, 6.0, 10.0])  # noqa: E731
+    curves = {"A": curve(100.0, 120.0, 110.0), "B": curve(150.0, 90.0, 100.0), "C": curve(160.0, 130.0, 94.0)}
+    text = report.crossings(curves, 15.0)
+    assert "B passes A: a crossing by the rule at epoch 6 (30.0 FID ahead); +10.0 FID ahead at the end: none by the end-only" in text
+    assert "C passes A: a crossing by the rule at epoch 10 (16.0 FID ahead); +16.0 FID ahead at the end: a crossing" in text
+    near = report.crossings({"A": curve(100.0, 100.0, 100.0), "D": curve(110.0, 90.0, 86.0)}, 15.0)
+    assert near == "D passes A: no crossing by the rule (never ahead by more than the seed SD); +14.0 FID ahead at the end: none by the end-only reading"
+    assert report.crossings({"A": curve(100.0, 100.0, 100.0), "B": curve(150.0, 150.0, 150.0)}, 15.0) == "no arm passes another"
 
 
 def test_weights_only_line_reads_h4s_contrasts_and_counts_the_blank_runs(tmp_path):
