@@ -44,3 +44,23 @@ def test_every_folder_says_what_it_is_for():
     for folder in [*layout.COMMAND_FOLDERS[1:], layout.LIBRARY]:
         init = os.path.join(layout.ROOT, folder, "__init__.py")
         assert ast.get_docstring(ast.parse(open(init).read())), f"{init} needs a docstring"
+
+
+def documented_commands():
+    """Every `python script.py` and `python -m module` of this repository that README.md and docs/ name."""
+    import re
+    texts = [open(p).read() for p in [os.path.join(layout.ROOT, "README.md"), *glob.glob(os.path.join(layout.ROOT, "docs", "*.md"))]]
+    found = set(re.findall(r"python (-m [a-z_]+\.[a-z_]+|[a-z_]+\.py)\b", "\n".join(texts)))
+    return sorted(c for c in found if c.startswith("-m ") or os.path.isfile(os.path.join(layout.ROOT, c)))
+
+
+def test_every_documented_command_answers_help():
+    """The docs name commands by the layout's paths; each of them starts and prints its help (exit 0)."""
+    import subprocess
+    import sys
+    commands = documented_commands()
+    assert "-m analysis.p_effect" in commands and "train.py" in commands
+    for command in commands:
+        done = subprocess.run([sys.executable, *command.split(), "--help"], cwd=layout.ROOT, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, f"python {command} --help: {done.stderr[-300:]}"
