@@ -1147,6 +1147,28 @@ def claim(results, name):
     raise UserError(f"<!-- report:claim name={name} -->: no such claim row; rows a, b, d, i are generated")
 
 
+def sample_grids(results, clip_params="weights", steps=1562):
+    """The final sample grids the run logs keep (an image run's last grid, since 2026-12-07), side by side in a
+    table: one cell per run, labelled with its arm, seed and whether the failure rule flagged it."""
+    runs = read_csv(results, "runs.csv")
+    runs = runs[(runs["dataset"] == "folder") & (runs["clip_params"] == clip_params) & (runs["total_steps"] <= steps)
+                & (runs["status"] == "completed")]
+    cells = []
+    for r in runs.sort_values(["loss", "seed"]).to_dict("records"):
+        dataset, name = r["run"].split("/")
+        folder = os.path.join(results, "run_logs", f"{dataset}-{int(r['total_steps'])}steps", name)
+        grids = sorted(glob.glob(os.path.join(folder, "step*.png")))
+        if grids:
+            state = {"yes": "failed", "no": "not failed by the rule"}.get(r.get("failed"), "no failure value")
+            if r.get("final_precision") == 0 and r.get("final_coverage") == 0:
+                state += ", precision and coverage 0"
+            label = f"{arm_label(r['loss'], r['p'] if r['loss'] == 'minkowski' else None, int(r['n_critic']))}, seed {r['seed']:g} ({state})"
+            cells.append((label, os.path.relpath(grids[-1], os.path.dirname(results))))
+    if not cells:
+        return "No run log of this reading keeps a sample grid yet."
+    return markdown_table([c[0] for c in cells], [[f"![{c[0]}]({c[1]})" for c in cells]])
+
+
 def answer(results, epochs=VERDICT_EPOCHS):
     """The README's answer in one paragraph, every conclusion word from claim_words' rules."""
     w = claim_words(results, epochs)
@@ -1397,7 +1419,7 @@ BLOCKS = {"paper": paper, "setup": setup, "table2": table2, "table3": table3, "a
           "earlier-2epochs": earlier_2epochs, "horizon": horizon, "toy": toy, "alignment": alignment,
           "alignment-summary": alignment_summary, "alignment-horizon": alignment_horizon, "trajectories": trajectories, "fid-floor": fid_floor,
           "bench-ops": bench_ops, "bench-step": bench_step, "aten-ops": aten_ops, "moments": moments, "toy-moments": toy_moments, "dirac": dirac, "two-point": two_point,
-          "bilinear": bilinear, "derivations": derivation_table, "verdict": verdict, "failures": failures, "answer": answer, "claim": claim}
+          "bilinear": bilinear, "derivations": derivation_table, "verdict": verdict, "failures": failures, "answer": answer, "claim": claim, "samples": sample_grids}
 
 
 # ----------------------------------------------------------------------------- rendering

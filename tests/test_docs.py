@@ -398,3 +398,16 @@ def test_weights_only_line_reads_h4s_contrasts_and_counts_the_blank_runs(tmp_pat
            "0.040 after Holm's correction over the 4 contrasts)" in line
     assert "p = 4 − p = 8: +3.0 FID (-2.0 to +8.0, Welch, 2 and 2 seeds; paper -98.2): **inconclusive** (power 0.50)" in line
     assert "4 of 6 Minkowski runs end with precision and coverage 0" in line  # p = 1's two runs cover something
+
+
+def test_sample_grids_show_the_grids_the_run_logs_keep(tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(os.path.join(ROOT, "results"), results, ignore=shutil.ignore_patterns("figures", "dynamics"))
+    runs = pd.read_csv(results / "runs.csv")
+    gan = runs[(runs["run"] == "folder/gan-clipweights-seed0") & (runs["total_steps"] == 1562)]
+    assert len(gan) == 1
+    grid = results / "run_logs" / "folder-1562steps" / "gan-clipweights-seed0" / "step0001562.png"
+    grid.write_bytes(b"png")
+    cells = report.sample_grids(str(results))
+    assert "GAN, seed 0 (not failed by the rule)" in cells
+    assert "(results/run_logs/folder-1562steps/gan-clipweights-seed0/step0001562.png)" in cells
