@@ -86,7 +86,8 @@ def read_runs(path, metric):
     if metric not in runs:
         raise UserError(f"{path} has no column {metric}; pass --metric one of its columns")
     reading = runs["clip_params"] if "clip_params" in runs else pd.Series("all", index=runs.index)
-    return runs[(runs["status"] == "completed") & runs[metric].notna()].assign(reading=reading.fillna("none"))
+    default_eps = runs["adam_eps"].isna() if "adam_eps" in runs else True  # another Adam eps is another arm
+    return runs[(runs["status"] == "completed") & runs[metric].notna() & default_eps].assign(reading=reading.fillna("none"))
 
 
 def arm_values(runs, arm, reading, epochs, metric):
@@ -96,6 +97,11 @@ def arm_values(runs, arm, reading, epochs, metric):
     rows = runs[(runs["loss"] == loss) & (runs["reading"] == reading) & (runs["n_critic"] == n_critic)
                 & np.isclose(runs["epochs"], epochs, atol=0.01)]
     rows = rows[rows["p"] == p] if p is not None else rows
+    twice = rows[rows["seed"].duplicated(keep=False)]
+    if len(twice):
+        raise UserError(f"{arm} ({reading}, {epochs:g} epochs) holds seed {twice['seed'].iloc[0]:g} twice "
+                        f"({', '.join(twice['run'].astype(str)) if 'run' in twice else 'two rows'}): a run counts once; "
+                        "remove the duplicate row")
     return rows.sort_values("seed")
 
 

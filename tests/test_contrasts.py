@@ -99,3 +99,17 @@ def test_a_file_that_is_not_a_runs_csv_is_one_line(tmp_path, capsys):
         run_main(lambda: contrasts.main([str(bad)]))
     err = capsys.readouterr().err
     assert code.value.code == 2 and err.count("\n") == 1 and "no column" in err
+
+
+def test_a_run_listed_twice_is_refused_not_counted_as_two_seeds(tmp_path):
+    """Observed: a duplicated row of runs.csv gave p = 4 − GAN with n = 5 and 10 and a narrower interval."""
+    from minkgan import paths
+    runs = pd.read_csv(os.path.join(paths.RESULTS, "runs.csv"))
+    gan = runs[(runs["run"] == "folder/gan-seed3") & (runs["total_steps"] == 1562)]
+    path = tmp_path / "runs.csv"
+    pd.concat([runs, gan]).to_csv(path, index=False)
+    with pytest.raises(SystemExit) as done:
+        run_main(lambda: contrasts.main([str(path)]))
+    assert done.value.code == 2
+    with pytest.raises(contrasts.UserError, match="gan \\(all, 2 epochs\\) holds seed 3 twice"):
+        contrasts.contrast_rows(contrasts.read_runs(str(path), "final_fid"), 2.0, "final_fid", contrasts.paper_fids())
