@@ -33,17 +33,19 @@ import pandas as pd
 from minkgan import data
 from minkgan import figures
 import losses
-from minkgan import failure, paths, rundir
+from minkgan import failure, paths, precision, rundir
 from minkgan import training as train
 from minkgan import utils
 from minkgan.utils import (HelpFormatter, OneLineParser, UserError, WriteError, atomic_write_text, check_merge_target,
                    check_writable_folder, read_json, run_main)
 
-# A run's identity in the tables: a rerun of the same (dataset, loss, p, n_critic, Adam eps, seed, budget)
-# replaces its row. adam_eps is empty where it is the default, so rows from before it was recorded keep theirs.
-RUN_KEY = ["dataset", "loss", "p", "n_critic", "adam_eps", *rundir.READING_COLUMNS, "seed", "total_steps"]
-GROUP_KEY = ["dataset", "loss", "p", "n_critic", *rundir.READING_COLUMNS, "total_steps"]  # a group's seeds are averaged
+# A run's identity in the tables: a rerun of the same (dataset, loss, p, n_critic, Adam eps, reading, precision,
+# seed, budget) replaces its row. adam_eps and precision are empty where they are the defaults, so rows from before
+# they were recorded keep theirs (a runs.csv or toy_table.csv from before `precision` lacks the column: ADDED_KEY).
+RUN_KEY = ["dataset", "loss", "p", "n_critic", "adam_eps", *rundir.READING_COLUMNS, "precision", "seed", "total_steps"]
+GROUP_KEY = ["dataset", "loss", "p", "n_critic", *rundir.READING_COLUMNS, "precision", "total_steps"]  # seeds averaged
 TOY_TABLE_KEY = [*GROUP_KEY[:-1], "steps"]  # a row of toy_table.csv: a group, its budget named steps there
+ADDED_KEY = ["precision"]
 # what train.py writes in a run folder but its samples, checkpoints and TensorBoard events: kept in <results>/run_logs
 LOGGED_FILES = [f for f in train.RUN_FILES if f not in ("samples", "checkpoints", "tensorboard")]
 
@@ -143,7 +145,8 @@ def plan(args, passthrough):
         for loss in args.losses:
             for p in (args.p if loss == "minkowski" else [None]):
                 for seed in args.seeds:
-                    run = train.run_name(loss, p, n_critic, seed, flags.adam_eps, flags.clip, flags.clip_params, dataset)
+                    run = train.run_name(loss, p, n_critic, seed, flags.adam_eps, flags.clip, flags.clip_params, dataset,
+                                         flags.precision)
                     name = f"{dataset}/{run}"
                     argv = ["--loss", loss, "--dataset", dataset, "--seed", str(seed), "--out",
                             os.path.join(args.runs, name), "--eval-every", str(args.eval_every), "--resume"]
@@ -326,7 +329,8 @@ def collect_rows(runs_dir):
         row = {"run": name, "dataset": cfg["dataset"], "loss": cfg["loss"],
                "p": cfg["p"] if cfg["loss"] == "minkowski" else None,
                "n_critic": cfg.get("n_critic") or losses.default_n_critic(cfg["loss"]),
-               "adam_eps": non_default_eps(cfg), **rundir.reading(cfg), "seed": cfg["seed"],
+               "adam_eps": non_default_eps(cfg), **rundir.reading(cfg), "precision": non_default_precision(cfg),
+               "seed": cfg["seed"],
                "total_steps": summary.get("total_steps", cfg.get("total_steps")),
                "status": summary["status"], "steps": summary.get("step"), "epochs": summary.get("epoch"),
                "n_fake": cfg.get("eval_n"), "n_real": cfg.get("eval_n"),
@@ -391,6 +395,20 @@ def non_default_eps(cfg):
     return None if eps == train.ADAM_EPS else eps
 
 
+def non_default_precision(cfg):
+    """The training precision where a run changed it, else None: runs.csv's column stays empty for float32,
+    as in the rows and configs from before --precision."""
+    name = cfg.get("precision") or precision.DEFAULT
+    return None if name == precision.DEFAULT else name
+
+
+def float32_runs(rows):
+    """The runs the paper tables average (they have no precision column): trained in float32 with float32
+    Inception FIDs; a bfloat16 run stays in runs.csv, in a group of its own."""
+    from minkgan import evaluation as evaluate
+    return evaluate.float32_rows(rows, ["precision", "final_fid_precision"], where="runs.csv")
+
+
 def with_paper_optimizer(rows):
     """The rows the tables average: runs with another Adam eps are an experiment on the optimiser,
     kept in runs.csv but not mixed into the seeds of a loss."""
@@ -418,8 +436,10 @@ def with_budgets(rows):
 def aggregate(rows, metrics):
     """Mean, std and count of the seeds that have a value, for each metric per (dataset, loss, p,
     n_critic, budget), with the budget beside them (std is NaN for one value)."""
+    rows = rows.assign(precision=rows["precision"] if "precision" in rows else None)
     rows = with_budgets(rows.assign(p=rows["p"].fillna(-1), n_critic=rows["n_critic"].fillna(-1),
-                                    clip_params=rows["clip_params"].fillna("")))
+                                    clip_params=rows["clip_params"].astype(object).fillna(""),
+                                    precision=rows["precision"].astype(object).fillna("")))
     out = []
     for key, group in rows.groupby(GROUP_KEY, sort=True, dropna=False):
         done = group[group["status"] == "completed"]
@@ -427,6 +447,7 @@ def aggregate(rows, metrics):
         row["p"] = None if row["p"] == -1 else row["p"]
         row["n_critic"] = None if row["n_critic"] == -1 else int(row["n_critic"])
         row["clip_params"] = row["clip_params"] or None
+        row["precision"] = row["precision"] or None
         del row["total_steps"]
         for m in metrics:  # a metric can be undefined for a run (reverse KL with no mode captured)
             values = (done[m] if m in done else pd.Series(dtype=float)).dropna()
@@ -465,7 +486,9 @@ def any_completed(row):
 
 def without_stale_failures(table, key, budget, good):
     """Drop the rows of runs that failed before they had a budget (a crash at start-up) once their
-    identity (key, without the budget) has another row: a rerun of that run replaced them."""
+    identity (key, without the budget) has another row: a rerun of that run replaced them. A table
+    from before an ADDED_KEY column is grouped as if its cells were empty (float32)."""
+    table = table.assign(**{c: table[c] if c in table else None for c in ADDED_KEY})
     others = table.groupby(key, dropna=False)[budget].transform("size") > 1
     stale = table[budget].isna() & others & ~table.apply(good, axis=1)
     return table[~stale]
@@ -479,14 +502,15 @@ def merge_run_rows(rows, results):
         if table["dataset"].isin(data.IMAGE_DATASETS).any():
             table = failures_from_run_logs(table, results)
         return table.sort_values(["dataset", "loss", "p", "n_critic", "seed"], kind="stable")
-    return utils.merge_csv(os.path.join(results, "runs.csv"), rows, RUN_KEY, good=completed, arrange=arrange)
+    return utils.merge_csv(os.path.join(results, "runs.csv"), rows, RUN_KEY, good=completed, arrange=arrange,
+                           added=ADDED_KEY)
 
 
 def merge_toy_table(table, path):
     def arrange(merged):
         merged = without_stale_failures(merged, GROUP_KEY[:-1], "steps", any_completed)
         return merged.sort_values(["dataset", "loss", "p"], kind="stable")
-    utils.merge_csv(path, table, TOY_TABLE_KEY, good=any_completed, arrange=arrange)
+    utils.merge_csv(path, table, TOY_TABLE_KEY, good=any_completed, arrange=arrange, added=ADDED_KEY)
 
 
 def write_tables(rows, results):
@@ -504,7 +528,7 @@ def write_tables(rows, results):
         path = os.path.join(results, "toy_table.csv")
         merge_toy_table(aggregate(toy, METRICS["toy"]), path)
         written.append(path)
-    images = rows[rows["dataset"].isin(data.IMAGE_DATASETS) & (rows["status"] == "completed")]
+    images = float32_runs(rows[rows["dataset"].isin(data.IMAGE_DATASETS) & (rows["status"] == "completed")])
     if len(images):
         from minkgan import evaluation as evaluate
         for name, table in zip(("table2.csv", "table3.csv"), paper_tables(images)):
@@ -593,7 +617,7 @@ def check_outputs(args):
         check_writable_folder(folder, "--results")
     for name, key in (("runs.csv", RUN_KEY), ("toy_table.csv", TOY_TABLE_KEY),
                       ("table2.csv", evaluate.PAPER_TABLE_KEY), ("table3.csv", evaluate.PAPER_TABLE_KEY)):
-        check_merge_target(os.path.join(args.results, name), key, "--results")
+        check_merge_target(os.path.join(args.results, name), key, "--results", added=ADDED_KEY)
 
 
 def main(argv=None):

@@ -897,18 +897,25 @@ def bench_ops(results):
 
 
 def bench_step(results):
-    """bench/step.py (results/bench_step.csv): one training step per variant, as ratios to plain."""
+    """bench/step.py (results/bench_step.csv): one training step per variant, as ratios to plain float32,
+    one table per device (a CPU's bfloat16 hardware named where the row records it)."""
     b = read_csv(results, "bench_step.csv")
-    variants = [v for v in b["variant"].unique() if v != "plain"]
-    rows = []
-    for arch, g in b.groupby("arch", sort=False):
-        g = g.set_index("variant")
-        rows.append([f"{arch} ({g['gflop_per_step'].iloc[0]:.1f} GFLOP)", f"{g.loc['plain', 'ms']:.0f}",
-                     *(f"{g.loc[v, 'ratio']:.2f}x" for v in variants), f"{g.loc['plain', 'of_sgemm']:.2f}"])
-    return (markdown_table(["arch", "plain ms", *variants, "of_sgemm (plain)"], rows)
-            + f"\n\nMinkowski p = 4, batch 64, 32x32; median of 5 alternating rounds; {b['device'].iloc[0]}, torch "
-            f"{b['torch'].iloc[0]}, a 2048³ float32 matmul at {b['sgemm_gflops'].iloc[0]:.0f} GFLOP/s, load average "
-            f"{b['loadavg_1m'].min():g}–{b['loadavg_1m'].max():g}.")
+    parts = []
+    for device, d in b.groupby("device", sort=False):
+        variants = [v for v in d["variant"].unique() if v != "plain"]
+        rows = []
+        for arch, g in d.groupby("arch", sort=False):
+            g = g.set_index("variant")
+            rows.append([f"{arch} ({g['gflop_per_step'].iloc[0]:.1f} GFLOP)", f"{g.loc['plain', 'ms']:.0f}",
+                         *(f"{g.loc[v, 'ratio']:.2f}x" if v in g.index else "–" for v in variants),
+                         f"{g.loc['plain', 'of_sgemm']:.2f}"])
+        hw = d["bf16_hardware"].dropna() if "bf16_hardware" in d else pd.Series(dtype=str)
+        parts.append(markdown_table(["arch", "plain ms", *variants, "of_sgemm (plain)"], rows)
+                     + f"\n\n{device}" + (f" (bfloat16 hardware: {hw.iloc[0]})" if len(hw) else "")
+                     + f", torch {d['torch'].iloc[0]}, a 2048³ float32 matmul at {d['sgemm_gflops'].iloc[0]:.0f} "
+                     f"GFLOP/s, load average {d['loadavg_1m'].min():g}–{d['loadavg_1m'].max():g}.")
+    return ("\n\n".join(parts) + "\n\nMinkowski p = 4, batch 64, 32x32; median of 5 alternating rounds; each "
+            "device's ratios are against its own plain float32 step, measured in the same run.")
 
 
 def aten_ops(results):

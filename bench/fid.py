@@ -1,9 +1,14 @@
 """Benchmark (not a test): evaluate.py's FID against the PNG + `python -m pytorch_fid` route.
 
     python -m bench.fid --data-root /path/to/imagefolder --n 1000 [--run RUN_DIR] [--real-n 1000]
+    python -m bench.fid --throughput-only --csv results/bench_fid.csv     # step 1 only, rows merged
 
-1. Inception throughput (images/s): evaluate.py's extractor (BatchNorm folded into the convs,
-   channels_last, batch 200) against pytorch-fid's InceptionV3 as its CLI runs it (batch 50).
+1. Inception throughput (images/s), each variant timed --rounds times in alternation (the median):
+   evaluate.py's extractor (BatchNorm folded into the convs, channels_last, batch 200) in float32 and
+   in bfloat16 (--fid-precision bfloat16), and pytorch-fid's InceptionV3 as its CLI runs it (batch 50);
+   `ratio` is a variant's rate over evaluate.py's float32 one on the same CPU and threads. Each row
+   names the CPU and its bfloat16 hardware; on a CPU with none the run says bfloat16 is emulated.
+   --csv merges the rows by (device, variant).
 2. End to end, from a checkpoint, with the real statistics cached (both routes read the same
    pytorch-fid compatible .npz):
      ours:     python evaluate.py RUN --n N        (generate in memory -> uint8 -> Inception)
@@ -14,6 +19,7 @@ then meaningless, the timing is not). --data-root: an ImageFolder (--dataset fol
 """
 import argparse
 import json
+import statistics
 import os
 import re
 import subprocess
@@ -28,7 +34,12 @@ from PIL import Image
 from minkgan import paths
 from minkgan import data
 from minkgan import evaluation as evaluate
+from minkgan import precision
+from minkgan import training as train
+from minkgan.utils import check_merge_target, merge_csv
 import models
+
+CSV_KEY = ["device", "variant"]
 
 
 
@@ -45,23 +56,47 @@ def make_random_run(root, dataset, data_root):
     return run
 
 
-def throughput(n, batch_sizes=(50, 200)):
-    x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+def extractors():
+    """name -> (a callable on uint8 images, or on [0, 1] floats for pytorch-fid's own forward)."""
     plain = evaluate.pytorch_fid_inception()
-    res = {}
-    with torch.inference_mode():
-        plain(x[:4].float() / 255)
-        t = time.time()
-        for i in range(0, n, 50):
-            plain(x[i:i + 50].float() / 255)
-        res["pytorch-fid InceptionV3, batch 50"] = n / (time.time() - t)
-    for bs in batch_sizes:
-        ext = evaluate.InceptionFeatures(None, "cpu", bs)
-        ext(x[:4])
-        t = time.time()
-        ext(x)
-        res[f"evaluate.py (folded BN, channels_last), batch {bs}"] = n / (time.time() - t)
-    return res
+
+    def pytorch_fid(x):
+        with torch.inference_mode():
+            for i in range(0, len(x), 50):
+                plain(x[i:i + 50].float() / 255)
+    out = {"pytorch-fid InceptionV3, batch 50": pytorch_fid}
+    for bs in (50, 200):
+        out[f"evaluate.py (folded BN, channels_last), batch {bs}"] = evaluate.InceptionFeatures(None, "cpu", bs)
+    out["evaluate.py bfloat16 (folded BN, channels_last), batch 200"] = evaluate.InceptionFeatures(
+        None, "cpu", 200, precision="bfloat16")
+    return out
+
+
+BASELINE = "evaluate.py (folded BN, channels_last), batch 200"  # the ratios' float32 reference
+
+
+def throughput(n, rounds=3):
+    """images/s of every extractor (the median of `rounds` alternating timings of n images each)."""
+    x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    runs = extractors()
+    for f in runs.values():
+        f(x[:4])  # warm-up: oneDNN's kernels for each shape
+    rates = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, f in runs.items():
+            t = time.perf_counter()
+            f(x)
+            rates[name].append(n / (time.perf_counter() - t))
+    return {name: statistics.median(r) for name, r in rates.items()}
+
+
+def throughput_rows(n, rounds):
+    """One CSV row per extractor: its rate and its ratio to evaluate.py's float32 rate, on this CPU."""
+    rates = throughput(n, rounds)
+    device = train.hardware_name(torch.device("cpu"))
+    return [{"device": device, "variant": name, "images_per_s": ips, "ratio": ips / rates[BASELINE], "n": n,
+             "rounds": rounds, "torch": torch.__version__, "loadavg_1m": round(os.getloadavg()[0], 2),
+             **precision.cpu_row()} for name, ips in rates.items()]
 
 
 def timed(cmd):
@@ -73,23 +108,38 @@ def timed(cmd):
     return dt, r.stdout
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", default=None)
     ap.add_argument("--dataset", default="folder")
-    ap.add_argument("--data-root", required=True)
+    ap.add_argument("--data-root", default=None, help="needed but with --throughput-only")
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--real-n", type=int, default=1000)
     ap.add_argument("--throughput-n", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=3, help="alternating throughput timings (the median)")
+    ap.add_argument("--throughput-only", action="store_true", help="time the Inception variants only (step 1)")
+    ap.add_argument("--csv", default=None, help="merge the throughput rows here, by (device, variant)")
     ap.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    if args.data_root is None and not args.throughput_only:
+        ap.error("--data-root is needed but with --throughput-only")
+    if args.csv:  # before minutes of timing
+        check_merge_target(args.csv, CSV_KEY, "--csv")
+    note = precision.emulated_note()
+    if note:
+        print(note)
+    rows = throughput_rows(args.throughput_n, args.rounds)
+    for row in rows:
+        print(f"throughput  {row['variant']}: {row['images_per_s']:.2f} images/s ({row['ratio']:.2f}x float32)")
+    if args.csv:
+        merge_csv(args.csv, pd.DataFrame(rows), CSV_KEY)
+        print(f"merged into {args.csv}")
+    if args.throughput_only:
+        return
     work = args.work or tempfile.mkdtemp(prefix="bench_fid-")
     stats_dir = os.path.join(work, "stats")
     run = args.run or make_random_run(work, args.dataset, args.data_root)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs; work dir {work}")
-
-    for name, ips in throughput(args.throughput_n).items():
-        print(f"throughput  {name}: {ips:.2f} images/s")
 
     common = [sys.executable, "evaluate.py", run, "--n", str(args.n), "--real-n", str(args.real_n), "--stats-dir",
               stats_dir, "--data-root", args.data_root, "--csv", os.path.join(work, "fid.csv"), "--device", "cpu"]

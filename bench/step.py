@@ -1,6 +1,7 @@
 """Benchmark one training step per device and architecture: the plain way against --fused,
---channels-last, --compile and torch.compile's mode reduce-overhead (CUDA graphs, GPU only), and
-against the device's sgemm rate. Not a test.
+--channels-last, --compile, torch.compile's mode reduce-overhead (CUDA graphs, GPU only) and
+--precision bfloat16 (alone, with channels_last, and with both and --compile), and against the
+device's sgemm rate. Not a test.
 
     python -m bench.step                              # the GPU where there is one, else the CPU
     python -m bench.step --devices cpu cuda --csv results/bench_step.csv
@@ -12,7 +13,10 @@ statistics; Minkowski p = 4, batch 64, 32x32 images), with train.py's cuDNN sett
 of one architecture are built from the same seed and timed in alternating rounds, each timing as
 many steps as fill --min-time seconds (a GPU step takes milliseconds: a few of them are too short a
 window), and each figure is the median over rounds, so load from other processes hits them alike;
-`ratio` is the plain step's time over the variant's. `aten_ops` counts the ATen operators one step
+`ratio` is the plain (float32) step's time over the variant's, on the same CPU and threads; each row
+names the CPU (`cpu`) and its bfloat16 hardware (`bf16_hardware`: AMX, AVX512-BF16 or none, where
+bfloat16 is emulated and the run says so). Rows merge into --csv by (device, arch, variant): a run on
+another machine adds its rows, the others stay. `aten_ops` counts the ATen operators one step
 dispatches, views included (a TorchDispatchMode; eager variants only): each of the others is about
 one kernel launch on a GPU, where a step of these small networks is launch-bound; `--count-only`
 counts them (for Minkowski p = 4 and WGAN, whose step has 5 critic steps) without timing anything, a
@@ -32,9 +36,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from minkgan import ops
+from minkgan import precision
 from minkgan import training as train
 from minkgan.timing import per_call_ms
-from minkgan.utils import OneLineParser, UserError, atomic_write_csv, check_device, merge_csv, run_main
+from minkgan.utils import OneLineParser, UserError, check_device, check_merge_target, merge_csv, run_main
 
 VARIANTS = {  # name -> (train.py flags, fused ops, torch.compile mode applied here, or None)
     "plain": ([], "off", None),
@@ -43,7 +48,11 @@ VARIANTS = {  # name -> (train.py flags, fused ops, torch.compile mode applied h
     "compile": (["--compile"], "on", None),
     "channels_last+compile": (["--channels-last", "--compile"], "on", None),
     "compile_reduce_overhead": ([], "on", "reduce-overhead"),
+    "bfloat16": (["--precision", "bfloat16"], "on", None),
+    "bfloat16+channels_last": (["--precision", "bfloat16", "--channels-last"], "on", None),
+    "bfloat16+channels_last+compile": (["--precision", "bfloat16", "--channels-last", "--compile"], "on", None),
 }
+CSV_KEY = ["device", "arch", "variant"]  # a rerun on the same device and threads replaces its rows
 GPU_ONLY = {"compile_reduce_overhead"}  # CUDA graphs: on the CPU the mode is plain --compile
 
 
@@ -135,6 +144,7 @@ def bench_arch(arch, device, variants, rounds, min_time):
 
 def rows_of(device, arch, variants, rounds, min_time, ceiling):
     ms, counts, errors, calls, gflop = bench_arch(arch, device, variants, rounds, min_time)
+    hardware = precision.device_row(device)
     rows = []
     for name in variants:
         t = ms.get(name, math.nan)
@@ -142,7 +152,7 @@ def rows_of(device, arch, variants, rounds, min_time, ceiling):
                      "ratio": ms["plain"] / t, "calls": calls, "aten_ops": counts.get(name, math.nan),
                      "gflop_per_step": gflop, "of_sgemm": gflop / (t / 1e3) / ceiling, "sgemm_gflops": ceiling,
                      "error": errors.get(name, ""), "torch": torch.__version__,
-                     "loadavg_1m": round(os.getloadavg()[0], 2)})
+                     "loadavg_1m": round(os.getloadavg()[0], 2), **hardware})
     return rows
 
 
@@ -178,6 +188,8 @@ def main(argv=None):
     if args.rounds < 1 or not args.min_time > 0:
         raise UserError("--rounds must be at least 1 and --min-time positive")
     devices = [check_device(d) for d in (args.devices or ["cuda" if torch.cuda.is_available() else "cpu"])]
+    if args.csv:  # before minutes of timing
+        check_merge_target(args.csv, ["revision", "device", "arch", "loss"] if args.count_only else CSV_KEY, "--csv")
     if args.count_only:
         table = pd.DataFrame([row for device in devices for row in count_rows(device, args.archs)])
         print(table.to_string(index=False))
@@ -189,6 +201,9 @@ def main(argv=None):
     for device in devices:
         print(f"torch {torch.__version__}, {train.hardware_name(device)}, fused backend "
               f"{ops.set_backend('on', device)}", flush=True)
+        note = precision.emulated_note() if device.type == "cpu" else None
+        if note and any("bfloat16" in VARIANTS[v][0] for v in args.variants):
+            print(note, flush=True)
         variants = ["plain"] + [v for v in args.variants if v != "plain" and (device.type == "cuda" or v not in GPU_ONLY)]
         ceiling = sgemm_gflops(device)
         for arch in args.archs:
@@ -196,8 +211,8 @@ def main(argv=None):
     table = pd.DataFrame(rows)
     print(table.drop(columns=["torch"]).to_string(index=False, float_format="{:.3g}".format))
     if args.csv:
-        atomic_write_csv(table, args.csv)
-        print(f"wrote {args.csv}")
+        merge_csv(args.csv, table, CSV_KEY)
+        print(f"merged into {args.csv}")
     return 1 if table["error"].astype(bool).any() else 0
 
 

@@ -13,15 +13,18 @@ PNG would (data.to_uint8), and go through pytorch-fid's InceptionV3 (2048-d pool
 its own bilinear resize to 299 and [0, 1] -> [-1, 1] scaling) as uint8 / 255, which is what
 `python -m pytorch_fid` computes from PNG files. Two exact speed-ups over pytorch-fid's forward:
 each BatchNorm (eval mode) is folded into the convolution before it, and the network runs in
-channels_last; features agree with pytorch-fid's to ~1e-6 relative, FID to ~1e-6. No bf16: its
-1.5% feature error moves FID by far more than 1e-3. On CUDA, TF32 is switched off for the pass.
+channels_last; features agree with pytorch-fid's to ~1e-6 relative, FID to ~1e-6. On CUDA, TF32 is
+switched off for the pass. --fid-precision bfloat16 runs Inception under bfloat16 autocast, for curves
+only: its feature error moves FID far more than float32's last bits (results/fid_precision.csv), so
+each row records its fid_precision (empty in fid.csv for float32, as rows from before the flag; its
+train_precision likewise: train.py --precision) and --table uses float32 rows only.
 
 Real statistics: --real-n images (default 5000, drawn without replacement with --seed from the
 --real-split, default train; `--real-n all` uses every image) are computed once and cached in
 --stats-dir (default results/fid_stats) as a pytorch-fid compatible .npz (mu, sigma, plus up to
 5000 feature rows for KID, precision, recall, density and coverage), named
 <dataset>-<split>-<n|all>-seed<seed>.npz (folder datasets add a hash of their path, non-standard
-Inception weights a hash of theirs).
+Inception weights a hash of theirs, bfloat16 Inception -bfloat16: float32's names are as they were).
 
 FID floor: the FID of real against real at the same count, --real-n train images against as many
 other train images (fid_floor) and against as many test images (fid_floor_test; CIFAR-10's test
@@ -64,6 +67,7 @@ import torch.nn as nn
 from minkgan import paths
 from minkgan import data
 import losses
+from minkgan import precision as precisions
 from minkgan import rundir
 from minkgan.metrics import KID_MAX_FEATURES, PRDC_COLUMNS, at_most, frechet_distance, kid, prdc, statistics, toy_metrics
 from minkgan.utils import (HelpFormatter, OneLineParser, UserError, atomic_write_bytes, atomic_write_text, check_device,
@@ -80,7 +84,8 @@ TABLE2_LOSSES = ("gan", "wgan", "minkowski", "nsgan", "wgan-gp", "lsgan", "hinge
 FLOOR_COLUMNS = ["fid_floor", "fid_floor_test"]
 TABLE_MEANS = ["fid_floor", "fid_floor_test", "kid_mean", *(f"{m}_mean" for m in PRDC_COLUMNS)]  # after fid_std
 FID_COLUMNS = ["run", "dataset", "loss", "p", "n_critic", "seed", "steps", "epochs", "n_fake", "n_real", "fid", "kid", "kid_std",
-               *PRDC_COLUMNS, *FLOOR_COLUMNS, "device", "seconds", "checkpoint", "real_split", "status"]
+               *PRDC_COLUMNS, *FLOOR_COLUMNS, "device", "seconds", "checkpoint", "real_split", "status",
+               "train_precision", "fid_precision"]
 TOY_COLUMNS = ["run", "dataset", "loss", "p", "seed", "steps", "epochs", "n_fake", "modes", "hq_pct", "rkl",
                "device", "seconds", "checkpoint", "status"]
 
@@ -180,10 +185,11 @@ def fold_batchnorm(model):
 class InceptionFeatures:
     """uint8 images (N, 3, H, W) -> float32 (N, 2048) pool3 features, as pytorch-fid computes them."""
 
-    def __init__(self, weights=None, device="cpu", batch_size=200, fast=True):
+    def __init__(self, weights=None, device="cpu", batch_size=200, fast=True, precision=precisions.DEFAULT):
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.fast = fast
+        self.precision = precision  # bfloat16: autocast around the network, features back in float32
         self.weights_tag = _weights_tag(weights)
         with torch.random.fork_rng(devices=[]):  # layer init draws random numbers: keep training's stream intact
             model = pytorch_fid_inception(weights)
@@ -194,7 +200,7 @@ class InceptionFeatures:
     @torch.inference_mode()
     def __call__(self, images, progress=None):
         out = []
-        with _no_tf32():
+        with _no_tf32(), precisions.autocast(self.precision, self.device):
             for i in range(0, len(images), self.batch_size):
                 x = images[i:i + self.batch_size].to(self.device).float().div_(255)
                 if self.fast:
@@ -238,14 +244,17 @@ def _progress(label):
 
 # ----------------------------------------------------------------------------- real statistics
 
-def stats_path(stats_dir, dataset, data_root, split, n, seed, weights_tag=""):
-    """Cache file of real statistics, keyed by dataset (and folder), split, count, seed, weights."""
+def stats_path(stats_dir, dataset, data_root, split, n, seed, weights_tag="", precision=precisions.DEFAULT):
+    """Cache file of real statistics, keyed by dataset (and folder), split, count, seed, weights and
+    Inception's precision (float32 adds nothing: the caches from before the flag stay valid)."""
     name = dataset
     if dataset == "folder":
         name += "-" + hashlib.sha1(os.path.abspath(data_root).encode()).hexdigest()[:8]
     name += f"-{split}-{'all' if n is None else n}-seed{seed}"
     if weights_tag:
         name += f"-w{weights_tag}"
+    if precision != precisions.DEFAULT:
+        name += f"-{precision}"
     return os.path.join(stats_dir, name + ".npz")
 
 
@@ -253,7 +262,7 @@ def real_statistics(extractor, dataset, data_root, split="train", n=5000, seed=0
                     download=True, log=None, allow_fewer=False):
     """(mu, sigma, features: up to 5000 rows, for KID and prdc) of n real images (None: all), from the
     cache or computed and cached."""
-    path = stats_path(stats_dir, dataset, data_root, split, n, seed, extractor.weights_tag)
+    path = stats_path(stats_dir, dataset, data_root, split, n, seed, extractor.weights_tag, extractor.precision)
     if os.path.isfile(path):
         try:
             with np.load(path) as f:
@@ -290,7 +299,7 @@ def fid_floor(extractor, dataset, data_root, n=5000, seed=0, stats_dir=DEFAULT_S
     that cache (NaN when absent): 2n more Inception passes are too dear to pay inside a training run."""
     if n is None:
         return {"fid_floor": float("nan"), "fid_floor_test": float("nan")}
-    path = stats_path(stats_dir, dataset, data_root, "floor", n, seed, extractor.weights_tag)
+    path = stats_path(stats_dir, dataset, data_root, "floor", n, seed, extractor.weights_tag, extractor.precision)
     path = path[:-len(".npz")] + ".json"
     cached = read_json(path)
     if cached is not None or not compute:
@@ -371,17 +380,37 @@ def run_row(run_dir, cfg, info, n_fake, device, seconds):
     loss = cfg.get("loss", "")
     return {"run": os.path.normpath(run_dir), "dataset": cfg.get("dataset", ""), "loss": loss,
             "p": cfg.get("p") if loss == "minkowski" else None, "n_critic": cfg.get("n_critic") or losses.default_n_critic(loss),
-            **rundir.reading(cfg), "seed": cfg.get("seed"),
+            **rundir.reading(cfg), "train_precision": precision_cell(cfg.get("precision")), "seed": cfg.get("seed"),
             "steps": info["step"], "epochs": cfg.get("epochs"), "n_fake": n_fake, "device": str(device),
             "seconds": round(seconds, 1), "checkpoint": info["checkpoint"], "status": info["status"]}
 
 
 # A row's identity: a re-evaluation of the same checkpoint with the same protocol replaces its row.
-EVAL_KEY = ["run", "checkpoint", "steps", "n_fake", "n_real", "real_split"]
+EVAL_KEY = ["run", "checkpoint", "steps", "n_fake", "n_real", "real_split", "fid_precision"]
+ADDED_KEY = ["fid_precision"]  # key columns a fid.csv from before them lacks (its rows: empty there)
 
 
 def completed(row):
     return row.get("status") == "completed"
+
+
+def precision_cell(precision):
+    """A fid.csv precision cell: empty for float32, as in the rows from before the flags (their identity
+    stays theirs), else the precision's name."""
+    return None if (precision or precisions.DEFAULT) == precisions.DEFAULT else precision
+
+
+def float32_rows(rows, columns=("train_precision", "fid_precision"), where="fid.csv", log=print):
+    """The rows a table may average: trained and evaluated in float32 (an empty or missing cell is
+    float32). The others are for curves, and one line says how many were left out."""
+    keep = pd.Series(True, index=rows.index)
+    for column in (c for c in columns if c in rows):
+        keep &= rows[column].astype(object).fillna(precisions.DEFAULT).replace("", precisions.DEFAULT) == \
+            precisions.DEFAULT
+    if not keep.all():
+        log(f"{int((~keep).sum())} row(s) of {where} trained or evaluated in bfloat16 left out of the tables "
+            f"(tables are float32 only)")
+    return rows[keep]
 
 
 def append_rows(path, rows, columns):
@@ -390,7 +419,7 @@ def append_rows(path, rows, columns):
     completed one."""
     new = pd.DataFrame(rows)
     new = new[[c for c in columns if c in new] + [c for c in new if c not in columns]]
-    return merge_csv(path, new, [k for k in EVAL_KEY if k in new], good=completed)
+    return merge_csv(path, new, [k for k in EVAL_KEY if k in new], good=completed, added=ADDED_KEY)
 
 
 class TrainingEvaluator:
@@ -410,7 +439,8 @@ class TrainingEvaluator:
             return
         if cfg["dataset"] not in data.IMAGE_DATASETS:
             raise UserError(f"unknown dataset {cfg['dataset']!r}")
-        self.extractor = InceptionFeatures(cfg.get("fid_weights"), self.device)
+        self.precision = cfg.get("fid_precision") or precisions.DEFAULT
+        self.extractor = InceptionFeatures(cfg.get("fid_weights"), self.device, precision=self.precision)
         stats_dir = cfg.get("fid_stats_dir") or DEFAULT_STATS_DIR
         self.mu, self.sigma, self.real_features = real_statistics(
             self.extractor, cfg["dataset"], cfg["data_root"], "train", self.n, 0, stats_dir, allow_fewer=True)
@@ -425,7 +455,7 @@ class TrainingEvaluator:
         mu, sigma = statistics(features)
         k, k_std = kid(features, self.real_features)
         return {"step": step, "fid": frechet_distance(mu, sigma, self.mu, self.sigma), "kid": k, "kid_std": k_std,
-                **prdc(features, self.real_features), **self.floor}
+                **prdc(features, self.real_features), **self.floor, "fid_precision": self.precision}
 
 
 def results_beside(run_dir):
@@ -457,7 +487,7 @@ def evaluate_runs(args, log=print):
             log(f"{run_dir}: modes {row['modes']}, hq {row['hq_pct']:.1f}%, rkl {row['rkl']:.4f}")
             continue
         if extractor is None:
-            extractor = InceptionFeatures(args.fid_weights, device, args.batch_size)
+            extractor = InceptionFeatures(args.fid_weights, device, args.batch_size, precision=args.fid_precision)
         root = args.data_root or cfg.get("data_root", "./data")
         key = (dataset, os.path.abspath(root))
         if key not in real_cache:
@@ -474,7 +504,7 @@ def evaluate_runs(args, log=print):
                    else dict.fromkeys(PRDC_COLUMNS, float("nan")))
         row = run_row(run_dir, cfg, info, n, device, time.time() - start)
         row.update(n_real=args.real_n if args.real_n is not None else "all", fid=fid, kid=k, kid_std=k_std, **quality,
-                   **floor, real_split=args.real_split)
+                   **floor, real_split=args.real_split, fid_precision=precision_cell(args.fid_precision))
         fid_rows.append(row)
         log(f"{run_dir}: FID {fid:.3f} (floor {floor['fid_floor']:.3f})  KID {k:.5f} +- {k_std:.5f}  "
             + "  ".join(f"{m} {quality[m]:.3f}" for m in PRDC_COLUMNS) + f"  ({n} samples, {row['seconds']} s)")
@@ -529,14 +559,14 @@ def path_statistics(path, extractor_factory):
     return (*statistics(features), features)
 
 
-def generic_fid(fake, real, weights=None, device="cpu", batch_size=200):
+def generic_fid(fake, real, weights=None, device="cpu", batch_size=200, precision=precisions.DEFAULT):
     """(FID, (KID, kid_std), precision/recall/density/coverage dict) of two folders or .npz files;
     KID and the rest need features on both sides (a folder, or a .npz that keeps them)."""
     extractor = []
 
     def factory():
         if not extractor:
-            extractor.append(InceptionFeatures(weights, device, batch_size))
+            extractor.append(InceptionFeatures(weights, device, batch_size, precision=precision))
         return extractor[0]
 
     mu1, s1, f1 = path_statistics(fake, factory)
@@ -675,6 +705,7 @@ def write_tables(fid_csv, out_dir, log=print):
         raise UserError(f"{fid_csv} does not exist; evaluate some runs first")
     rows = pd.read_csv(io.StringIO(read_csv_of_ours(fid_csv, ["loss", "fid"], remedy="name evaluate.py's fid.csv "
                                                                                     "with --csv")))
+    rows = float32_rows(rows, where=fid_csv, log=log)
     tables = []
     for name, table in zip(("table2", "table3"), build_tables(rows)):
         path = os.path.join(out_dir, f"{name}.csv")
@@ -700,6 +731,9 @@ def build_parser():
     a("--stats-dir", default=DEFAULT_STATS_DIR, help="cache of real statistics (.npz, pytorch-fid format)")
     a("--fid-weights", default=None, help=f"pytorch-fid Inception weights; default {hub_weights_path()}")
     a("--batch-size", type=int, default=200, help="Inception batch size")
+    a("--fid-precision", default=precisions.DEFAULT, choices=precisions.PRECISIONS,
+      help="Inception in bfloat16 (autocast), for curves only: recorded in each row, its real statistics "
+           "cached apart, and left out of --table")
     a("--device", default=None, help="cpu, cuda, ... (default cuda when available)")
     a("--kid-subsets", type=int, default=100)
     a("--kid-subset-size", type=int, default=1000)
@@ -715,6 +749,8 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     args.device = str(check_device(args.device or ("cuda" if torch.cuda.is_available() else "cpu")))
+    if args.runs or args.fake is not None:  # --table alone runs no Inception
+        precisions.check_precision(args.fid_precision, args.device, "--fid-precision")
     if args.n is not None and args.n < 2:
         raise UserError(f"--n must be at least 2, got {args.n}")
     if args.batch_size < 1:
@@ -736,7 +772,8 @@ def main(argv=None):
         raise UserError("nothing to do: give run directories, --fake/--real, or --table")
     check_outputs(args)
     if args.fake is not None:
-        fid, (k, k_std), quality = generic_fid(args.fake, args.real, args.fid_weights, args.device, args.batch_size)
+        fid, (k, k_std), quality = generic_fid(args.fake, args.real, args.fid_weights, args.device, args.batch_size,
+                                               args.fid_precision)
         print(f"FID: {fid!r}")
         if not math.isnan(k):
             print(f"KID: {k!r} +- {k_std!r}")
@@ -770,7 +807,7 @@ def check_outputs(args):
     for toy in set(toys):
         default = os.path.join(results_beside(args.runs[0]), TOY_CSV if toy else FID_CSV)
         check_merge_target(args.csv or default, [k for k in EVAL_KEY if k in (TOY_COLUMNS if toy else FID_COLUMNS)],
-                           "--csv")
+                           "--csv", added=ADDED_KEY)
     if not all(toys):  # image runs cache their real statistics there
         check_writable_folder(args.stats_dir, "--stats-dir")
     if args.table:

@@ -27,7 +27,9 @@ from minkgan import data
 import losses
 import models
 from minkgan import ops
+from minkgan import precision
 from minkgan import rundir
+from minkgan.precision import cpu_name
 from minkgan.utils import (HelpFormatter, OneLineParser, UserError, WriteError, atomic_save_figure, atomic_torch_save,
                    atomic_write_bytes, atomic_write_csv, atomic_write_text, check_device, check_writable_folder, eval_mode, tf32_switches)
 
@@ -40,7 +42,7 @@ N_STATS = len(METRIC_COLUMNS) - 3  # every column but step, epoch and seconds is
 # Settings that define the trained model; a resumed run must keep them.
 RUN_DEFINING = ["loss", "p", "minkowski_on", "dataset", "arch", "z_dim", "width", "d_norm", "sn",
                 "batch_size", "lr_d", "lr_g", "beta1", "beta2", "adam_eps", "clip", "clip_params", "gp", "gp_center",
-                "n_critic", "label_smooth", "instance_noise", "diversity", "seed"]
+                "n_critic", "label_smooth", "instance_noise", "diversity", "precision", "seed"]
 
 
 # ----------------------------------------------------------------------------- settings
@@ -98,6 +100,10 @@ def build_parser():
       help="channels_last memory for the convolutions: same model, other kernels (bench/step.py measures the gain)")
     a("--compile", action="store_true",
       help="torch.compile the networks (D stays eager under a gradient penalty: no double backward)")
+    a("--precision", default=precision.DEFAULT, choices=precision.PRECISIONS,
+      help="the nets' forward passes in bfloat16 (torch.autocast; losses, clipping, penalty and Adam stay "
+           "float32): for CPUs with AMX or AVX512-BF16 and GPUs from Ampere on. A bfloat16 run is another run: "
+           "its folder name ends in -bfloat16")
     a("--deterministic", action="store_true",
       help="deterministic GPU kernels (no cudnn.benchmark): bit-identical resume on a GPU, slower; the CPU always is")
     a("--tf32", default="auto", choices=sorted(TF32_MODES) + ["auto"],
@@ -116,6 +122,9 @@ def build_parser():
       help="also evaluate at these steps (e.g. at chosen epochs of a long run), and at the end")
     a("--eval-n", type=int, default=None, help="samples per evaluation; default 5000 images, 2500 2-D points")
     a("--fid-weights", default=None, help="path of pytorch-fid's Inception weights, for offline use")
+    a("--fid-precision", default=precision.DEFAULT, choices=precision.PRECISIONS,
+      help="Inception in bfloat16 for the in-run evaluations: for curves only (eval.csv records it; "
+           "evaluate.py --table uses float32 FIDs only)")
     a("--tensorboard", action=TensorBoardFlag, nargs=0, default=False,
       help="also write metrics.csv's and eval.csv's rows and the sample grids as TensorBoard events in "
            "<out>/tensorboard, to watch a run live (needs the tensorboard package)")
@@ -178,6 +187,9 @@ def resolve(args):
         raise UserError("--resume and --overwrite contradict each other; pass one")
     cfg["out"] = cfg["out"] or default_run_dir(cfg)
     cfg["device"] = resolve_device(cfg["device"])
+    precision.check_precision(cfg["precision"], cfg["device"], "--precision")
+    if (cfg["eval_every"] or cfg["eval_at"]) and cfg["dataset"] not in data.TOY_DATASETS:
+        precision.check_precision(cfg["fid_precision"], cfg["device"], "--fid-precision")
     return drop_inapplicable(cfg)
 
 
@@ -199,22 +211,25 @@ def default_clip(loss, dataset):
     return 0.0 if loss == "wgan-gp" or dataset in data.TOY_DATASETS else 0.01
 
 
-def run_name(loss, p, n_critic, seed, adam_eps=ADAM_EPS, clip=None, clip_params="all", dataset="cifar10"):
-    """<loss>[-p<p>][-ncritic<k>][-eps<e>][-clip<c>][-clipweights]-seed<s>: n_critic, Adam's eps and the
-    clipping appear only where they are not the defaults, so two readings of a run never share a folder."""
+def run_name(loss, p, n_critic, seed, adam_eps=ADAM_EPS, clip=None, clip_params="all", dataset="cifar10",
+             precision_name=precision.DEFAULT):
+    """<loss>[-p<p>][-ncritic<k>][-eps<e>][-clip<c>][-clipweights][-bfloat16]-seed<s>: n_critic, Adam's eps,
+    the clipping and the precision appear only where they are not the defaults, so two readings of a run
+    never share a folder."""
     name = loss + (f"-p{p:g}" if loss == "minkowski" else "")
     name += f"-ncritic{n_critic}" if n_critic is not None and n_critic != losses.default_n_critic(loss) else ""
     name += f"-eps{adam_eps:g}" if adam_eps is not None and adam_eps != ADAM_EPS else ""
     clip = default_clip(loss, dataset) if clip is None else clip
     name += f"-clip{clip:g}" if clip != default_clip(loss, dataset) else ""
     name += "-clipweights" if clip and clip_params == "weights" else ""
+    name += f"-{precision_name}" if precision_name and precision_name != precision.DEFAULT else ""
     return f"{name}-seed{seed}"
 
 
 def default_run_dir(cfg):
     return os.path.join("runs", cfg["dataset"], run_name(cfg["loss"], cfg["p"], cfg["n_critic"], cfg["seed"],
                                                               cfg["adam_eps"], cfg["clip"], cfg["clip_params"],
-                                                              cfg["dataset"]))
+                                                              cfg["dataset"], cfg["precision"]))
 
 
 def resolve_device(name):
@@ -241,16 +256,6 @@ def hardware_name(device):
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"{cpu_name()} x{torch.get_num_threads()} threads"
-
-
-def cpu_name(cpuinfo="/proc/cpuinfo"):
-    """The CPU model: GAN training amplifies last-bit differences, so one seed gives different
-    runs on different CPUs, and the config should say which one ran."""
-    try:
-        with open(cpuinfo) as f:
-            return next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 # ----------------------------------------------------------------------------- data
@@ -377,7 +382,17 @@ class Trainer:
         self.opt_g, self.opt_d = build_optimizers(cfg, self.G, self.D)
         self.d_loss, self.g_loss = losses.make_loss(cfg["loss"], cfg["p"], cfg["minkowski_on"], 1.0 - cfg["label_smooth"])
         self.clipped = clipped_params(self.D, cfg["clip_params"]) if cfg["clip"] else []
+        self.precision = cfg.get("precision") or precision.DEFAULT  # configs from before the flag: float32
         self.step = 0
+
+    def forward(self, net, x):
+        """A forward pass of G or D, under --precision bfloat16 in autocast and cast back to float32:
+        what the losses, the clipping, the penalty and Adam see is float32 (the fused ops get float32
+        logits). float32 is the plain call, the same kernels as before the flag."""
+        if self.precision == precision.DEFAULT:
+            return net(x)
+        with precision.autocast(self.precision, self.device):
+            return net(x).float()
 
     def noise_std(self, total_steps):
         """Instance noise, annealed linearly from --instance-noise to 0 (Sonderby et al. 2017)."""
@@ -387,7 +402,7 @@ class Trainer:
         cfg = self.cfg
         real_in = real + sigma * torch.randn_like(real) if sigma else real
         fake_in = fake + sigma * torch.randn_like(fake) if sigma else fake
-        logit_real, logit_fake = self.D(real_in), self.D(fake_in)
+        logit_real, logit_fake = self.forward(self.D, real_in), self.forward(self.D, fake_in)
         loss_d = self.d_loss(logit_real, logit_fake)
         if cfg["gp"]:
             loss_d = loss_d + losses.gradient_penalty(self.D, losses.interpolate(real, fake), cfg["gp"], cfg["gp_center"])
@@ -402,7 +417,7 @@ class Trainer:
     def generator_step(self, fake, z, sigma):
         fake_in = fake + sigma * torch.randn_like(fake) if sigma else fake
         self.D.requires_grad_(False)  # G's step needs no gradients for D's weights
-        loss_g = self.g_loss(self.D(fake_in))
+        loss_g = self.g_loss(self.forward(self.D, fake_in))
         if self.cfg["diversity"]:
             loss_g = loss_g + self.cfg["diversity"] * losses.mode_seeking(fake, z)
         self.opt_g.zero_grad(set_to_none=True)
@@ -420,7 +435,7 @@ class Trainer:
             real = to_input(batches.next())
             z = torch.randn(real.shape[0], self.cfg["z_dim"], device=self.device)
             with torch.set_grad_enabled(i == n_critic - 1):
-                fake = self.G(z)
+                fake = self.forward(self.G, z)
             loss_d, norm_d, logit_real, logit_fake = self.discriminator_step(real, fake.detach(), sigma)
         loss_g, norm_g = self.generator_step(fake, z, sigma)
         self.step += 1

@@ -298,10 +298,11 @@ def merge_rows(old, new, key, good):
     return pd.DataFrame([row for _, row in out], index=[label for label, _ in out], columns=columns)
 
 
-def read_csv_of_ours(path, key, shown=None, remedy="name another file; this one is left as it is"):
+def read_csv_of_ours(path, key, shown=None, remedy="name another file; this one is left as it is", added=()):
     """The text of the CSV at path ('' where there is none), refused (a UserError, nothing changed)
     when it is not a CSV one can merge rows into by `key`: a folder, binary or malformed, or a CSV
-    whose columns lack the key (someone else's: merging would mix two tables)."""
+    whose columns lack the key (someone else's: merging would mix two tables). `added`: key columns
+    that came later, which a CSV written before them may lack (its rows are empty there)."""
     shown = shown or path
     if not os.path.lexists(path):
         return ""
@@ -320,18 +321,18 @@ def read_csv_of_ours(path, key, shown=None, remedy="name another file; this one 
         columns = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False).columns
     except pd.errors.ParserError as e:
         raise UserError(f"{shown} is not a readable CSV ({str(e).strip().splitlines()[-1]}); {remedy}") from None
-    missing = [k for k in key if k not in columns]
+    missing = [k for k in key if k not in columns and k not in added]
     if missing:
         raise UserError(f"{shown} is not a CSV of this repository's (it has no column {', '.join(missing)}); "
                         f"{remedy}")
     return text
 
 
-def check_merge_target(path, key, flag):
+def check_merge_target(path, key, flag, added=()):
     """Refuse, before anything is computed or written, a `flag` CSV that merge_csv would refuse
     (read_csv_of_ours) or could not write (check_writable_file)."""
     check_writable_file(path, flag)
-    read_csv_of_ours(path, key, f"{flag} {path}", f"name another {flag}; this file is left as it is")
+    read_csv_of_ours(path, key, f"{flag} {path}", f"name another {flag}; this file is left as it is", added)
 
 
 def integer_columns(cells):
@@ -387,13 +388,13 @@ def merged_csv_text(old_text, new, key, good=lambda row: True, arrange=lambda ta
     return text.getvalue()
 
 
-def merge_csv(path, new, key, good=lambda row: True, arrange=lambda table: table):
+def merge_csv(path, new, key, good=lambda row: True, arrange=lambda table: table, added=()):
     """Merge the DataFrame `new` into the CSV at path by `key` (merged_csv_text: every row it does not
     replace is kept as written), all under a lock on its folder, so that processes merging at once lose
-    no row. A CSV that is not ours (read_csv_of_ours) is refused and left as it is. Returns the table
-    as a reader of the file sees it."""
+    no row. A CSV that is not ours (read_csv_of_ours; `added` names the key columns it may lack) is
+    refused and left as it is. Returns the table as a reader of the file sees it."""
     with folder_lock(os.path.dirname(os.path.abspath(path))):
-        text = merged_csv_text(read_csv_of_ours(path, key), new, key, good, arrange)
+        text = merged_csv_text(read_csv_of_ours(path, key, added=added), new, key, good, arrange)
         atomic_write_text(path, text)
     return pd.read_csv(io.StringIO(text)) if text else pd.DataFrame()
 

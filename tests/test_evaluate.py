@@ -206,7 +206,8 @@ def test_training_evaluator_restores_mode(tmp_path, tiny_images):
     G.train()
     out = ev(G, 5)
     assert G.training and set(out) == {"step", "fid", "kid", "kid_std", *metrics.PRDC_COLUMNS, "fid_floor",
-                                       "fid_floor_test"} and out["fid"] > 0
+                                       "fid_floor_test", "fid_precision"} and out["fid"] > 0
+    assert out["fid_precision"] == "float32"  # eval.csv's column: each FID says which Inception made it
     assert 0 <= out["coverage"] <= 1 and math.isnan(out["fid_floor"])  # a training run does not pay for the floor
     extractor = evaluate.InceptionFeatures("random")
     evaluate.fid_floor(extractor, "folder", tiny_images, 6, 0, cfg["fid_stats_dir"])  # as evaluate.py RUN_DIR does
@@ -219,6 +220,41 @@ def test_training_evaluator_restores_mode(tmp_path, tiny_images):
     Gt.train()
     m = toy(Gt, 1)
     assert Gt.training and set(m) == {"step", "modes", "hq_pct", "rkl"}
+
+
+def test_fid_precision_is_recorded_beside_each_fid_and_caches_apart(tmp_path, tiny_images):
+    """--fid-precision bfloat16: its rows say so (float32's cell stays empty, as in the rows from before
+    the flag), its real statistics go to a cache file of their own, and float32's keeps today's name."""
+    run = make_run(str(tmp_path), "run", data_root=tiny_images)
+    stats_dir, csv = str(tmp_path / "stats"), str(tmp_path / "fid.csv")
+    args = [run, "--n", "6", "--real-n", "8", "--fid-weights", "random", "--stats-dir", stats_dir,
+            "--csv", csv, "--kid-subset-size", "5", "--kid-subsets", "5", "--device", "cpu"]
+    assert evaluate.main(args) == 0
+    assert evaluate.main([*args, "--fid-precision", "bfloat16"]) == 0
+    rows = pd.read_csv(csv)
+    assert len(rows) == 2 and pd.isna(rows["fid_precision"].iloc[0]) and rows["fid_precision"].iloc[1] == "bfloat16"
+    assert rows["train_precision"].isna().all()  # the run's config predates --precision: float32
+    assert rows["fid"].iloc[1] == pytest.approx(rows["fid"].iloc[0], rel=0.2) and rows["fid"].iloc[1] != rows["fid"].iloc[0]
+    names = sorted(os.listdir(stats_dir))
+    assert [n.split("-", 2)[2] for n in names] == ["floor-8-seed0-wrandom-bfloat16.json", "floor-8-seed0-wrandom.json",
+                                                   "train-8-seed0-wrandom-bfloat16.npz", "train-8-seed0-wrandom.npz"]
+    cfg = dict(dataset="folder", data_root=tiny_images, z_dim=16, eval_n=6, eval_every=5, fid_weights="random",
+               fid_stats_dir=stats_dir, fid_precision="bfloat16")
+    G, _ = models.build("dcgan", 16, 8)
+    assert evaluate.TrainingEvaluator(cfg, "cpu")(G, 5)["fid_precision"] == "bfloat16"  # eval.csv's cell
+
+
+def test_tables_use_float32_fids_only_and_say_what_they_left_out(tmp_path, capsys):
+    row = dict(dataset="folder", loss="gan", p=None, n_critic=1, arch="dcgan", clip=0.01, clip_params="all", steps=5,
+               epochs=1, n_fake=10, n_real=10, device="cpu", checkpoint="checkpoints/last.pt", real_split="train")
+    pd.DataFrame([dict(row, run="r0", seed=0, fid=100.0), dict(row, run="r1", seed=1, fid=50.0, fid_precision="bfloat16"),
+                  dict(row, run="r2", seed=2, fid=10.0, train_precision="bfloat16")]).to_csv(tmp_path / "fid.csv",
+                                                                                             index=False)
+    assert evaluate.main(["--table", "--csv", str(tmp_path / "fid.csv")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("2 row(s) of") == 1 and "trained or evaluated in bfloat16 left out of the tables" in out
+    gan = pd.read_csv(tmp_path / "table2.csv").set_index("loss").loc["gan"]
+    assert (gan["fid_mean"], gan["seeds"]) == (100.0, 1)
 
 
 # ----------------------------------------------------------------------------- tables

@@ -33,6 +33,10 @@ CASES = [
     ("train.py", ["--dataset", "folder", "--data-root", "{images}", "--eval-every", "10", "--fid-weights",
                   "/nonexistent/w.pth", "--out", "{folder}/run"], "--fid-weights"),
     ("train.py", ["--dataset", "ring8", "--lr", "-1", "--out", "{folder}/run"], "--lr must"),
+    ("train.py", ["--dataset", "ring8", "--precision", "float16", "--out", "{folder}/run"], "--precision"),
+    ("train.py", ["--dataset", "folder", "--data-root", "{images}", "--eval-every", "10", "--fid-precision", "half",
+                  "--out", "{folder}/run"], "--fid-precision"),
+    ("evaluate.py", [RUN, "--fid-precision", "float16", "--csv", "{folder}/fid.csv"], "--fid-precision"),
     ("evaluate.py", [RUN, "--csv", "{folder}"], "is a folder"),
     ("evaluate.py", [RUN, "--csv", "{binary}"], "binary"),
     ("evaluate.py", [RUN, "--csv", "{theirs}"], "no column run, checkpoint, steps, n_fake"),
@@ -87,6 +91,12 @@ CASES = [
     ("analysis/failures.py", [RUNS_CSV, "--csv", "{theirs}"], "no column reading"),
     ("analysis/failures.py", [RUNS_CSV, "--figure", "{file}/f.png"], "is a file"),
     ("analysis/failures.py", ["{binary}"], "binary"),
+    ("analysis/fid_precision.py", ["--real-root", "{images}", "--fake-root", "{images}", "--csv", "{folder}"],
+     "is a folder"),
+    ("analysis/fid_precision.py", ["--real-root", "{images}", "--fake-root", "{images}", "--csv", "{theirs}"],
+     "no column n"),
+    ("analysis/fid_precision.py", ["--real-root", "{images}", "--fake-root", "{images}", "--n", "8", "--sets", "1", "2"],
+     "--n and --sets"),
     ("report.py", ["--results", "{file}"], "not a folder"),
 ]
 # Scripts that write nothing unless told (--csv), after minutes of timing: not tried here.
