@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from minkgan import contrasts, paths, stats
+from minkgan import runs as runs_csv
 from minkgan.utils import OneLineParser, UserError, check_merge_target, check_writable_file, merge_csv, run_main
 
 PAIRS = [("minkowski-p4", "gan"), ("minkowski-p4", "wgan")]
@@ -120,7 +121,7 @@ def plot_curves(runs, run_logs, path):
             logs = os.path.join(run_logs, f"{dataset}-{int(r['total_steps'])}steps", name, "metrics.csv")
             if not os.path.isfile(logs):
                 continue
-            m = pd.read_csv(logs)
+            m = runs_csv.read_log(logs)
             blank = r["final_precision"] == 0 and r["final_coverage"] == 0
             style = ({"c": "tab:red", "lw": 1.6} if r["failed"] == "yes" else
                      {"c": "tab:orange", "lw": 1.4, "ls": "--"} if blank else {"c": colours[arm], "lw": 0.7, "alpha": 0.7})

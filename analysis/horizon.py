@@ -21,8 +21,8 @@ import os
 import numpy as np
 import pandas as pd
 
-from minkgan import paths
 from minkgan import figures
+from minkgan import paper as paper_csv
 from minkgan import rundir
 from minkgan.utils import (OneLineParser, UserError, check_merge_target, check_writable_file, merge_csv, read_csv_of_ours,
                    run_main)
@@ -133,13 +133,11 @@ def plot(rows, paper, path):
 
 
 def paper_fids_by_label(rows):
-    paper = pd.read_csv(paths.PAPER_CSV)
     out = {}
     for label, g in rows.groupby("label"):
-        loss, p = g["loss"].iloc[0], g["p"].iloc[0]
-        match = paper[(paper["loss"] == loss) & ((paper["p"] == p) if pd.notna(p) else paper["p"].isna())]
-        if len(match) and "n_critic" not in label:  # WGAN with 1 critic step is not the paper's WGAN
-            out[label] = match["fid"].min()
+        fid = paper_csv.fid(g["loss"].iloc[0], g["p"].iloc[0])
+        if fid is not None and "n_critic" not in label:  # WGAN with 1 critic step is not the paper's WGAN
+            out[label] = fid
     return out
 
 

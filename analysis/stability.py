@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from minkgan import rundir
+from minkgan import runs as runs_csv
 from minkgan.utils import OneLineParser, UserError, check_merge_target, merge_csv, read_json, run_main
 
 SERIES = ["grad_norm_d", "loss_d", "loss_g"]
@@ -34,7 +35,7 @@ def run_row(run_dir, from_epoch, to_epoch):
     cfg, summary = rundir.read_config(run_dir), read_json(os.path.join(run_dir, "summary.json"))
     if cfg is None or summary is None or not os.path.isfile(os.path.join(run_dir, "metrics.csv")):
         return None
-    metrics = pd.read_csv(os.path.join(run_dir, "metrics.csv"))
+    metrics = runs_csv.read_log(os.path.join(run_dir, "metrics.csv"))
     window = metrics[(metrics["epoch"] > from_epoch) & (metrics["epoch"] <= to_epoch + 1e-9)]
     row = {"run": f"{cfg['dataset']}/{os.path.basename(os.path.normpath(run_dir))}", "dataset": cfg["dataset"],
            "loss": cfg["loss"], "p": cfg["p"] if cfg["loss"] == "minkowski" else None, "n_critic": cfg.get("n_critic"),

@@ -11,15 +11,15 @@ paper's effect, not every effect, is excluded at this budget. The verdict follow
 before the runs (docs/preregistration.md).
 """
 import argparse
-import io
-import os
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sp
 
-from minkgan import paths, stats
-from minkgan.utils import (OneLineParser, UserError, check_merge_target, check_writable_file, merge_csv, read_csv_of_ours)
+from minkgan import stats
+from minkgan import paper as paper_csv
+from minkgan import runs as runs_csv
+from minkgan.utils import OneLineParser, UserError, check_merge_target, check_writable_file, merge_csv
 
 # The arms of the contrasts: (loss, p, n_critic); WGAN with its 5 critic steps, as the paper.
 ARMS = {"gan": ("gan", None, 1), "wgan": ("wgan", None, 5), "minkowski-p1": ("minkowski", 1.0, 1),
@@ -71,23 +71,13 @@ def verdict(ci_low, ci_high, paper_gap):
 
 
 def paper_fids():
-    paper = pd.read_csv(paths.PAPER_CSV)
-    return {name: paper[(paper["loss"] == loss) & ((paper["p"] == p) if p is not None else paper["p"].isna())]["fid"].min()
-            for name, (loss, p, _) in ARMS.items()}
+    """{arm of ARMS: the paper's FID}."""
+    return {name: paper_csv.fid(loss, p) for name, (loss, p, _) in ARMS.items()}
 
 
 def read_runs(path, metric):
-    """The completed runs of a runs.csv-shaped file that have the metric, with their reading."""
-    if not os.path.isfile(path):
-        raise UserError(f"{path} is not a file; pass a runs.csv written by ablate_p.py --collect")
-    text = read_csv_of_ours(path, ["loss", "p", "n_critic", "seed", "epochs", "status"],
-                            remedy="pass a runs.csv written by ablate_p.py --collect")
-    runs = pd.read_csv(io.StringIO(text)) if text else pd.DataFrame()
-    if metric not in runs:
-        raise UserError(f"{path} has no column {metric}; pass --metric one of its columns")
-    reading = runs["clip_params"] if "clip_params" in runs else pd.Series("all", index=runs.index)
-    default_eps = runs["adam_eps"].isna() if "adam_eps" in runs else True  # another Adam eps is another arm
-    return runs[(runs["status"] == "completed") & runs[metric].notna() & default_eps].assign(reading=reading.fillna("none"))
+    """The completed, comparable runs (minkgan/runs.py) of a runs.csv-shaped file that have the metric."""
+    return runs_csv.comparable(runs_csv.completed(runs_csv.read(path, metric, needs=("n_critic", "epochs")), metric))
 
 
 def arm_values(runs, arm, reading, epochs, metric):

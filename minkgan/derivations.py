@@ -76,6 +76,11 @@ def optimal_d_by_search(p, ratio):
     return float(d[torch.argmin(real + ratio * fake)])
 
 
+def optimal_d_largest_gap(ps=(2, 3, 4, 8), ratios=(1 / 3, 3.0)):
+    """The largest |closed form - grid search| of D* over these p and density ratios: claim (g)'s check."""
+    return max(abs(optimal_d(p, r) - optimal_d_by_search(p, r)) for p in ps for r in ratios)
+
+
 def generator_gradient(p, d):
     """dL_G/dlogit by autograd through losses.minkowski_g, one sample per value of D in d."""
     logit = torch.logit(torch.as_tensor(d, dtype=torch.float64)).requires_grad_(True)

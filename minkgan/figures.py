@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import losses  # noqa: E402
+from minkgan import runs as runs_csv  # noqa: E402
 from minkgan.training import ADAM_EPS  # noqa: E402
 from minkgan.utils import OneLineParser, UserError, atomic_save_figure, check_writable_folder, read_json  # noqa: E402
 
@@ -43,8 +44,8 @@ def load_runs(runs_dir):
         if cfg is None or not os.path.exists(metrics):
             continue
         evals = os.path.join(run_dir, "eval.csv")
-        runs.append((cfg, pd.read_csv(metrics, on_bad_lines="skip"),
-                     pd.read_csv(evals) if os.path.exists(evals) else None, run_dir))
+        runs.append((cfg, runs_csv.read_log(metrics, torn_tail="drop"),  # a live run may be mid-append
+                     runs_csv.read_log(evals, torn_tail="drop") if os.path.exists(evals) else None, run_dir))
     if not runs:
         raise UserError(f"no run directories with metrics.csv under {runs_dir}; pass the folder that holds the runs")
     return runs

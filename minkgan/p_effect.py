@@ -20,17 +20,17 @@ only: the CSV and the figure keep the test over every p).
 """
 import argparse
 import glob
-import io
 import os
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from minkgan import paths
 from minkgan import rundir
+from minkgan import paper as paper_csv
+from minkgan import runs as runs_csv
 from minkgan.training import ADAM_EPS
-from minkgan.utils import (OneLineParser, UserError, check_merge_target, check_writable_file, merge_csv, read_csv_of_ours,
+from minkgan.utils import (OneLineParser, UserError, check_merge_target, check_writable_file, merge_csv,
                    read_json, row_identity)
 
 
@@ -63,46 +63,39 @@ def p_test(values, labels, permutations=10000, seed=0):
 
 
 def runs_in_folder(runs_dir, metric):
-    """A row per run directory under runs_dir, in runs.csv's columns: what the test reads."""
+    """A row per run directory under runs_dir, in runs.csv's columns (an empty Adam eps and precision
+    where they are the defaults, as there): what the test reads."""
     rows = []
     for config_path in sorted(glob.glob(os.path.join(runs_dir, "*", "*", "config.json"))):
         run_dir = os.path.dirname(config_path)
         cfg, summary = read_json(config_path), read_json(os.path.join(run_dir, "summary.json")) or {}
         if cfg is None:  # a run still starting
             continue
+        eps, precision = cfg.get("adam_eps", ADAM_EPS), cfg.get("precision") or "float32"
         rows.append({"loss": cfg["loss"], "p": cfg["p"], "seed": cfg["seed"], "status": summary.get("status"),
                      metric: summary.get(metric), "epochs": summary.get("epoch"), "steps": summary.get("step"),
-                     "dataset": cfg["dataset"], "adam_eps": cfg.get("adam_eps", ADAM_EPS),
-                     "clip_params": rundir.reading(cfg)["clip_params"] or "none",
-                     "device": cfg.get("hardware")})
+                     "dataset": cfg["dataset"], "adam_eps": None if eps == ADAM_EPS else eps,
+                     "precision": None if precision == "float32" else precision,
+                     "reading": rundir.reading(cfg)["clip_params"] or "none", "device": cfg.get("hardware")})
     return pd.DataFrame(rows)
 
 
-def read_runs_csv(path, metric):
-    runs = pd.read_csv(io.StringIO(read_csv_of_ours(path, ["loss", "p", "seed", "status"],
-                                                    remedy="name ablate_p.py's runs.csv or a sweep's folder")))
-    if metric not in runs:
-        raise UserError(f"{path} has no column {metric}; choose one of its final_* or best_* columns")
-    runs = runs.assign(adam_eps=runs["adam_eps"].fillna(ADAM_EPS) if "adam_eps" in runs else ADAM_EPS)
-    if "clip_params" not in runs:  # rows from before the column: every run then clipped every D parameter
-        return runs.assign(clip_params="all")
-    return runs.assign(clip_params=runs["clip_params"].fillna("none"))
-
-
 def minkowski_runs(source, metric, adam_eps=ADAM_EPS, steps=None, ps=None, clip_params="all"):
-    """(p, seed, metric, epochs, steps, dataset, hardware) of every completed Minkowski run with
-    that Adam eps and that reading of the clipping (and that many steps, and one of those p, when
-    given), from a sweep's folder or a runs.csv; all of one budget."""
-    runs = read_runs_csv(source, metric) if os.path.isfile(source) else runs_in_folder(source, metric)
+    """(p, seed, metric, epochs, steps, dataset, hardware) of every completed, comparable Minkowski run
+    (minkgan/runs.py) with that Adam eps and that reading of the clipping (and that many steps, and one
+    of those p, when given), from a sweep's folder or a runs.csv; all of one budget."""
+    if not os.path.exists(source):
+        raise UserError(f"{source} does not exist; name a runs.csv written by ablate_p.py --collect or a sweep's folder")
+    runs = runs_csv.read(source, metric) if os.path.isfile(source) else runs_in_folder(source, metric)
     if len(runs):
-        runs = runs[(runs["loss"] == "minkowski") & (runs["status"] == "completed") & runs[metric].notna()
-                    & (runs["adam_eps"] == adam_eps) & ((runs["steps"] == steps) if steps is not None else True)
-                    & (runs["clip_params"] == clip_params)
-                    & (runs["p"].isin(ps) if ps else True)]
+        runs = runs_csv.comparable(runs_csv.completed(runs, metric), None if adam_eps == ADAM_EPS else adam_eps)
+        runs = runs[(runs["loss"] == "minkowski") & ((runs["steps"] == steps) if steps is not None else True)
+                    & (runs["reading"] == clip_params) & (runs["p"].isin(ps) if ps else True)]
     if not len(runs):
         raise UserError(f"no completed Minkowski run with {metric}, Adam eps {adam_eps:g}, --clip-params {clip_params}"
                         + (f" and {steps} steps" if steps is not None else "")
-                        + (f" and p in {' '.join(f'{p:g}' for p in ps)}" if ps else "") + f" in {source}; run the sweep first")
+                        + (f" and p in {' '.join(f'{p:g}' for p in ps)}" if ps else "") + f" in {source}; "
+                        "run that sweep first, or name the runs.csv or folder that holds it")
     budgets = runs[["dataset", "steps"]].drop_duplicates()
     if len(budgets) > 1:
         raise UserError(f"{source} holds runs of {len(budgets)} budgets (dataset, steps): "
@@ -119,7 +112,7 @@ def plot(runs, metric, path):
     means = runs.groupby("p")[metric].agg(["mean", "std"]).reset_index()
     ax.errorbar(means["p"], means["mean"], yerr=means["std"].fillna(0), fmt="o-", capsize=3,
                 label=f"ours, mean ± std ({runs['epochs'].max():g} epoch{'' if runs['epochs'].max() == 1 else 's'})")
-    paper = pd.read_csv(paths.PAPER_CSV)
+    paper = paper_csv.table()
     paper = paper[(paper["table"] == 3)].sort_values("p")
     ax.plot(paper["p"], paper["fid"], "s--", c="tab:red", label="paper, Table 3 (200 epochs)")
     ax.set(xlabel="p", ylabel=metric.replace("_", " "), title="Minkowski loss: FID against p")

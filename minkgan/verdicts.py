@@ -37,11 +37,27 @@ def one_loss(cosines, threshold=ONE_LOSS_COSINE):
     return "nearly one loss" if min(cosines) >= threshold else "not one loss"
 
 
+def even_p_fails(min_loss_with_abs):
+    """'p must be even' (claim e) fails when the loss with |.| is non-negative at a non-even p."""
+    return min_loss_with_abs >= 0
+
+
+def binomial_fails(dlog_at_4):
+    """'C(p, 4) is largest at p = 4' (claim f) fails when its log-derivative there is not 0 (> 0: increasing)."""
+    return abs(dlog_at_4) > 1e-9
+
+
 def arguments_that_fail(min_loss_with_abs, dlog_at_4):
-    """The paper's two arguments about p: 'p must be even' fails when the loss with |.| is non-negative
-    at non-even p; 'C(p, 4) is largest at p = 4' fails when its log-derivative there is not 0 (> 0:
-    increasing). Returns how many fail."""
-    return int(min_loss_with_abs >= 0) + int(abs(dlog_at_4) > 1e-9)
+    """How many of the paper's two arguments about p fail (claims e and f)."""
+    return int(even_p_fails(min_loss_with_abs)) + int(binomial_fails(dlog_at_4))
+
+
+OPTIMAL_D_TOLERANCE = 1e-4  # D* checked when closed form and grid search agree this well (grid step 5e-6)
+
+
+def optimal_d_checked(largest_gap, tolerance=OPTIMAL_D_TOLERANCE):
+    """Claim (g): 'checked' when the closed form of D* agrees with a search over D everywhere tried."""
+    return "checked" if largest_gap <= tolerance else "does not match"
 
 
 ARGUMENTS_SENTENCE = {0: "the paper's two arguments about p hold", 1: "one of the paper's two arguments about p does not hold",

@@ -11,6 +11,7 @@ from scipy import stats
 import pytest
 
 import report
+from minkgan.report import blocks, cifar, facts, regime, toys, verdict
 from minkgan.utils import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -32,7 +33,7 @@ def text(path):
 
 def prose(path):
     """A document without its generated blocks, code (fenced, indented, inline), comments and link targets."""
-    body = report.BLOCK.sub("", text(path))
+    body = blocks.BLOCK.sub("", text(path))
     body = re.sub(r"```.*?```", "", body, flags=re.S)
     body = re.sub(r"^(    |\t).*$", "", body, flags=re.M)
     body = re.sub(r"<!--.*?-->", "", body, flags=re.S)
@@ -41,7 +42,7 @@ def prose(path):
 
 
 def test_every_generated_block_is_what_report_writes_from_the_committed_results():
-    assert report.stale() == [], "run python report.py"
+    assert blocks.stale() == [], "run python report.py"
 
 
 def test_a_changed_fid_in_runs_csv_makes_the_documents_stale(tmp_path):
@@ -51,7 +52,7 @@ def test_a_changed_fid_in_runs_csv_makes_the_documents_stale(tmp_path):
     row = runs.index[(runs["run"] == "folder/minkowski-p4-seed0") & (runs["total_steps"] == 1562)][0]
     runs.loc[row, "final_fid"] += 1.0
     runs.to_csv(results / "runs.csv", index=False)
-    assert "README.md" in report.stale(results=str(results))
+    assert "README.md" in blocks.stale(results=str(results))
     assert report.main(["--check", "--results", str(results)]) == 1
 
 
@@ -65,13 +66,13 @@ def with_row(results, **changes):
 def test_tables_never_average_two_readings_of_the_clipping(tmp_path):
     results = tmp_path / "results"
     shutil.copytree(os.path.join(ROOT, "results"), results)
-    before, before3 = report.table2(str(results), 2), report.table3(str(results), 2, clip_params="weights")
+    before, before3 = cifar.table2(str(results), 2), cifar.table3(str(results), 2, clip_params="weights")
     with_row(results, clip_params="weights", seed=7, final_fid=999.0)
-    assert report.table2(str(results), 2) == before
-    weights = report.table2(str(results), 2, clip_params="weights")
+    assert cifar.table2(str(results), 2) == before
+    weights = cifar.table2(str(results), 2, clip_params="weights")
     gan_row = weights.split("| GAN | 197.8 | ")[1].split("\n")[0]
     assert "999.0" in gan_row and "conv and linear weights only" in weights  # seed 7 joins the weights-only GAN
-    assert report.table3(str(results), 2, clip_params="weights") == before3  # a GAN row is no Table 3 row
+    assert cifar.table3(str(results), 2, clip_params="weights") == before3  # a GAN row is no Table 3 row
     runs = pd.read_csv(results / "runs.csv")
     clip_all = runs[(runs["clip_params"] == "all") & (runs["loss"] == "minkowski") & (runs["p"] == 4) & (runs["epochs"] == 2)]
     assert len(clip_all) >= 2 and not any(f"{fid:.1f}" in before3 for fid in clip_all["final_fid"])  # no clip-all FID in the weights table
@@ -82,7 +83,7 @@ def test_one_budget_of_two_fid_protocols_is_an_error(tmp_path):
     shutil.copytree(os.path.join(ROOT, "results"), results)
     with_row(results, seed=7, n_fake=2000)
     with pytest.raises(UserError, match="FID sample counts"):
-        report.table2(str(results), 2)
+        cifar.table2(str(results), 2)
 
 
 def test_files_not_yet_committed_are_one_line_and_rendered_once_they_are(tmp_path):
@@ -90,18 +91,18 @@ def test_files_not_yet_committed_are_one_line_and_rendered_once_they_are(tmp_pat
     shutil.copytree(os.path.join(ROOT, "results"), results)
     for name in ("contrasts.csv", "horizon.csv"):
         (results / name).unlink(missing_ok=True)
-    assert report.contrasts_csv(str(results)).startswith("Not yet measured") and "\n" not in report.contrasts_csv(str(results))
-    assert report.horizon(str(results)).startswith("Not yet measured")
+    assert cifar.contrasts_csv(str(results)).startswith("Not yet measured") and "\n" not in cifar.contrasts_csv(str(results))
+    assert cifar.horizon(str(results)).startswith("Not yet measured")
     pd.DataFrame([{"reading": "all", "metric": "final_fid", "epochs": 2.0, "steps": 1562, "a": "minkowski-p4",
                    "b": "gan", "n_a": 5, "n_b": 5, "mean_a": 170.0, "mean_b": 160.0, "mean_diff": 10.0,
                    "ci_low": -4.5, "ci_high": 24.5, "p_value": 0.15, "p_holm": 0.3, "paper_gap": -98.2,
                    "power_at_paper_gap": 1.0, "excludes_zero": False, "excludes_paper_gap": True,
                    "verdict": "paper's gap excluded", "hardware": "AMD EPYC x2 threads"}]).to_csv(results / "contrasts.csv",
                                                                                           index=False)
-    assert "minkowski-p4 − gan" in report.contrasts_csv(str(results))
-    verdict = report.verdict(str(results))
-    assert "+10.0 FID (-4.5 to +24.5, Welch, 5 and 5 seeds; paper -98.2): **paper's gap excluded**" in verdict
-    assert "results/contrasts.csv" in verdict
+    assert "minkowski-p4 − gan" in cifar.contrasts_csv(str(results))
+    text = verdict.verdict(str(results))
+    assert "+10.0 FID (-4.5 to +24.5, Welch, 5 and 5 seeds; paper -98.2): **paper's gap excluded**" in text
+    assert "results/contrasts.csv" in text
     rows = [{"run": f"folder/{loss}-seed0", "loss": loss, "p": p, "n_critic": 1, "seed": 0, "clip_params": "all", "total_steps": 3124, "epoch": e,
              "step": 781 * e, "n": n, "fid": 300.0 - e - (n == 5000) * 10, "logit_absmax": 0.2 * e,
              "device": "Intel(R) Xeon(R) Processor x2 threads"}
@@ -111,13 +112,13 @@ def test_files_not_yet_committed_are_one_line_and_rendered_once_they_are(tmp_pat
     pd.DataFrame(rows).to_csv(results / "horizon.csv", index=False)
     pd.DataFrame([{"run": "folder/gan-seed0", "label": "gan", "from_epoch": 2, "to_epoch": 4, "points": 2,
                    "exponent": 1.0, "r2": 1.0, "logit_absmax_at_200": 40.0}]).to_csv(results / "horizon_fits.csv", index=False)
-    horizon = report.horizon(str(results))
+    horizon = cifar.horizon(str(results))
     assert "| Minkowski p = 4, seed 0 | 299.0 | 298.0 | 296.0 |" in horizon  # FID of 2000: one protocol per table
     assert "| WGAN (5 critic steps), seed 0 | 334.3 | 318.7 | 287.5 |" in horizon  # epoch 1.005 is epoch 1
     assert "| FID of 5000 at epoch | 4 |" in horizon and "| GAN, seed 0 | 286.0 |" in horizon
     assert "| GAN, seed 0 | 0.200 | 0.400 | 0.800 |" in horizon and "Intel Xeon x2 threads" in horizon
-    line = report.horizon_line(str(results))
-    sd, _ = report.pooled_sd(report.image_runs(str(results), 2))
+    line = verdict.horizon_line(str(results))
+    sd, _ = facts.pooled_sd(facts.image_runs(str(results), 2))
     assert 296.0 - 287.5 < sd  # so WGAN's lead at epoch 4 is within the seed SD
     assert "FID of 2000, best first, at epoch 2: GAN 298.0, Minkowski p = 4 298.0, WGAN (5 critic steps) 318.7; " \
            "at epoch 4: WGAN (5 critic steps) 287.5, GAN 296.0, Minkowski p = 4 296.0" in line
@@ -131,21 +132,21 @@ def test_files_not_yet_committed_are_one_line_and_rendered_once_they_are(tmp_pat
 
 def test_a_marker_naming_no_block_is_a_one_line_error():
     with pytest.raises(UserError, match="no such block"):
-        report.render("<!-- report:tabel2 epochs=2 -->\n<!-- /report:tabel2 epochs=2 -->\n")
+        blocks.render("<!-- report:tabel2 epochs=2 -->\n<!-- /report:tabel2 epochs=2 -->\n")
     with pytest.raises(UserError, match="epoch"):
-        report.render("<!-- report:table2 epoch=2 -->\n<!-- /report:table2 epoch=2 -->\n")
+        blocks.render("<!-- report:table2 epoch=2 -->\n<!-- /report:table2 epoch=2 -->\n")
 
 
 def test_a_rerun_replaces_exactly_the_blocks():
     document = "Prose 1.\n<!-- report:paper -->\nold\n<!-- /report:paper -->\nProse 2: <!-- report:setup -->x<!-- /report:setup -->.\n"
-    rendered = report.render(document)
+    rendered = blocks.render(document)
     assert rendered.startswith("Prose 1.\n<!-- report:paper -->\n\n| Table 2 |") and "old" not in rendered
     assert re.search(r"Prose 2: <!-- report:setup -->CIFAR-10[^\n]*<!-- /report:setup -->\.\n$", rendered)
-    assert report.render(rendered) == rendered
+    assert blocks.render(rendered) == rendered
 
 
 def documents(frozen=True):
-    return [d for d in (os.path.relpath(p, ROOT) for p in report.documents(ROOT)) if frozen or d not in FROZEN]
+    return [d for d in (os.path.relpath(p, ROOT) for p in blocks.documents(ROOT)) if frozen or d not in FROZEN]
 
 
 def tracked():
@@ -230,27 +231,27 @@ def toy_group(dataset, loss, p, clip, modes, sd, hq, n=5, n_critic=1):
 def test_the_clipped_2d_rows_are_read_by_h5s_rule_and_never_mix_with_the_unclipped(tmp_path):
     results = tmp_path / "results"
     shutil.copytree(os.path.join(ROOT, "results"), results)
-    committed = report.clipped_toys(str(results))
+    committed = toys.clipped_toys(str(results))
     assert "(H5, 5 seeds an arm)" in committed and "uninformative" in committed  # WGAN's 5-critic-step rows not H5's
     table = pd.read_csv(results / "toy_table.csv")
     table = table[(table["clip"] == 0) | (table["n_critic"] == 5)]  # without H5's committed rows
     table.to_csv(results / "toy_table.csv", index=False)
-    unclipped = report.toy_contrast(str(results), "ring8")
-    assert "not yet run" in report.clipped_toys(str(results))
+    unclipped = facts.toy_contrast(str(results), "ring8")
+    assert "not yet run" in toys.clipped_toys(str(results))
     flat = [toy_group(d, loss, p, 0.01, 3.0, 1.0, 1.0) for d in ("ring8", "grid25")
             for loss, p in (("gan", None), ("minkowski", 4.0), ("wgan", None))]
     pd.concat([pd.DataFrame(flat), table]).to_csv(results / "toy_table.csv", index=False)
-    assert report.toy_contrast(str(results), "ring8") == unclipped  # the default reading's contrast is unchanged
-    assert "uninformative" in report.clipped_toys(str(results))
+    assert facts.toy_contrast(str(results), "ring8") == unclipped  # the default reading's contrast is unchanged
+    assert "uninformative" in toys.clipped_toys(str(results))
     learned = [toy_group("ring8", "gan", None, 0.01, 6.0, 1.0, 40.0), toy_group("ring8", "minkowski", 4.0, 0.01, 4.0, 0.5, 60.0),
                toy_group("grid25", "gan", None, 0.01, 10.0, 2.0, 30.0), toy_group("grid25", "minkowski", 4.0, 0.01, 11.0, 3.0, 30.0)]
     pd.concat([pd.DataFrame(learned), table]).to_csv(results / "toy_table.csv", index=False)
     spread = np.array([-2, -1, 0, 1, 2]) / np.std([-2, -1, 0, 1, 2], ddof=1)  # 5 seeds of mean 0, SD 1
     low, high = stats.ttest_ind(4.0 + 0.5 * spread, 6.0 + spread, equal_var=False).confidence_interval()
-    line = report.clipped_toys(str(results))
+    line = toys.clipped_toys(str(results))
     assert f"ring8 -2.0 ({low:+.1f} to {high:+.1f}, 5 seeds: contradicted)" in line and "grid25 +1.0" in line
     assert "inconclusive" in line
-    assert "| GAN, 1 critic step |" not in report.toy(str(results)) and "| GAN |" in report.toy(str(results), clip=0.01)
+    assert "| GAN, 1 critic step |" not in toys.toy(str(results)) and "| GAN |" in toys.toy(str(results), clip=0.01)
 
 
 def moment_row(loss, p, seed, space, kurtosis_gap, n_critic=1):
@@ -265,20 +266,20 @@ def test_the_higher_moments_verdict_follows_h7s_rule(tmp_path):
     results = tmp_path / "results"
     shutil.copytree(os.path.join(ROOT, "results"), results)
     (results / "moments.csv").unlink(missing_ok=True)
-    assert report.moments(str(results)).startswith("Not yet measured")
+    assert toys.moments(str(results)).startswith("Not yet measured")
     gaps = {("minkowski", 4.0, 1): [0.10, 0.12], ("gan", None, 1): [0.30, 0.34], ("wgan", None, 5): [0.20]}
     rows = [moment_row(loss, p, seed, space, g, k) for (loss, p, k), values in gaps.items()
             for seed, g in enumerate(values) for space in ("pixels", "inception")]
     rows.append(moment_row("gan", None, 0, "pixels_real_vs_real", 0.01))
     pd.DataFrame(rows).to_csv(results / "moments.csv", index=False)
-    line = report.higher_moments(str(results))
+    line = toys.higher_moments(str(results))
     assert "not decidable" in line and "p = 4 2, GAN 2, WGAN 1" in line
     pd.DataFrame(rows + [moment_row("wgan", None, 1, s, 0.22, 5) for s in ("pixels", "inception")]).to_csv(
         results / "moments.csv", index=False)
-    line = report.higher_moments(str(results))
+    line = toys.higher_moments(str(results))
     gan = stats.ttest_ind([0.10, 0.12], [0.30, 0.34], equal_var=False).confidence_interval()
     assert f"p = 4 − GAN -0.210 ({gan.low:+.3f} to {gan.high:+.3f})" in line and line.count(": supported") == 2
-    table = report.moments(str(results))
+    table = toys.moments(str(results))
     assert "| Minkowski p = 4 | 2 (0, 1) | 0.100 ± 0.000 | 0.110 ± 0.014 |" in table and "real against real" in table
 
 
@@ -287,12 +288,12 @@ def test_h6_reads_the_2_epoch_runs_only(tmp_path):
     its row in stability.csv must not count as another seed of the 2-epoch arm."""
     results = tmp_path / "results"
     shutil.copytree(os.path.join(ROOT, "results"), results)
-    before = report.steadiness(str(results))
+    before = verdict.steadiness(str(results))
     table = pd.read_csv(results / "stability.csv")
     longer = table[table["loss"] == "wgan"].iloc[[0]].assign(run="folder/wgan-seed0", total_steps=1562, epochs=10.0,
                                                              cv_grad_norm_d=5.0)
     pd.concat([table, longer]).to_csv(results / "stability.csv", index=False)
-    assert report.steadiness(str(results)) == before
+    assert verdict.steadiness(str(results)) == before
 
 
 def toy_moment_row(dataset, loss, p, seed, kurtosis_gap, space="coordinates"):
@@ -306,20 +307,20 @@ def test_the_2d_higher_moments_follow_h7s_rule_per_dataset(tmp_path):
     images = pd.read_csv(results / "moments.csv")
     images = images[~images["dataset"].isin(["ring8", "grid25"])]
     images.to_csv(results / "moments.csv", index=False)
-    assert report.toy_moments(str(results)).startswith("Not yet measured")
-    assert report.toy_higher_moments(str(results)).startswith("untested")
+    assert toys.toy_moments(str(results)).startswith("Not yet measured")
+    assert toys.toy_higher_moments(str(results)).startswith("untested")
     gaps = {"ring8": {("minkowski", 4.0): [0.1, 0.2, 0.3], ("gan", None): [1.0, 1.2, 1.1], ("wgan", None): [0.9, 1.0, 1.4]},
             "grid25": {("minkowski", 4.0): [0.5, 0.6, 0.4], ("gan", None): [0.4, 0.5, 0.6], ("wgan", None): [0.1, 0.2, 0.2]}}
     rows = [toy_moment_row(d, loss, p, seed, g) for d, arms in gaps.items() for (loss, p), values in arms.items()
             for seed, g in enumerate(values)]
     rows += [toy_moment_row(d, "gan", None, 0, 0.01, "coordinates_real_vs_real") for d in gaps]
     pd.concat([images, pd.DataFrame(rows)]).to_csv(results / "moments.csv", index=False)
-    line = report.toy_higher_moments(str(results))
+    line = toys.toy_higher_moments(str(results))
     gan = stats.ttest_ind([0.1, 0.2, 0.3], [1.0, 1.2, 1.1], equal_var=False).confidence_interval()
     assert f"ring8 (10000 steps, 3 seeds) supported; p = 4 − GAN -0.90 ({gan.low:+.2f} to {gan.high:+.2f})" in line
     assert "grid25 (10000 steps, 3 seeds) not supported" in line
-    assert report.higher_moments(str(results)) == report.higher_moments(os.path.join(ROOT, "results"))  # images apart
-    assert "| Minkowski p = 4 | 0.20 ± 0.10 | 0.50 ± 0.10 | 0–2 |" in report.toy_moments(str(results))
+    assert toys.higher_moments(str(results)) == toys.higher_moments(os.path.join(ROOT, "results"))  # images apart
+    assert "| Minkowski p = 4 | 0.20 ± 0.10 | 0.50 ± 0.10 | 0–2 |" in toys.toy_moments(str(results))
 
 
 def test_the_horizons_alignment_reads_only_runs_trained_past_2_epochs(tmp_path):
@@ -331,11 +332,11 @@ def test_the_horizons_alignment_reads_only_runs_trained_past_2_epochs(tmp_path):
                                        ("wgan-seed0", 1562, ((313, 2.004, 0.90), (781, 5.0, 0.80), (1562, 10.0, 0.85))))
             for step, epoch, cos in states for loss, p in (("minkowski", 4.0), ("minkowski", 8.0), ("gan", None))]
     pd.DataFrame(rows).to_csv(results / "alignment.csv", index=False)
-    block = report.alignment_horizon(str(results))
+    block = regime.alignment_horizon(str(results))
     assert "| wgan-seed0, 1562-step run | 2 | 0.500 | 0.9000 | 0.9000 | 0.9000 |" in block  # epoch 2.004 is epoch 2
     assert "| gan-seed0" not in block and "falls in 1 of 1 runs (changes -0.050)" in block
     pd.DataFrame(rows[:6]).to_csv(results / "alignment.csv", index=False)
-    assert report.alignment_horizon(str(results)).startswith("Not yet measured")
+    assert regime.alignment_horizon(str(results)).startswith("Not yet measured")
 
 
 def test_h4s_alignment_lines_read_only_the_weights_only_runs_past_300_steps(tmp_path):
@@ -344,7 +345,7 @@ def test_h4s_alignment_lines_read_only_the_weights_only_runs_past_300_steps(tmp_
     a = pd.read_csv(results / "alignment.csv")
     a = a[~((a["clip_params"] == "weights") & (a["total_steps"] > 300))]
     a.to_csv(results / "alignment.csv", index=False)
-    assert not report.h4_alignment(report.alignment_facts(str(results))["h4"])  # only the 300-step weights runs
+    assert not regime.h4_alignment(facts.alignment_facts(str(results))["h4"])  # only the 300-step weights runs
     state = lambda run, step, loss, p, cos, ratio, logit: {  # noqa: E731
         "run": run, "total_steps": 1562, "run_loss": run.split("-")[0], "n_critic": 1, "clip": 0.01, "clip_params": "weights",
         "step": step, "epoch": step / 781, "loss": loss, "p": p, "cos_d": cos, "ratio_d": ratio, "logit_abs_max": logit}
@@ -352,7 +353,7 @@ def test_h4s_alignment_lines_read_only_the_weights_only_runs_past_300_steps(tmp_
            state("gan-clipweights-seed0", 1562, "minkowski", 4.0, 0.12, 1e-9, 9.5), state("gan-clipweights-seed0", 1562, "wgan", None, 1.0, 1.0, 9.5),
            state("wgan-clipweights-seed0", 313, "gan", None, 0.0, 1e-25, 80.0), state("wgan-clipweights-seed0", 313, "minkowski", 8.0, 0.0, 0.0, 80.0)]
     pd.concat([a, pd.DataFrame(new)]).to_csv(results / "alignment.csv", index=False)
-    others, wgan = report.h4_alignment(report.alignment_facts(str(results))["h4"])
+    others, wgan = regime.h4_alignment(facts.alignment_facts(str(results))["h4"])
     assert "2 epochs; 1 run, their" in others and "largest |logit| is 6.0–9.5" in others  # hinge, WGAN left out
     assert "are 0.12–0.30 (median 0.21), and in 1 of 2 (loss, state) pairs" in others
     assert "WGAN run (" in wgan and "is 80.0;" in wgan and "are 0.00, and in 2 of 2 (loss, state) pairs" in wgan
@@ -364,12 +365,12 @@ def test_a_crossing_is_a_lead_above_the_seed_sd_at_any_evaluation_after_epoch_2(
     more than 15 ahead."""
     curve = lambda *fids: pd.Series(fids, index=[2.0, 6.0, 10.0])  # noqa: E731
     curves = {"A": curve(100.0, 120.0, 110.0), "B": curve(150.0, 90.0, 100.0), "C": curve(160.0, 130.0, 94.0)}
-    text = report.crossings(curves, 15.0)
+    text = facts.crossings(curves, 15.0)
     assert "B passes A: a crossing by the rule at epoch 6 (30.0 FID ahead); +10.0 FID ahead at the end: none by the end-only" in text
     assert "C passes A: a crossing by the rule at epoch 10 (16.0 FID ahead); +16.0 FID ahead at the end: a crossing" in text
-    near = report.crossings({"A": curve(100.0, 100.0, 100.0), "D": curve(110.0, 90.0, 86.0)}, 15.0)
+    near = facts.crossings({"A": curve(100.0, 100.0, 100.0), "D": curve(110.0, 90.0, 86.0)}, 15.0)
     assert near == "D passes A: no crossing by the rule (never ahead by more than the seed SD); +14.0 FID ahead at the end: none by the end-only reading"
-    assert report.crossings({"A": curve(100.0, 100.0, 100.0), "B": curve(150.0, 150.0, 150.0)}, 15.0) == "no arm passes another"
+    assert facts.crossings({"A": curve(100.0, 100.0, 100.0), "B": curve(150.0, 150.0, 150.0)}, 15.0) == "no arm passes another"
 
 
 def test_weights_only_line_reads_h4s_contrasts_and_counts_the_blank_runs(tmp_path):
@@ -378,7 +379,7 @@ def test_weights_only_line_reads_h4s_contrasts_and_counts_the_blank_runs(tmp_pat
     contrasts = pd.read_csv(results / "contrasts.csv")
     contrasts = contrasts[contrasts["reading"] == "all"]
     contrasts.to_csv(results / "contrasts.csv", index=False)
-    assert "not yet measured" in report.weights_only_line(str(results))
+    assert "not yet measured" in verdict.weights_only_line(str(results))
     row = lambda b, diff, verdict: {"reading": "weights", "metric": "final_fid", "epochs": 2.0, "a": "minkowski-p4", "b": b,  # noqa: E731
                                     "n_a": 2, "n_b": 2, "mean_diff": diff, "ci_low": diff - 5, "ci_high": diff + 5,
                                     "p_value": 0.01, "p_holm": 0.04, "paper_gap": -98.2, "power_at_paper_gap": 0.5,
@@ -392,7 +393,7 @@ def test_weights_only_line_reads_h4s_contrasts_and_counts_the_blank_runs(tmp_pat
     runs.loc[mink, ["final_precision", "final_coverage"]] = [0.0, 0.0]
     runs.loc[mink & (runs["p"] == 1.0), "final_coverage"] = 0.01
     runs.to_csv(results / "runs.csv", index=False)
-    line = report.weights_only_line(str(results))
+    line = verdict.weights_only_line(str(results))
     assert "2 seeds an arm), at 2 epochs" in line
     assert "p = 4 − GAN: +30.0 FID (+25.0 to +35.0, Welch, 2 and 2 seeds; paper -98.2): **contradicted** (p = 0.010; " \
            "0.040 after Holm's correction over the 4 contrasts)" in line
@@ -408,6 +409,6 @@ def test_sample_grids_show_the_grids_the_run_logs_keep(tmp_path):
     assert len(gan) == 1
     grid = results / "run_logs" / "folder-1562steps" / "gan-clipweights-seed0" / "step0001562.png"
     grid.write_bytes(b"png")
-    cells = report.sample_grids(str(results))
+    cells = cifar.sample_grids(str(results))
     assert "GAN, seed 0 (not failed by the rule)" in cells
     assert "(results/run_logs/folder-1562steps/gan-clipweights-seed0/step0001562.png)" in cells

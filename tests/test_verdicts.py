@@ -46,17 +46,61 @@ def test_shifting_p4s_fids_changes_the_words(tmp_path):
 
     import pandas as pd
 
-    import report
+    from minkgan.report import verdict
     from minkgan import contrasts, paths
     results = tmp_path / "results"
     shutil.copytree(paths.RESULTS, results, ignore=shutil.ignore_patterns("figures", "dynamics"))
-    before = report.claim_words(str(results))
+    before = verdict.claim_words(str(results))
     runs = pd.read_csv(results / "runs.csv")
     p4 = (runs["loss"] == "minkowski") & (runs["p"] == 4) & (runs["clip_params"] == "all") & (runs["total_steps"] == 1562)
     runs.loc[p4, "final_fid"] -= 110
     runs.to_csv(results / "runs.csv", index=False)
     assert contrasts.main([str(results / "runs.csv"), "--csv", str(results / "contrasts.csv")]) == 0
-    after = report.claim_words(str(results))
+    after = verdict.claim_words(str(results))
     assert before["p4_vs_gan"] != "supported" and after["p4_vs_gan"] == "supported"
     assert before["best_p"] == "not seen" and after["best_p"] == "seen"
-    assert "p = 4 leads, as the paper says" in report.answer(str(results)).split("against p = 1")[1]
+    assert "p = 4 leads, as the paper says" in verdict.answer(str(results)).split("against p = 1")[1]
+
+
+def test_the_two_arguments_one_by_one():
+    assert verdicts.even_p_fails(0.0) and not verdicts.even_p_fails(-1e-6)
+    assert verdicts.binomial_fails(2.08) and verdicts.binomial_fails(-0.5) and not verdicts.binomial_fails(0.0)
+
+
+def test_optimal_d_is_checked_within_the_tolerance():
+    assert verdicts.optimal_d_checked(verdicts.OPTIMAL_D_TOLERANCE) == "checked"
+    assert verdicts.optimal_d_checked(2 * verdicts.OPTIMAL_D_TOLERANCE) == "does not match"
+
+
+def test_claim_c_and_h_follow_their_files(tmp_path):
+    """Claims (c) and (h) of docs/claims.md: their words come from stability.csv and moments.csv, so a
+    results folder without them says "untested", and a stability.csv where p = 4 is steadier says so."""
+    import shutil
+
+    import pandas as pd
+
+    from minkgan import paths
+    from minkgan.report import verdict
+    results = tmp_path / "results"
+    shutil.copytree(paths.RESULTS, results, ignore=shutil.ignore_patterns("figures", "dynamics"))
+    words = verdict.claim_words(str(results))
+    assert words["steadier_d"] == "inconclusive" and words["moments"] == "not decidable"  # the committed data
+    stability = pd.read_csv(results / "stability.csv")
+    p4 = (stability["loss"] == "minkowski") & (stability["p"] == 4)
+    stability.loc[p4, "cv_grad_norm_d"] = stability.loc[p4, "cv_grad_norm_d"] * 0 + [0.01 * i for i in range(p4.sum())]
+    stability.to_csv(results / "stability.csv", index=False)
+    assert verdict.claim_words(str(results))["steadier_d"] == "supported"
+    assert verdict.claim(str(results), "c").startswith("supported by its pre-registered measure")
+    for name in ("stability.csv", "moments.csv"):
+        (results / name).unlink()
+    words = verdict.claim_words(str(results))
+    assert words["steadier_d"] == "untested" and words["moments"] == "untested"
+    assert verdict.claim(str(results), "h").startswith("untested (H7)")
+
+
+def test_an_unknown_claim_row_is_one_line():
+    from minkgan import paths
+    from minkgan.report import verdict
+    from minkgan.utils import UserError
+    with pytest.raises(UserError, match="rows generated are a, b, c"):
+        verdict.claim(paths.RESULTS, "z")

@@ -1,0 +1,18 @@
+"""The paper's numbers, read in one place: results/paper.csv holds its Table 2 (GAN, WGAN, Minkowski
+p = 4) and Table 3 (Minkowski by p), each FID of 5000 generated CIFAR-10 images after 200 epochs."""
+import pandas as pd
+
+from minkgan import paths
+
+
+def table(path=paths.PAPER_CSV):
+    """Every row of paper.csv: table (2 or 3), loss, p (Minkowski only), fid, source."""
+    return pd.read_csv(path)
+
+
+def fid(loss, p=None, path=paths.PAPER_CSV):
+    """The paper's FID of a loss (Minkowski's at p; Table 2's where both tables hold it), None where the
+    paper has no such run."""
+    rows = table(path)
+    rows = rows[(rows["loss"] == loss) & ((rows["p"] == p) if loss == "minkowski" else rows["p"].isna())]
+    return float(rows["fid"].min()) if len(rows) else None

@@ -1,0 +1,125 @@
+"""The blocks of the benchmarks, the small games (analysis/dynamics.py) and the derivations."""
+import os
+
+import pandas as pd
+
+from minkgan import derivations
+from minkgan.report.text import markdown_table, num, sig
+from minkgan.report.facts import read_csv
+
+
+def bench_ops(results):
+    """bench/ops.py (results/bench_ops.csv): fused against eager, forward + backward."""
+    b = read_csv(results, "bench_ops.csv")
+    threads = sorted(b["cpu_threads"].unique())
+    header, rows = ["op", "size"], []
+    for n in threads:
+        header += [f"eager ms ({n} thread{'s' if n > 1 else ''})", "fused ms", "speed-up"]
+    for (op, size), g in b.groupby(["op", "size"], sort=False):
+        row = [op, size]
+        for n in threads:
+            r = g[g["cpu_threads"] == n].iloc[0]
+            row += [sig(r["eager_ms"], 3), sig(r["fused_ms"], 3), f"{r['speedup']:.2f}x"]
+        rows.append(row)
+    return (markdown_table(header, rows) + f"\n\nMedian of alternating rounds, one run; {', '.join(b['device'].unique())}, "
+            f"torch {b['torch'].iloc[0]}, load average {b['loadavg_1m'].min():g}–{b['loadavg_1m'].max():g} "
+            f"(2 cores), backend {b['backend'].iloc[0]}.")
+
+
+def bench_step(results):
+    """bench/step.py (results/bench_step.csv): one training step per variant, as ratios to plain float32,
+    one table per device (a CPU's bfloat16 hardware named where the row records it)."""
+    b = read_csv(results, "bench_step.csv")
+    parts = []
+    for device, d in b.groupby("device", sort=False):
+        variants = [v for v in d["variant"].unique() if v != "plain"]
+        rows = []
+        for arch, g in d.groupby("arch", sort=False):
+            g = g.set_index("variant")
+            rows.append([f"{arch} ({g['gflop_per_step'].iloc[0]:.1f} GFLOP)", f"{g.loc['plain', 'ms']:.0f}",
+                         *(f"{g.loc[v, 'ratio']:.2f}x" if v in g.index else "–" for v in variants),
+                         f"{g.loc['plain', 'of_sgemm']:.2f}"])
+        hw = d["bf16_hardware"].dropna() if "bf16_hardware" in d else pd.Series(dtype=str)
+        parts.append(markdown_table(["arch", "plain ms", *variants, "of_sgemm (plain)"], rows)
+                     + f"\n\n{device}" + (f" (bfloat16 hardware: {hw.iloc[0]})" if len(hw) else "")
+                     + f", torch {d['torch'].iloc[0]}, a 2048³ float32 matmul at {d['sgemm_gflops'].iloc[0]:.0f} "
+                     f"GFLOP/s, load average {d['loadavg_1m'].min():g}–{d['loadavg_1m'].max():g}.")
+    return ("\n\n".join(parts) + "\n\nMinkowski p = 4, batch 64, 32x32; median of 5 alternating rounds; each "
+            "device's ratios are against its own plain float32 step, measured in the same run.")
+
+
+def aten_ops(results):
+    """bench/step.py --count-only (results/aten_ops.csv): ATen ops per training step, each revision."""
+    a = read_csv(results, "aten_ops.csv")
+    if a is None:
+        return "No ATen op counts are committed yet (`python -m bench.step --count-only --csv results/aten_ops.csv`)."
+    first = a["revision"].iloc[0]
+    rows = []
+    for (arch, loss), g in a.groupby(["arch", "loss"], sort=False):
+        counts = [int(g.loc[g["revision"] == rev, "aten_ops"].iloc[0]) if (g["revision"] == rev).any() else None
+                  for rev in a["revision"].unique()]
+        change = f"{counts[-1] / counts[0] - 1:+.1%}" if None not in (counts[0], counts[-1]) else ""
+        rows.append([arch, loss, *(str(c) if c is not None else "" for c in counts), change])
+    revisions = [f"at {rev[:7]}" for rev in a["revision"].unique()]
+    return (markdown_table(["arch", "loss", *revisions, "change"], rows)
+            + f"\n\nOne plain step (`Trainer.train_step`, batch 64, 32x32; WGAN's holds 5 critic steps) on the CPU, "
+              f"counted by a TorchDispatchMode (views included), torch {a['torch'].iloc[0]}; the first column is "
+              f"the code of {first[:7]}, counted with today's counter.")
+
+
+def dirac(results):
+    """analysis/dynamics.py's Dirac-GAN (results/dynamics/dirac.csv): the Jacobian's eigenvalues at the
+    equilibrium without a penalty and with R1, and whether the iterates converge."""
+    d = read_csv(results, os.path.join("dynamics", "dirac.csv"))
+    rows = []
+    for loss, g in d.groupby("loss", sort=False):
+        g = g.set_index("penalty")
+        none, r1 = g.loc["none"], g.loc["r1"]
+        eigen = f"±{none['eig1_im']:.4g}i" if none["eig1_im"] else "0, 0"
+        rows.append([loss, eigen, "yes" if none["sim_converged"] or none["alt_converged"] else "no",
+                     f"{r1['max_re']:.3g}", "yes" if r1["sim_converged"] else "no",
+                     "yes" if g.loc["wgan-gp", "sim_converged"] else "no"])
+    lam = d[d["penalty"] == "r1"]["lam"].iloc[0]
+    return (markdown_table(["loss", "eigenvalues, no penalty", "converges (simultaneous or alternating)",
+                            f"with R1 (λ = {lam:g}): largest real part", "converges with R1",
+                            "converges with the WGAN-GP penalty"], rows)
+            + "\n\n\"Converges\": the simulated iterates (`analysis/dynamics.py dirac`'s steps) end at the equilibrium.")
+
+
+def two_point(results):
+    """analysis/dynamics.py's two-point game (results/dynamics/two_point.csv), one row per setting."""
+    t = read_csv(results, os.path.join("dynamics", "two_point.csv"))
+    rows = []
+    for setting, g in t.groupby("setting", sort=False):
+        rows.append([setting, f"{g['eta_g'].iloc[0]:g}, {g['eta_d'].iloc[0]:g}", f"{g['converged'].sum()} of {len(g)}",
+                     f"{g['q_min_last'].min():.2f}–{g['q_max_last'].max():.2f}",
+                     sig(g["spectral_radius_at_equilibrium"].iloc[0], 4),
+                     sig(g["q_after_hold_at_lambda0"].iloc[0], 3)])
+    held = t.dropna(subset=["hold_steps"]).iloc[0]
+    return markdown_table(["setting", "η_G, η_D", "starts that reach q = ½", "q over the last steps",
+                           "spectral radius at the equilibrium",
+                           f"q after {held['hold_steps']:g} steps at λ = 0 from a {held['hold_perturbation_du']:g} nudge"],
+                          rows)
+
+
+def bilinear(results):
+    """analysis/dynamics.py's bilinear game (results/dynamics/bilinear.csv): the radius after the last step."""
+    b = read_csv(results, os.path.join("dynamics", "bilinear.csv"))
+    last = b.groupby("method", sort=False).tail(1)
+    return markdown_table(["method", f"radius at step {last['step'].iloc[0]}", "closed form"],
+                          [[r["method"], f"{r['radius']:.4f}", num(r["radius_closed_form"], 4)] for _, r in last.iterrows()])
+
+
+def derivation_table(results):
+    """analysis/derivations.py's closed forms, checked there against the repository's losses by tests/test_derivations.py."""
+    ps = range(1, 9)
+    b = derivations.binomial_table()
+    g = [derivations.generator_gradient(p, [1 / (p + 1), 0.5]).abs().tolist() for p in ps]
+    rows = [["C(p, 4)", *b["C"]],
+            ["size of G's gradient through the logit at its peak, D = 1/(p + 1)", *(f"{v[0]:.3f}" for v in g)],
+            ["... at D = ½, where a clipped D sits", *(sig(v[1], 3) for v in g)],
+            ["optimal D for p_g / p_data = 1/3", "–", *(f"{derivations.optimal_d(p, 1 / 3):.3f}" for p in ps if p > 1)]]
+    return (markdown_table(["p", *map(str, ps)], rows) + f"\n\nd/dp ln C(p, 4) at p = 4: {b['dlog_digamma']:.4f} "
+            f"(digamma; a finite difference of ln Γ gives {b['dlog_numeric']:.4f}); the paper prints "
+            f"{derivations.PAPER_DLOG_BINOMIAL}. Optimal D for p_g / p_data = 1/3 at p = 32: "
+            f"{derivations.optimal_d(32, 1 / 3):.3f}.")
