@@ -412,3 +412,16 @@ def test_sample_grids_show_the_grids_the_run_logs_keep(tmp_path):
     cells = cifar.sample_grids(str(results))
     assert "GAN, seed 0 (not failed by the rule)" in cells
     assert "(results/run_logs/folder-1562steps/gan-clipweights-seed0/step0001562.png)" in cells
+
+
+def test_the_fid_precision_block_says_which_way_bfloat16_moved_the_fid(tmp_path):
+    from minkgan.report import appendix
+    rows = [{"n": 2000, "sample_set": i, "fid_float32": 25.0, "fid_bfloat16": 25.0 * (1 + d), "rel_diff": d,
+             "cpu": "Intel(R) Xeon(R) Processor", "bf16_hardware": "AMX"} for i, d in enumerate((-0.004, -0.003))]
+    pd.DataFrame(rows).to_csv(tmp_path / "fid_precision.csv", index=False)
+    assert "moved every FID down, by at most 0.40 %" in appendix.fid_precision(str(tmp_path))
+    rows[1]["rel_diff"] = 0.001
+    pd.DataFrame(rows).to_csv(tmp_path / "fid_precision.csv", index=False)
+    assert "moved every FID up or down" in appendix.fid_precision(str(tmp_path))
+    assert appendix.fid_precision(str(tmp_path / "none")).startswith("Not yet measured")
+    assert appendix.bench_fid(str(tmp_path)).startswith("Not yet measured")

@@ -4,7 +4,7 @@ import os
 import pandas as pd
 
 from minkgan import derivations
-from minkgan.report.text import markdown_table, num, sig
+from minkgan.report.text import cpu, markdown_table, not_yet, num, sig, value_range
 from minkgan.report.facts import read_csv
 
 
@@ -123,3 +123,40 @@ def derivation_table(results):
             f"(digamma; a finite difference of ln Γ gives {b['dlog_numeric']:.4f}); the paper prints "
             f"{derivations.PAPER_DLOG_BINOMIAL}. Optimal D for p_g / p_data = 1/3 at p = 32: "
             f"{derivations.optimal_d(32, 1 / 3):.3f}.")
+
+
+def fid_precision(results):
+    """analysis/fid_precision.py (results/fid_precision.csv): the FID of bfloat16 Inception against float32's
+    on the same samples, per sample count."""
+    t = read_csv(results, "fid_precision.csv")
+    if t is None:
+        return not_yet("fid_precision.csv", "`python -m analysis.fid_precision`")
+    percent = lambda v: f"{100 * v:+.2f} %"  # noqa: E731
+    rows = [[f"{n}", f"{len(g)}", f"{value_range(g['fid_float32'], 2)}",
+             percent(g["rel_diff"].min()) + (f" to {percent(g['rel_diff'].max())}" if len(g) > 1 else "")]
+            for n, g in t.groupby("n")]
+    way = "down" if (t["rel_diff"] < 0).all() else "up" if (t["rel_diff"] > 0).all() else "up or down"
+    machines = ", ".join(f"{cpu(c)} ({hw} bfloat16 hardware)" for c, hw in t[["cpu", "bf16_hardware"]].drop_duplicates()
+                         .itertuples(index=False))
+    return (markdown_table(["samples a side", "sample sets", "FID, float32 Inception", "bfloat16 − float32, relative"],
+                           rows)
+            + f"\n\nJPEG CIFAR-10 test images against the real statistics of as many train images, disjoint sets; {machines}. "
+            f"bfloat16 moved every FID {way}, by at most {100 * t['rel_diff'].abs().max():.2f} %: fine for a run's curve, "
+            "not for a table that must equal pytorch-fid, so every table keeps float32 FIDs.")
+
+
+def bench_fid(results):
+    """bench/fid.py --throughput-only (results/bench_fid.csv): Inception images per second, each variant as a
+    ratio to evaluate.py's float32 pass on the same CPU and threads, measured in one run."""
+    b = read_csv(results, "bench_fid.csv")
+    if b is None:
+        return not_yet("bench_fid.csv", "`python -m bench.fid --throughput-only --csv results/bench_fid.csv`")
+    parts = []
+    for device, d in b.groupby("device", sort=False):
+        rows = [[r["variant"], f"{r['images_per_s']:.1f}", f"{r['ratio']:.2f}x"] for _, r in d.iterrows()]
+        hw = d["bf16_hardware"].dropna()
+        parts.append(markdown_table(["Inception pass", "images/s", "ratio"], rows)
+                     + f"\n\n{cpu(device)}" + (f" (bfloat16 hardware: {hw.iloc[0]})" if len(hw) else "")
+                     + f", torch {d['torch'].iloc[0]}, {d['n'].iloc[0]} images, median of {d['rounds'].iloc[0]} rounds, "
+                     f"load average {d['loadavg_1m'].min():g}–{d['loadavg_1m'].max():g}.")
+    return "\n\n".join(parts)

@@ -20,7 +20,8 @@ BLOCKS = {
     "alignment-horizon": regime.alignment_horizon, "trajectories": regime.trajectories,
     "bench-ops": appendix.bench_ops, "bench-step": appendix.bench_step, "aten-ops": appendix.aten_ops,
     "dirac": appendix.dirac, "two-point": appendix.two_point, "bilinear": appendix.bilinear,
-    "derivations": appendix.derivation_table,
+    "derivations": appendix.derivation_table, "fid-precision": appendix.fid_precision,
+    "bench-fid": appendix.bench_fid,
     "verdict": verdict.verdict, "answer": verdict.answer, "claim": verdict.claim,
 }
 
