@@ -64,11 +64,12 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
-from minkgan import paths
 from minkgan import data
 import losses
+from minkgan import paper as paper_csv
 from minkgan import precision as precisions
 from minkgan import rundir
+from minkgan.paper import TABLE2_LOSSES
 from minkgan.metrics import KID_MAX_FEATURES, PRDC_COLUMNS, at_most, frechet_distance, kid, prdc, statistics, toy_metrics
 from minkgan.utils import (HelpFormatter, OneLineParser, UserError, atomic_write_bytes, atomic_write_text, check_device,
                    check_merge_target, check_writable_folder, eval_mode, merge_csv, read_csv_of_ours, read_json,
@@ -80,7 +81,6 @@ IMAGE_EXTENSIONS = ("bmp", "jpg", "jpeg", "pgm", "png", "ppm", "tif", "tiff", "w
 DEFAULT_STATS_DIR = os.path.join("results", "fid_stats")
 FID_CSV, TOY_CSV = "fid.csv", "toy_metrics.csv"  # their names in a results folder
 EVAL_NOISE_SEED = 12345  # the noise of every evaluation's samples, in training and in evaluate.py
-TABLE2_LOSSES = ("gan", "wgan", "minkowski", "nsgan", "wgan-gp", "lsgan", "hinge")
 FLOOR_COLUMNS = ["fid_floor", "fid_floor_test"]
 TABLE_MEANS = ["fid_floor", "fid_floor_test", "kid_mean", *(f"{m}_mean" for m in PRDC_COLUMNS)]  # after fid_std
 FID_COLUMNS = ["run", "dataset", "loss", "p", "n_critic", "seed", "steps", "epochs", "n_fake", "n_real", "fid", "kid", "kid_std",
@@ -579,10 +579,6 @@ def generic_fid(fake, real, weights=None, device="cpu", batch_size=200, precisio
 
 # ----------------------------------------------------------------------------- tables
 
-def read_paper(path=paths.PAPER_CSV):
-    return pd.read_csv(path)
-
-
 def _budget(group):
     def joined(col):
         vals = [v for v in pd.unique(group[col]) if not (isinstance(v, float) and math.isnan(v))]
@@ -626,7 +622,7 @@ def build_tables(fid_rows, paper=None):
     results/paper.csv (default: that file). Table 2: gan, wgan, minkowski p=4 (the paper's), then
     nsgan, wgan-gp, lsgan, hinge (ours only). Table 3: minkowski for every p of the paper or ours.
     """
-    paper = read_paper() if paper is None else pd.DataFrame(paper)
+    paper = paper_csv.table() if paper is None else pd.DataFrame(paper)
     ours = _ours(fid_rows)
     p2 = paper[paper["table"] == 2].rename(columns={"fid": "paper_fid"})[["loss", "p", "paper_fid"]]
     p3 = paper[paper["table"] == 3].rename(columns={"fid": "paper_fid"})[["loss", "p", "paper_fid"]]

@@ -4,6 +4,8 @@ import pandas as pd
 
 from minkgan import paths
 
+# Table 2's losses in the order its rows are shown here, the paper's three first, then the other baselines
+TABLE2_LOSSES = ("gan", "wgan", "minkowski", "nsgan", "wgan-gp", "lsgan", "hinge")
 
 def table(path=paths.PAPER_CSV):
     """Every row of paper.csv: table (2 or 3), loss, p (Minkowski only), fid, source."""

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from analysis import dynamics as dyn  # noqa: E402
+from minkgan.games import bilinear, dirac, two_point  # noqa: E402
 import losses  # noqa: E402
 
 DT = torch.float64
@@ -23,7 +23,7 @@ DT = torch.float64
 @pytest.mark.parametrize("eta", [0.05, 0.1, 0.3])
 def test_simultaneous_radius_grows_by_sqrt_one_plus_eta_squared(eta):
     n = 200
-    tr = dyn.bilinear_run("simultaneous", eta, n)
+    tr = bilinear.bilinear_run("simultaneous", eta, n)
     r = np.hypot(tr[:, 0], tr[:, 1])
     expected = math.sqrt(2) * (1 + eta ** 2) ** (np.arange(n + 1) / 2)
     assert np.max(np.abs(r - expected)) < 1e-10
@@ -32,16 +32,16 @@ def test_simultaneous_radius_grows_by_sqrt_one_plus_eta_squared(eta):
 
 def test_flow_is_the_exact_rotation_and_keeps_the_radius():
     eta, n = 0.1, 300
-    tr = dyn.bilinear_run("flow", eta, n)
+    tr = bilinear.bilinear_run("flow", eta, n)
     r = np.hypot(tr[:, 0], tr[:, 1])
     assert np.max(np.abs(r - math.sqrt(2))) < 1e-9
-    exact = np.array([dyn.bilinear_flow((1.0, 1.0), eta * k) for k in range(n + 1)])
+    exact = np.array([bilinear.bilinear_flow((1.0, 1.0), eta * k) for k in range(n + 1)])
     assert np.max(np.abs(tr - exact)) < 1e-8  # RK4 phase error, h = 0.01 over t = 30
 
 
 def test_alternating_is_bounded_and_conserves_its_quadratic_form():
     eta, n = 0.1, 5000
-    tr = dyn.bilinear_run("alternating", eta, n)
+    tr = bilinear.bilinear_run("alternating", eta, n)
     r = np.hypot(tr[:, 0], tr[:, 1])
     q = tr[:, 0] ** 2 + tr[:, 1] ** 2 - eta * tr[:, 0] * tr[:, 1]
     assert np.max(np.abs(q - q[0])) < 1e-10
@@ -52,12 +52,12 @@ def test_alternating_is_bounded_and_conserves_its_quadratic_form():
 
 def test_extragradient_shrinks_by_its_exact_factor_and_optimistic_converges():
     eta, n = 0.1, 300
-    tr = dyn.bilinear_run("extragradient", eta, n)
+    tr = bilinear.bilinear_run("extragradient", eta, n)
     r = np.hypot(tr[:, 0], tr[:, 1])
     assert np.all(np.diff(r) < 0)
     expected = math.sqrt(2) * (1 - eta ** 2 + eta ** 4) ** (np.arange(n + 1) / 2)
     assert np.max(np.abs(r - expected)) < 1e-12
-    opt = dyn.bilinear_run("optimistic", eta, 2000)
+    opt = bilinear.bilinear_run("optimistic", eta, 2000)
     assert np.hypot(*opt[-1]) < 1e-3
 
 
@@ -69,7 +69,7 @@ def test_two_point_losses_are_the_exact_weighted_gan_losses():
     dp = torch.tensor([-0.7, 0.4, 3.0], dtype=DT)
     q = torch.tensor([0.2, 0.5, 0.9], dtype=DT)
     pi = 0.3
-    ld, lg = dyn.two_point_losses(d_loss, g_loss, dm, dp, q, pi)
+    ld, lg = two_point.two_point_losses(d_loss, g_loss, dm, dp, q, pi)
     ls = F.logsigmoid
     want_d = -(pi * ls(dm) + (1 - pi) * ls(dp) + q * ls(-dm) + (1 - q) * ls(-dp))
     want_g = q * ls(-dm) + (1 - q) * ls(-dp)  # saturating G: E log(1 - D)
@@ -77,15 +77,15 @@ def test_two_point_losses_are_the_exact_weighted_gan_losses():
     assert torch.allclose(lg, want_g, atol=1e-12)
     # the fast per-run D gradients agree with autograd through two_point_losses
     dm_, dp_ = dm.clone().requires_grad_(True), dp.clone().requires_grad_(True)
-    gm, gp = torch.autograd.grad(dyn.two_point_losses(d_loss, g_loss, dm_, dp_, q, pi)[0].sum(), (dm_, dp_))
-    fm, fp = dyn.two_point_d_grads(d_loss, dm, dp, q, pi)
+    gm, gp = torch.autograd.grad(two_point.two_point_losses(d_loss, g_loss, dm_, dp_, q, pi)[0].sum(), (dm_, dp_))
+    fm, fp = two_point.two_point_d_grads(d_loss, dm, dp, q, pi)
     assert torch.allclose(gm, fm, atol=1e-12) and torch.allclose(gp, fp, atol=1e-12)
 
 
 def test_optimal_d_is_the_closed_form_for_the_gan():
     d_loss, _ = losses.make_loss("gan")
     q = torch.tensor([0.05, 0.3, 0.5, 0.8], dtype=DT)
-    dm, dp = dyn.optimal_d(d_loss, q, pi=0.5)
+    dm, dp = two_point.optimal_d(d_loss, q, pi=0.5)
     # D*(x) = p_data / (p_data + p_g): logit log(p_data / p_g)
     assert torch.allclose(dm, torch.log(0.5 / q), atol=1e-9)
     assert torch.allclose(dp, torch.log(0.5 / (1 - q)), atol=1e-9)
@@ -94,24 +94,24 @@ def test_optimal_d_is_the_closed_form_for_the_gan():
 def test_annealed_entropy_reaches_half_where_lambda_zero_hops():
     q0 = np.linspace(0.02, 0.98, 12)  # q0 = 1/2 exactly would sit on the equilibrium
     S = 1500
-    anneal = dyn.two_point_run(q0, "gan", "learned", dyn.lambda_schedule("anneal", 0.3, S), S)
+    anneal = two_point.two_point_run(q0, "gan", "learned", two_point.lambda_schedule("anneal", 0.3, S), S)
     assert np.max(np.abs(anneal[-1] - 0.5)) < 1e-8
-    plain = dyn.two_point_run(q0, "gan", "learned", None, S)
+    plain = two_point.two_point_run(q0, "gan", "learned", None, S)
     swing = plain[-200:].max(0) - plain[-200:].min(0)
     assert np.all(swing > 0.5)  # without the entropy bonus q keeps hopping between near-collapses
-    opt = dyn.two_point_run(q0, "gan", "optimal", None, 40)
+    opt = two_point.two_point_run(q0, "gan", "optimal", None, 40)
     assert np.max(np.abs(opt[-1] - 0.5)) < 1e-8  # the optimal D alone already leads to 1/2
 
 
 def test_two_point_equilibrium_unstable_at_lambda_zero_stable_with_entropy():
-    assert dyn.two_point_spectral_radius("gan", 0.0) > 1.0
-    assert dyn.two_point_spectral_radius("gan", 0.02) < 1.0
+    assert two_point.two_point_spectral_radius("gan", 0.0) > 1.0
+    assert two_point.two_point_spectral_radius("gan", 0.02) < 1.0
 
 
 # ---------------------------------------------------------------- Dirac-GAN
 
 def _eig(spec, pen="none", lam=1.0):
-    J, how, jump = dyn.dirac_jacobian(spec, pen, lam)
+    J, how, jump = dirac.dirac_jacobian(spec, pen, lam)
     ev = np.linalg.eigvals(J) if np.isfinite(J).all() else np.array([np.nan, np.nan])
     return np.sort_complex(ev), J, how, jump
 
@@ -146,17 +146,17 @@ def test_dirac_minkowski_closed_form(p):
     assert np.allclose(np.sort(ev.real), [-1 - math.sqrt(1 - a * a), -1 + math.sqrt(1 - a * a)], atol=1e-9)
 
 
-@pytest.mark.parametrize("spec", dyn.DIRAC_LOSSES)
+@pytest.mark.parametrize("spec", dirac.DIRAC_LOSSES)
 @pytest.mark.parametrize("pen", ["none", "r1"])
 def test_dirac_autograd_jacobian_matches_closed_form_and_finite_differences(spec, pen):
     _, J, _, _ = _eig(spec, pen, 0.7)
-    assert np.allclose(J, dyn.dirac_closed_form(spec, pen, 0.7), atol=1e-9)
+    assert np.allclose(J, dirac.dirac_closed_form(spec, pen, 0.7), atol=1e-9)
     h = 1e-5
     fd = np.zeros((2, 2))
     for j in range(2):
         e = np.zeros(2)
         e[j] = h
-        fd[:, j] = (dyn._field_at(e, spec, pen, 0.7)[0].numpy() - dyn._field_at(-e, spec, pen, 0.7)[0].numpy()) / (2 * h)
+        fd[:, j] = (dirac._field_at(e, spec, pen, 0.7)[0].numpy() - dirac._field_at(-e, spec, pen, 0.7)[0].numpy()) / (2 * h)
     assert np.allclose(J, fd, atol=1e-6)
 
 
@@ -171,11 +171,11 @@ def test_dirac_batched_field_equals_single_games():
     z = torch.tensor([[1.0, 1.0], [0.3, -2.0], [-1.2, 0.5]], dtype=DT)
     pens = ["none", "r1", "wgan-gp"]
     for spec in ("gan", "lsgan", "minkowski-p3"):
-        batched = dyn._field_at(z, spec, pens, 0.6)
+        batched = dirac._field_at(z, spec, pens, 0.6)
         for i in range(3):
-            single = dyn._field_at(z[i], spec, pens[i], 0.6)[0]
+            single = dirac._field_at(z[i], spec, pens[i], 0.6)[0]
             assert torch.allclose(batched[i], single, atol=1e-12)
-        assert torch.allclose(dyn.dirac_g_field(z, spec), batched[:, 0], atol=1e-12)
+        assert torch.allclose(dirac.dirac_g_field(z, spec), batched[:, 0], atol=1e-12)
 
 
 def test_dirac_minkowski_field_conserves_radius_only_for_p1():
@@ -184,7 +184,7 @@ def test_dirac_minkowski_field_conserves_radius_only_for_p1():
     rng = np.random.default_rng(0)
     z = torch.tensor(rng.normal(size=(50, 2)) * 2, dtype=DT)
     for p in range(1, 9):
-        v = dyn._field_at(z, f"minkowski-p{p}", "none", 1.0)
+        v = dirac._field_at(z, f"minkowski-p{p}", "none", 1.0)
         radial = (v * z).sum(1)
         if p == 1:
             assert radial.abs().max() < 1e-14
@@ -193,14 +193,14 @@ def test_dirac_minkowski_field_conserves_radius_only_for_p1():
 
 
 def test_dirac_updates_converge_with_r1_and_not_without():
-    runs = dyn.dirac_trajectories("gan", ("none", "r1"), lam=1.0, eta=0.1, steps=600)
+    runs = dirac.dirac_trajectories("gan", ("none", "r1"), lam=1.0, eta=0.1, steps=600)
     for S in runs["r1"]:
         assert np.hypot(*S[-1]) < 1e-3
     sim, alt = runs["none"]
     assert np.hypot(*sim[-1]) > 1.0 and np.hypot(*alt[-1]) > 1.0
-    J = dyn.dirac_closed_form("wgan")
-    assert abs(np.abs(np.linalg.eigvals(dyn.update_matrix(J, 0.1, "sim"))).max() - math.sqrt(1.01)) < 1e-12
-    assert abs(np.abs(np.linalg.eigvals(dyn.update_matrix(J, 0.1, "alt"))).max() - 1.0) < 1e-12
+    J = dirac.dirac_closed_form("wgan")
+    assert abs(np.abs(np.linalg.eigvals(dirac.update_matrix(J, 0.1, "sim"))).max() - math.sqrt(1.01)) < 1e-12
+    assert abs(np.abs(np.linalg.eigvals(dirac.update_matrix(J, 0.1, "alt"))).max() - 1.0) < 1e-12
 
 
 # ---------------------------------------------------------------- command line
@@ -218,7 +218,7 @@ def test_cli_bilinear_writes_csv_and_png(tmp_path):
     assert r.returncode == 0, r.stderr
     import pandas as pd
     df = pd.read_csv(tmp_path / "bilinear.csv")
-    assert set(df.method) == set(dyn.BILINEAR_METHODS)
+    assert set(df.method) == set(bilinear.BILINEAR_METHODS)
     sim = df[df.method == "simultaneous"]
     assert np.allclose(sim.radius, sim.radius_closed_form, atol=1e-10)
     assert (tmp_path / "bilinear.png").stat().st_size > 1000

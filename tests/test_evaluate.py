@@ -11,6 +11,8 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+
+from minkgan import paper
 import torch
 
 from minkgan import data
@@ -267,7 +269,7 @@ def test_build_tables_puts_paper_beside_ours():
                                               ("hinge", 4.0, 0, 80.0)])]
     rows.append(dict(rows[0], fid=300.0))  # a re-evaluation of run r0 replaces the older row
     t2, t3 = evaluate.build_tables(rows)
-    assert list(t2["loss"]) == list(evaluate.TABLE2_LOSSES)
+    assert list(t2["loss"]) == list(paper.TABLE2_LOSSES)
     gan = t2[t2["loss"] == "gan"].iloc[0]
     assert gan["paper_fid"] == 197.8 and gan["fid_mean"] == 205.0 and gan["seeds"] == 2
     assert gan["fid_std"] == pytest.approx(np.std([300.0, 110.0], ddof=1))
@@ -316,7 +318,7 @@ def test_table_cli_merges_into_the_tables_there(tmp_path):
     assert evaluate.main(["--table", "--csv", str(csv), "--table-dir", str(tmp_path)]) == 0
     t2 = pd.read_csv(tmp_path / "table2.csv")
     assert t2.set_index("loss").loc["wgan", "fid_mean"] == 50.0 and t2.set_index("loss").loc["gan", "fid_mean"] == 70.0
-    assert t2["loss"].tolist() == list(evaluate.TABLE2_LOSSES)  # one row each: the paper-only ones went
+    assert t2["loss"].tolist() == list(paper.TABLE2_LOSSES)  # one row each: the paper-only ones went
 
 
 # ----------------------------------------------------------------------------- generic mode vs pytorch-fid

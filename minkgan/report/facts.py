@@ -10,9 +10,9 @@ from scipy import stats as sp
 
 from minkgan import contrasts, stats
 from minkgan import paper as paper_csv
+from minkgan.paper import TABLE2_LOSSES
 from minkgan import runs as runs_csv
 from minkgan import training as train
-from minkgan.evaluation import TABLE2_LOSSES
 import losses
 from minkgan.report.text import cpu, span
 from minkgan.utils import UserError, read_json
@@ -51,13 +51,18 @@ def arm_label(loss, p, n_critic):
     return LOSS_NAMES[loss] + (f" ({steps})" if n_critic > 1 else "")
 
 
+def arm_order(key):
+    """The sort key of an arm (loss, p, n_critic): the baselines in Table 2's order, then Minkowski by p."""
+    loss, p, n_critic = key
+    return TABLE2_LOSSES.index(loss) if loss != "minkowski" else 99, p or 0, -n_critic
+
+
 def arms(runs):
     """[(key, its runs in seed order)], baselines in Table 2's order, then Minkowski by p."""
     groups = {}
     for _, row in runs.sort_values("seed").iterrows():
         groups.setdefault(arm_key(row), []).append(row)
-    order = lambda k: (TABLE2_LOSSES.index(k[0]) if k[0] != "minkowski" else 99, k[1] or 0, -k[2])  # noqa: E731
-    return [(k, pd.DataFrame(groups[k])) for k in sorted(groups, key=order)]
+    return [(k, pd.DataFrame(groups[k])) for k in sorted(groups, key=arm_order)]
 
 
 def paper_fid(results, loss, p, n_critic):
@@ -183,7 +188,7 @@ def toy_rows(results, clip=None):
 def toy_arms(t):
     """(loss, p, n_critic) of the table's groups, baselines in Table 2's order, then Minkowski by p."""
     keys = {(l, None if pd.isna(p) else p, int(k)) for l, p, k in zip(t["loss"], t["p"], t["n_critic"])}
-    return sorted(keys, key=lambda k: (TABLE2_LOSSES.index(k[0]) if k[0] != "minkowski" else 99, k[1] or 0, -k[2]))
+    return sorted(keys, key=arm_order)
 
 
 def toy_row(t, dataset, loss, p, n_critic):
