@@ -7,8 +7,8 @@
     python ablate_p.py --collect --runs runs/sweep       # merge finished runs into the tables
 
 Every run is a `train.py` process in <runs>/<dataset>/<loss>[-p<p>]-seed<s> with `--resume`, so a finished
-run is skipped, an interrupted one continues, and a failed or diverged one is recorded and the
-sweep goes on. Each run evaluates itself (FID, KID, precision, recall, density, coverage and the
+run is skipped, an interrupted one continues (one without a checkpoint starts again), and a failed or
+diverged one is recorded and the sweep goes on. Each run evaluates itself (FID, KID, precision, recall, density, coverage and the
 FID floor, or modes for 2-D data) every --eval-every steps and at its end; its summary.json holds
 the final and best values, which --collect reads. Collecting also copies each completed run's logs
 (config, summary, metrics and evaluations; no samples or checkpoints) to
@@ -229,6 +229,7 @@ def train_one(name, argv, settings, runs_dir, threads, children):
     failed_json = os.path.join(out, "failed.json")
     if run_status(out) in ("completed", "diverged"):
         return name, run_status(out), "skipped (already done)"
+    argv = restart_without_checkpoint(argv, out)
     log_path = os.path.join(runs_dir, "logs", f"{name}.log")
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     start = time.time()
@@ -256,6 +257,15 @@ def train_one(name, argv, settings, runs_dir, threads, children):
     except WriteError as e:
         note += f"; {e}"
     return name, status or "failed", f"{reason}; {note}" if reason else note
+
+
+def restart_without_checkpoint(argv, out):
+    """argv with --overwrite for --resume where the run has no checkpoint to continue from (killed
+    before its first one, or a start that failed): train.py --resume refuses to train over a run's
+    files, and an unfinished run without a checkpoint has nothing to lose."""
+    if os.path.exists(rundir.last_checkpoint(out)):
+        return argv
+    return ["--overwrite" if a == "--resume" else a for a in argv]
 
 
 def error_line(stderr):

@@ -31,7 +31,8 @@ from minkgan import precision
 from minkgan import rundir
 from minkgan.precision import cpu_name
 from minkgan.utils import (HelpFormatter, OneLineParser, UserError, WriteError, atomic_save_figure, atomic_torch_save,
-                   atomic_write_bytes, atomic_write_csv, atomic_write_text, check_device, check_writable_folder, eval_mode, tf32_switches)
+                   atomic_write_bytes, atomic_write_csv, atomic_write_text, check_device, check_writable_folder, eval_mode, read_json,
+                   tf32_switches)
 
 ADAM_EPS = 1e-8  # torch's default; the paper names none
 TOY_TRAIN_SIZE = 100_000  # points drawn once per seed: the toy "dataset" an epoch goes through
@@ -611,15 +612,24 @@ def eval_missing(cfg, step, total_steps, evals):
 
 
 def refuse_existing_run(cfg):
-    """A run directory in use is continued (--resume) or replaced (--overwrite) only when asked."""
-    if not rundir.is_empty(cfg["out"]) and not (cfg["resume"] or cfg["overwrite"]):
-        raise UserError(f"run directory {cfg['out']} already exists; pass --resume to continue it, "
+    """A run directory in use is continued (--resume, from its checkpoint) or replaced (--overwrite)
+    only when asked: --resume with no checkpoint to continue from never trains over a run's files
+    (a completed run whose checkpoints were deleted would lose its logs)."""
+    out = cfg["out"]
+    if not rundir.is_empty(out) and not (cfg["resume"] or cfg["overwrite"]):
+        raise UserError(f"run directory {out} already exists; pass --resume to continue it, "
                         f"--overwrite to start again, or another --out")
+    found = run_files_in(out)
+    if cfg["resume"] and found and not os.path.exists(rundir.last_checkpoint(out)):
+        status = (read_json(os.path.join(out, "summary.json")) or {}).get("status")
+        what = f"a {status} run" if status else f"a run's files ({', '.join(found)})"
+        raise UserError(f"{out} holds {what} but no checkpoint to resume from ({rundir.last_checkpoint(out)}); "
+                        f"pass --overwrite to train it again, or another --out")
 
 
 def prepare_run_dir(cfg):
     """Decide between a fresh run and a resumed one; return the checkpoint to resume or None."""
-    out, ckpt_path = cfg["out"], os.path.join(cfg["out"], "checkpoints", "last.pt")
+    out, ckpt_path = cfg["out"], rundir.last_checkpoint(cfg["out"])
     refuse_existing_run(cfg)
     if not (cfg["resume"] and os.path.exists(ckpt_path)):
         return None
@@ -644,6 +654,11 @@ def typed_flag(cfg, name):
 
 
 RUN_FILES = ["config.json", "metrics.csv", "eval.csv", "summary.json", "samples", "checkpoints", "tensorboard"]
+
+
+def run_files_in(out):
+    """The RUN_FILES that out holds: train.py's files, not the user's."""
+    return [name for name in RUN_FILES if os.path.lexists(os.path.join(out, name))]
 
 
 def clear_run_files(out):
@@ -724,7 +739,7 @@ def main(argv=None):
         ckpt = prepare_run_dir(cfg)
         rundir.remove_stale_temporaries(cfg["out"])
         cfg["backend"] = ops.set_backend(cfg["fused"], cfg["device"])  # --fused on: an error off the build's devices
-        if ckpt is None:  # --overwrite, or --resume of a run that never wrote a checkpoint: start clean
+        if ckpt is None:  # --overwrite, or --resume of a folder with none of train.py's files: start clean
             clear_run_files(cfg["out"])
         try:
             return train(cfg, device, dataset, ckpt, evaluator)

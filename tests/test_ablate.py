@@ -99,6 +99,21 @@ def test_finished_runs_are_skipped_without_starting_a_process(tmp_path, monkeypa
     assert status == "completed" and "skipped" in note
 
 
+@pytest.mark.parametrize("checkpointed, flag", [(True, "--resume"), (False, "--overwrite")])
+def test_a_run_without_a_checkpoint_starts_again_and_a_checkpointed_one_resumes(checkpointed, flag, tmp_path):
+    """train.py --resume refuses a run's files with no checkpoint to continue from; in a sweep such a
+    run (killed before its first checkpoint, or a failed start) has nothing to lose and starts again."""
+    fabricate_run(tmp_path, "gan-seed0", "gan", None, 0, "interrupted")
+    out = tmp_path / "ring8" / "gan-seed0"
+    if checkpointed:
+        (out / "checkpoints").mkdir()
+        (out / "checkpoints" / "last.pt").write_bytes(b"a checkpoint")
+    children, started = ablate_p.Children(), []
+    children.start = lambda cmd, **kwargs: started.append(cmd)  # records the command, starts nothing
+    ablate_p.train_one("ring8/gan-seed0", ["--out", str(out), "--resume"], {}, str(tmp_path), 1, children)
+    assert started[0][-3:] == ["--out", str(out), flag]
+
+
 def test_collect_averages_seeds_and_counts_failures(tmp_path):
     for seed, modes in enumerate([8, 6, 7]):
         fabricate_run(tmp_path, f"minkowski-p4-seed{seed}", "minkowski", 4.0, seed, "completed",

@@ -6,6 +6,7 @@ import hashlib
 import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -33,6 +34,10 @@ CASES = [
     ("train.py", ["--dataset", "folder", "--data-root", "{images}", "--eval-every", "10", "--fid-weights",
                   "/nonexistent/w.pth", "--out", "{folder}/run"], "--fid-weights"),
     ("train.py", ["--dataset", "ring8", "--lr", "-1", "--out", "{folder}/run"], "--lr must"),
+    ("train.py", ["--dataset", "ring8", "--loss", "gan", "--steps", "10", "--resume", "--out", "{done}"],
+     "holds a completed run but no checkpoint to resume from"),
+    ("train.py", ["--dataset", "ring8", "--steps", "2", "--resume", "--out", "{done}"],
+     "holds a completed run but no checkpoint to resume from"),
     ("train.py", ["--dataset", "ring8", "--precision", "float16", "--out", "{folder}/run"], "--precision"),
     ("train.py", ["--dataset", "folder", "--data-root", "{images}", "--eval-every", "10", "--fid-precision", "half",
                   "--out", "{folder}/run"], "--fid-precision"),
@@ -128,18 +133,21 @@ def tree(*roots):
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     """What the commands read, made once: a trained 2-D run with a kept checkpoint in a runs folder,
-    a runs.csv and a fid.csv of ours."""
+    a copy of it without its checkpoints (a completed run whose checkpoints were deleted), a runs.csv
+    and a fid.csv of ours."""
     root = tmp_path_factory.mktemp("inputs")
     run = root / "runs" / "ring8" / "minkowski-p4-seed0"
     assert invoke("train.py", ["--dataset", "ring8", "--steps", "2", "--save-at", "0", "--log-every", "1",
                                "--fused", "off", "--out", str(run)]) == 0
+    done = root / "done" / "minkowski-p4-seed0"
+    shutil.copytree(run, done, ignore=shutil.ignore_patterns("checkpoints"))
     runs_csv, fid_csv = root / "runs.csv", root / "fid.csv"
     pd.DataFrame([dict(run=f"folder/minkowski-p{p}-seed{s}", dataset="folder", loss="minkowski", p=p, seed=s,
                        status="completed", steps=10, epochs=1.0, final_fid=100.0 + 10 * p + s, device="cpu")
                   for p in (1, 2) for s in (0, 1)]).to_csv(runs_csv, index=False)
     pd.DataFrame([dict(run="a", dataset="cifar10", loss="gan", p=None, seed=0, steps=5, epochs=1, n_fake=10,
                        n_real=10, fid=50.0, device="cpu")]).to_csv(fid_csv, index=False)
-    return {"root": str(root), "run": str(run), "runs": str(root / "runs"), "runs_csv": str(runs_csv),
+    return {"root": str(root), "run": str(run), "done": str(done), "runs": str(root / "runs"), "runs_csv": str(runs_csv),
             "fid_csv": str(fid_csv)}
 
 

@@ -188,8 +188,10 @@ def test_a_second_ctrl_c_stops_at_once_and_resumes_from_the_last_checkpoint(tmp_
     assert_same_run(straight_run, resumed)
 
 
-def test_resume_without_a_checkpoint_starts_clean(tmp_path, monkeypatch, straight_run):
-    """A run that crashed before its first checkpoint: --resume starts again and keeps no stale rows."""
+def test_resume_without_a_checkpoint_refuses_and_overwrite_starts_clean(tmp_path, monkeypatch, straight_run, capsys):
+    """A run that crashed before its first checkpoint has nothing to resume: --resume refuses and
+    touches nothing (it once trained a new run over the old one's files); --overwrite starts again,
+    keeps no stale rows and leaves the files that are not train.py's."""
     resumed = str(tmp_path / "resumed")
     with monkeypatch.context() as m:
         original = train.Trainer.generator_step
@@ -204,9 +206,25 @@ def test_resume_without_a_checkpoint_starts_clean(tmp_path, monkeypatch, straigh
             train.main([*RESUME_ARGV, "--ckpt-every", "100", "--out", resumed])
     assert pd.read_csv(os.path.join(resumed, "metrics.csv"))["step"].tolist() == [5, 10, 15]
     (tmp_path / "resumed" / "keep.txt").write_text("not train.py's")
-    assert run([*RESUME_ARGV, "--out", resumed, "--resume"]) == 0
+    before = {name: (tmp_path / "resumed" / name).read_bytes() for name in ("config.json", "metrics.csv", "keep.txt")}
+    capsys.readouterr()
+    assert run([*RESUME_ARGV, "--out", resumed, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {resumed} holds a run's files (config.json, metrics.csv, samples, checkpoints) but no checkpoint " \
+                  f"to resume from ({os.path.join(resumed, 'checkpoints', 'last.pt')}); pass --overwrite to train " \
+                  f"it again, or another --out\n"
+    assert {name: (tmp_path / "resumed" / name).read_bytes() for name in before} == before
+    assert run([*RESUME_ARGV, "--out", resumed, "--overwrite"]) == 0
     assert_same_run(straight_run, resumed)
     assert (tmp_path / "resumed" / "keep.txt").exists()
+
+
+def test_resume_of_an_empty_or_new_folder_starts_the_run(tmp_path):
+    """What a sweep's first start of each run relies on: --resume with no run there is a fresh run."""
+    (tmp_path / "empty").mkdir()
+    for out in (tmp_path / "empty", tmp_path / "new"):
+        assert run([*TOY, "--steps", "5", "--out", str(out), "--resume"]) == 0
+        assert summary(str(out))["status"] == "completed"
 
 
 @pytest.mark.parametrize("killed_at", [20, 30])
