@@ -162,9 +162,18 @@ def shard(runs, k, n):
     return runs[k::n]
 
 
+FINAL_STATUSES = ("completed", "diverged")  # a run that ended so is done: a late signal or a stale failed.json cannot undo it
+
+
 def run_status(run_dir):
     summary = read_json(os.path.join(run_dir, "summary.json"))
     return summary["status"] if summary else None
+
+
+def remove_stale_failure(failed_json):
+    """Delete the failed.json of a run that is done after all (a SIGTERM that came after its summary)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(failed_json)
 
 
 PR_SET_PDEATHSIG = 1
@@ -227,7 +236,8 @@ def train_one(name, argv, settings, runs_dir, threads, children):
     """
     out = argv[argv.index("--out") + 1]
     failed_json = os.path.join(out, "failed.json")
-    if run_status(out) in ("completed", "diverged"):
+    if run_status(out) in FINAL_STATUSES:
+        remove_stale_failure(failed_json)
         return name, run_status(out), "skipped (already done)"
     argv = restart_without_checkpoint(argv, out)
     log_path = os.path.join(runs_dir, "logs", f"{name}.log")
@@ -243,11 +253,11 @@ def train_one(name, argv, settings, runs_dir, threads, children):
                               stdout=log, stderr=subprocess.PIPE, text=True, errors="replace", env=env)
         if proc is None:
             return name, "not started", "the sweep was stopped"
-        if os.path.exists(failed_json):
-            os.remove(failed_json)
+        remove_stale_failure(failed_json)
         code, errors = children.wait(proc)
     reason = error_line(errors)
-    status = run_status(out) if code in (0, 1, 130) and reason is None else None
+    ended = run_status(out)  # a run this process completed stays completed, whatever signal came after
+    status = ended if ended in FINAL_STATUSES or (code in (0, 1, 130) and reason is None) else None
     note = f"exit {code} after {time.time() - start:.0f} s, log {log_path}"
     try:
         append_to_log(log_path, errors)
@@ -334,8 +344,7 @@ def collect_rows(runs_dir):
         cfg = read_json(os.path.join(run_dir, "config.json")) or failed
         if cfg is None:
             continue
-        summary = failed or read_json(os.path.join(run_dir, "summary.json")) or \
-            {"status": "running" if rundir.is_training(run_dir) else "failed"}  # another shard's run, say
+        summary = run_outcome(run_dir, failed)
         row = {"run": name, "dataset": cfg["dataset"], "loss": cfg["loss"],
                "p": cfg["p"] if cfg["loss"] == "minkowski" else None,
                "n_critic": cfg.get("n_critic") or losses.default_n_critic(cfg["loss"]),
@@ -352,6 +361,16 @@ def collect_rows(runs_dir):
             row.update(failure.run_failure(metrics, row["total_steps"], row["status"]))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def run_outcome(run_dir, failed):
+    """What a run's folder says of its end: a completed or diverged summary.json before a failed.json
+    (a stale one, left by a signal that came after the summary), else failed.json, else the summary,
+    else running (another shard's run, say) or failed."""
+    summary = read_json(os.path.join(run_dir, "summary.json"))
+    if summary and summary.get("status") in FINAL_STATUSES:
+        return summary
+    return failed or summary or {"status": "running" if rundir.is_training(run_dir) else "failed"}
 
 
 def read_metrics(run_dir):

@@ -114,6 +114,43 @@ def test_a_run_without_a_checkpoint_starts_again_and_a_checkpointed_one_resumes(
     assert started[0][-3:] == ["--out", str(out), flag]
 
 
+class LateSignal:
+    """A train.py process that wrote its completed summary.json and was then killed by the sweep's
+    SIGTERM before it exited: exit code -15, nothing on stderr."""
+    returncode = -signal.SIGTERM
+
+    def communicate(self):
+        return "", ""
+
+
+def test_a_run_completed_before_a_late_sigterm_stays_completed(tmp_path):
+    """Observed: failed.json beside a completed summary.json, and runs.csv saying "failed" for good."""
+    out = tmp_path / "ring8" / "gan-seed0"
+    children = ablate_p.Children()
+
+    def start(cmd, **kwargs):
+        fabricate_run(tmp_path, "gan-seed0", "gan", None, 0, "completed", final_modes=8)
+        return LateSignal()
+
+    children.start = start
+    name, status, note = ablate_p.train_one("ring8/gan-seed0", ["--out", str(out), "--resume"], {}, str(tmp_path), 1,
+                                            children)
+    assert status == "completed" and not (out / "failed.json").exists()
+    assert ablate_p.collect_rows(str(tmp_path))["status"].tolist() == ["completed"]
+
+
+def test_a_stale_failed_json_beside_a_completed_run_is_ignored_and_healed(tmp_path):
+    fabricate_run(tmp_path, "gan-seed0", "gan", None, 0, "completed", final_modes=8)
+    out = tmp_path / "ring8" / "gan-seed0"
+    (out / "failed.json").write_text(json.dumps({"dataset": "ring8", "loss": "gan", "p": None, "seed": 0,
+                                                 "status": "failed", "exit_code": -15, "error": None}))
+    rows = ablate_p.collect_rows(str(tmp_path))
+    assert rows[["status", "final_modes"]].values.tolist() == [["completed", 8]]
+    name, status, note = ablate_p.train_one("ring8/gan-seed0", ["--out", str(out)], {}, str(tmp_path), 1,
+                                            ablate_p.Children())
+    assert status == "completed" and "skipped" in note and not (out / "failed.json").exists()
+
+
 def test_collect_averages_seeds_and_counts_failures(tmp_path):
     for seed, modes in enumerate([8, 6, 7]):
         fabricate_run(tmp_path, f"minkowski-p4-seed{seed}", "minkowski", 4.0, seed, "completed",
