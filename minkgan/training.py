@@ -494,6 +494,31 @@ def restore_cuda_rng(state, device):
 
 # ----------------------------------------------------------------------------- run directory
 
+def whole_rows_up_to(path, step):
+    """metrics.csv's header and its whole rows up to `step`, as CSV text: a row with another number of
+    fields than the header or a cell that is no number (a line torn by a kill, cut to `30`) is dropped,
+    as is every row past the checkpoint's step. Empty cells are whole: an older run's rows have them
+    in the columns added since."""
+    with open(path, newline="", errors="replace") as f:
+        rows = list(csv.reader(f))
+    header = rows[0] if rows and "step" in rows[0] else METRIC_COLUMNS
+    at = header.index("step")
+    kept = [r for r in rows[1:] if len(r) == len(header) and all(c == "" or is_number(c) for c in r)
+            and is_number(r[at]) and float(r[at]) <= step]
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows([header, *kept])
+    return text.getvalue()
+
+
+def is_number(cell):
+    """A CSV cell that reads as a float (nan and inf too: a diverging run logs them)."""
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
 class MetricsLog:
     """metrics.csv, one row per logged step; rows past a resumed checkpoint are dropped."""
 
@@ -501,8 +526,8 @@ class MetricsLog:
         self.path = path
         self.last_row = None  # as written (or kept from a resumed run), for the summary
         if resume_step is not None and os.path.exists(path):
-            rows = pd.read_csv(path, on_bad_lines="skip")
-            rows = rows[rows["step"] <= resume_step].reindex(columns=METRIC_COLUMNS)  # older runs lack columns
+            rows = pd.read_csv(io.StringIO(whole_rows_up_to(path, resume_step)))
+            rows = rows.reindex(columns=METRIC_COLUMNS)  # older runs lack columns
             atomic_write_csv(rows, path)
             self.last_row = rows.iloc[-1].to_dict() if len(rows) else None
         new = not os.path.exists(path)

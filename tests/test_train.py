@@ -227,6 +227,23 @@ def test_resume_of_an_empty_or_new_folder_starts_the_run(tmp_path):
         assert summary(str(out))["status"] == "completed"
 
 
+def test_resume_cuts_torn_and_malformed_rows_of_metrics_csv_by_field_count_and_type(tmp_path, monkeypatch,
+                                                                                  straight_run):
+    """Observed: a last line of metrics.csv cut to `1` survived --resume as a row of step 1 with no values
+    (pandas fills a short line; on_bad_lines="skip" catches only long ones)."""
+    import signal
+    resumed = str(tmp_path / "resumed")
+    with monkeypatch.context() as m:
+        signal_mid_step(m, 17, [signal.SIGTERM])
+        assert run([*RESUME_ARGV, "--out", resumed]) == 130  # checkpoint at step 18, rows 5, 10 and 15
+    with open(os.path.join(resumed, "metrics.csv"), "a") as f:
+        f.write("16," + ",".join(["0.5"] * 13) + ",x\n")  # a cell that is no number
+        f.write("17," + ",".join(["0.5"] * 15) + "\n")  # a field too many
+        f.write("1")  # a row torn by a kill
+    assert run([*RESUME_ARGV, "--out", resumed, "--resume"]) == 0
+    assert_same_run(straight_run, resumed)
+
+
 @pytest.mark.parametrize("killed_at", [20, 30])
 def test_a_run_killed_during_an_eval_resumes_with_its_training(killed_at, tmp_path, monkeypatch):
     """The checkpoint before an eval (an FID takes minutes) keeps the training: --resume redoes only the eval."""
