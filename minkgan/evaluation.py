@@ -259,22 +259,19 @@ def stats_path(stats_dir, dataset, data_root, split, n, seed, weights_tag="", pr
 
 
 def real_statistics(extractor, dataset, data_root, split="train", n=5000, seed=0, stats_dir=DEFAULT_STATS_DIR,
-                    download=True, log=None, allow_fewer=False):
+                    download=True, log=None, flag="--real-n"):
     """(mu, sigma, features: up to 5000 rows, for KID and prdc) of n real images (None: all), from the
-    cache or computed and cached."""
+    cache or computed and cached. More images than the dataset has is a UserError naming `flag`:
+    the statistics are never those of fewer images than the count they are recorded under."""
     path = stats_path(stats_dir, dataset, data_root, split, n, seed, extractor.weights_tag, extractor.precision)
-    if os.path.isfile(path):
-        try:
-            with np.load(path) as f:
-                return f["mu"], f["sigma"], (f["features"] if "features" in f else None)
-        except Exception:
-            pass  # a torn or foreign file: recompute and replace it
+    cached = cached_statistics(path, n)
+    if cached is not None:
+        return cached
     images = data.load_images(dataset, data_root, split, download)
     if n is not None:
-        if n > len(images) and allow_fewer:
-            n = len(images)
         if n > len(images):
-            raise UserError(f"--real-n {n} is more than the {len(images)} images of {dataset} ({split})")
+            raise UserError(f"{flag} {n} is more than the {len(images)} images of {dataset} ({split}); "
+                            f"pass {flag} {len(images)} or fewer")
         images = images[_permutation(len(images), seed)[:n]]
     if log:
         log(f"real statistics: {len(images)} {dataset} {split} images -> {path}")
@@ -283,6 +280,22 @@ def real_statistics(extractor, dataset, data_root, split="train", n=5000, seed=0
     kept = at_most(features, KID_MAX_FEATURES, np.random.default_rng(seed))
     save_stats(path, mu, sigma, kept)
     return mu, sigma, kept
+
+
+def cached_statistics(path, n):
+    """(mu, sigma, features) from a cache file, or None where there is none to trust: a torn or foreign
+    file, or one whose features are fewer than n images give (the statistics of a clamped count, cached
+    under the count asked for before that was refused), which is then recomputed and replaced."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        with np.load(path) as f:
+            mu, sigma, features = f["mu"], f["sigma"], (f["features"] if "features" in f else None)
+    except Exception:
+        return None
+    if features is not None and n is not None and len(features) < min(n, KID_MAX_FEATURES):
+        return None
+    return mu, sigma, features
 
 
 def _permutation(n, seed):
@@ -443,7 +456,7 @@ class TrainingEvaluator:
         self.extractor = InceptionFeatures(cfg.get("fid_weights"), self.device, precision=self.precision)
         stats_dir = cfg.get("fid_stats_dir") or DEFAULT_STATS_DIR
         self.mu, self.sigma, self.real_features = real_statistics(
-            self.extractor, cfg["dataset"], cfg["data_root"], "train", self.n, 0, stats_dir, allow_fewer=True)
+            self.extractor, cfg["dataset"], cfg["data_root"], "train", self.n, 0, stats_dir, flag="--eval-n")
         self.floor = fid_floor(self.extractor, cfg["dataset"], cfg["data_root"], self.n, 0, stats_dir, compute=False)
 
     def __call__(self, G, step):

@@ -39,6 +39,8 @@ CASES = [
     ("train.py", ["--dataset", "ring8", "--steps", "2", "--resume", "--out", "{done}"],
      "holds a completed run but no checkpoint to resume from"),
     ("train.py", ["--dataset", "ring8", "--precision", "float16", "--out", "{folder}/run"], "--precision"),
+    ("train.py", ["--dataset", "folder", "--data-root", "{images}", "--eval-every", "10", "--eval-n", "400",
+                  "--fid-weights", "random", "--out", "{folder}/run"], "--eval-n 400 is more than the 40 images"),
     ("train.py", ["--dataset", "folder", "--data-root", "{images}", "--eval-every", "10", "--fid-precision", "half",
                   "--out", "{folder}/run"], "--fid-precision"),
     ("evaluate.py", [RUN, "--fid-precision", "float16", "--csv", "{folder}/fid.csv"], "--fid-precision"),
