@@ -483,6 +483,26 @@ def test_statistics_holding_nan_are_a_one_line_error(tmp_path):
     assert_user_error(run_cli(["--fake", str(tmp_path / "a.npz"), "--real", str(tmp_path / "b.npz")]), "NaN", "a.npz")
 
 
+def test_the_default_csv_is_beside_the_run_and_never_in_the_committed_results(tmp_path, monkeypatch, capsys):
+    """Observed: for runs/myrun the default CSV was two levels up, the committed results/toy_metrics.csv,
+    and for myrun a results/ outside the repository."""
+    repo = tmp_path / "repo"
+    monkeypatch.setattr(evaluate.paths, "RESULTS", str(repo / "results"))
+    monkeypatch.chdir(repo.mkdir() or repo)
+    assert evaluate.results_beside("runs/ring8/run") == str(repo / "runs" / "results")  # a sweep's layout
+    assert evaluate.results_beside("runs/myrun") == str(repo / "runs" / "results")
+    assert evaluate.results_beside(str(tmp_path / "myrun")) == str(tmp_path / "results")
+    committed = make_run(str(repo / "results" / "run_logs" / "ring8-100steps"), "toy", dataset="ring8", arch="mlp",
+                         width=16)
+    (repo / "results" / "toy_metrics.csv").write_text("run,checkpoint,steps,n_fake\n")
+    for run in (committed, "myrun"):
+        make_run(str(repo), "myrun", dataset="ring8", arch="mlp", width=16)
+        with pytest.raises(evaluate.UserError, match="repository's committed results.*name the file with --csv"):
+            evaluate.main([run, "--n", "500"])
+    assert (repo / "results" / "toy_metrics.csv").read_text() == "run,checkpoint,steps,n_fake\n"
+    assert evaluate.main(["myrun", "--n", "500", "--csv", str(repo / "results" / "toy_metrics.csv")]) == 0  # named
+
+
 def test_rows_and_tables_go_beside_the_runs_unless_named(tmp_path, monkeypatch):
     """Observed: evaluate.py wrote into the repository's results/ by default, where the committed
     tables are."""
