@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zlib
 
 import pandas as pd
 import pytest
@@ -33,6 +34,8 @@ CASES = [
     ("train.py", ["--dataset", "folder", "--data-root", "{folder}/none", "--out", "{folder}/run"], "does not exist"),
     ("train.py", ["--dataset", "folder", "--data-root", "{images}", "--eval-every", "10", "--fid-weights",
                   "/nonexistent/w.pth", "--out", "{folder}/run"], "--fid-weights"),
+    ("train.py", ["--dataset", "folder", "--data-root", "{bomb}", "--out", "{folder}/run"],
+     "huge.png claims 40000x40000 pixels"),
     ("train.py", ["--dataset", "ring8", "--lr", "-1", "--out", "{folder}/run"], "--lr must"),
     ("train.py", ["--dataset", "ring8", "--loss", "gan", "--steps", "10", "--resume", "--out", "{done}"],
      "holds a completed run but no checkpoint to resume from"),
@@ -132,6 +135,14 @@ def tree(*roots):
     return found
 
 
+def png_header(width, height):
+    """A small PNG whose header claims width x height: PIL refuses it on opening, before any pixel."""
+    def chunk(kind, body):
+        return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     """What the commands read, made once: a trained 2-D run with a kept checkpoint in a runs folder,
@@ -143,13 +154,16 @@ def inputs(tmp_path_factory):
                                "--fused", "off", "--out", str(run)]) == 0
     done = root / "done" / "minkowski-p4-seed0"
     shutil.copytree(run, done, ignore=shutil.ignore_patterns("checkpoints"))
+    bomb = root / "bomb" / "cat"
+    bomb.mkdir(parents=True)
+    (bomb / "huge.png").write_bytes(png_header(40000, 40000))  # PIL's DecompressionBombError, before any pixel
     runs_csv, fid_csv = root / "runs.csv", root / "fid.csv"
     pd.DataFrame([dict(run=f"folder/minkowski-p{p}-seed{s}", dataset="folder", loss="minkowski", p=p, seed=s,
                        status="completed", steps=10, epochs=1.0, final_fid=100.0 + 10 * p + s, device="cpu")
                   for p in (1, 2) for s in (0, 1)]).to_csv(runs_csv, index=False)
     pd.DataFrame([dict(run="a", dataset="cifar10", loss="gan", p=None, seed=0, steps=5, epochs=1, n_fake=10,
                        n_real=10, fid=50.0, device="cpu")]).to_csv(fid_csv, index=False)
-    return {"root": str(root), "run": str(run), "done": str(done), "runs": str(root / "runs"), "runs_csv": str(runs_csv),
+    return {"root": str(root), "run": str(run), "done": str(done), "bomb": str(bomb.parent), "runs": str(root / "runs"), "runs_csv": str(runs_csv),
             "fid_csv": str(fid_csv)}
 
 

@@ -734,6 +734,27 @@ def test_a_corrupt_image_in_the_folder_is_a_one_line_error(tiny_images, tmp_path
     assert not out.exists()  # bad input leaves no run directory behind
 
 
+def test_a_symlink_loop_or_an_empty_class_folder_adds_no_image(tiny_images, tmp_path):
+    """Observed: a link cat/again -> . loaded one class about 40 times, and an empty class folder beside
+    40 images ended in "no images found". Each real folder is read once; an empty one adds nothing."""
+    import shutil
+    root = tmp_path / "images"
+    shutil.copytree(tiny_images, root)
+    (root / "class0" / "again").symlink_to(".")
+    (root / "class1" / "up").symlink_to("../class0")  # the same folder by another way: read once
+    (root / "class2").mkdir()
+    import torchvision
+    import torchvision.transforms as T
+    transform = T.Compose([T.Resize(data.IMAGE_SIZE), T.CenterCrop(data.IMAGE_SIZE), T.PILToTensor()])
+    plain = torchvision.datasets.ImageFolder(tiny_images, transform=transform)
+    images = torch.stack([plain[i][0] for i in range(len(plain))])  # what the runs so far were trained on
+    assert torch.equal(data.load_folder(tiny_images), images)
+    assert torch.equal(data.load_folder(str(root)), images)
+    (tmp_path / "none" / "cat").mkdir(parents=True)
+    with pytest.raises(train.UserError, match="no images found in .*none"):
+        data.load_folder(str(tmp_path / "none"))
+
+
 @pytest.mark.parametrize("case", ["no G", "another width"])
 def test_resume_checks_the_checkpoint_belongs_to_the_run(case, tmp_path, capsys):
     """Observed: --resume with a checkpoint without G ended in KeyError, one of another --width in a
