@@ -71,7 +71,8 @@ def build_parser():
     ap = OneLineParser(prog="ablate_p.py", description=__doc__, epilog=epilog, allow_abbrev=False,
                        formatter_class=HelpFormatter)
     a = ap.add_argument
-    a("--p", type=float, nargs="+", default=[1, 2, 3, 4, 5, 6, 7, 8], help="Minkowski exponents (reals >= 1)")
+    a("--p", type=float, nargs="+", default=[1, 2, 3, 4, 5, 6, 7, 8],
+      help=f"Minkowski exponents (reals from 1 to {train.MAX_P}: beyond, float32 gradients underflow)")
     a("--losses", nargs="+", default=["minkowski"], help=f"losses to sweep, or 'all': {', '.join(losses.LOSSES)}")
     a("--seeds", type=int, nargs="+", default=[0])
     a("--dataset", nargs="+", default=["cifar10"], help=f"one or more of {', '.join(data.DATASETS)}")
@@ -96,8 +97,8 @@ def parse(argv):
             raise UserError(f"unknown loss {name!r} in --losses; choose from {', '.join(losses.LOSSES)} or 'all'")
     args.losses = names
     for p in args.p:
-        if not (p >= 1 and p != float("inf")):
-            raise UserError(f"--p values must be finite reals >= 1, got {p}")
+        train.check_p(p)
+    train.check_seeds(args.seeds, "--seeds must be integers")
     for dataset in args.dataset:
         if dataset not in data.DATASETS:
             raise UserError(f"unknown --dataset {dataset!r}; choose one of {', '.join(data.DATASETS)}")

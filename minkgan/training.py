@@ -58,7 +58,8 @@ def build_parser():
                               + " ".join(SET_BY_SWEEP) + ".")
     a = ap.add_argument
     a("--loss", default="minkowski", help=f"one of {', '.join(losses.LOSSES)}")
-    a("--p", type=float, default=4.0, help="Minkowski exponent, any real >= 1 (paper: 1..8, best 4)")
+    a("--p", type=float, default=4.0, help=f"Minkowski exponent, a real from 1 to {MAX_P} (paper: 1..8, best 4; "
+                                           "beyond, float32 gradients underflow to 0)")
     a("--minkowski-on", default="probs", choices=["probs", "logits"],
       help="apply the distance to sigmoid(D) as the paper (probs) or to the raw output")
     a("--dataset", default="cifar10", help=f"one of {', '.join(data.DATASETS)}")
@@ -157,6 +158,13 @@ def resolve(args):
     cfg["lr_d"] = cfg["lr_d"] if cfg["lr_d"] is not None else cfg["lr"]
     cfg["lr_g"] = cfg["lr_g"] if cfg["lr_g"] is not None else cfg["lr"]
     losses.make_loss(cfg["loss"], cfg["p"], cfg["minkowski_on"], 1.0 - cfg["label_smooth"])  # validates
+    check_p(cfg["p"])
+    check_seeds([cfg["seed"]], "--seed must be an integer")
+    for name in ("beta1", "beta2"):
+        if not 0 <= cfg[name] < 1:  # NaN fails too
+            raise UserError(f"--{name} must be in [0, 1), got {cfg[name]} (Adam's decay of its averages)")
+    if not math.isfinite(cfg["gp_center"]):
+        raise UserError(f"--gp-center must be a finite number, got {cfg['gp_center']}")
     if cfg["arch"] not in models.ARCHS:
         raise UserError(f"unknown --arch {cfg['arch']!r}; choose one of {', '.join(models.ARCHS)}")
     if (cfg["dataset"] in data.TOY_DATASETS) != (cfg["arch"] == "mlp"):
@@ -192,6 +200,28 @@ def resolve(args):
     if (cfg["eval_every"] or cfg["eval_at"]) and cfg["dataset"] not in data.TOY_DATASETS:
         precision.check_precision(cfg["fid_precision"], cfg["device"], "--fid-precision")
     return drop_inapplicable(cfg)
+
+
+# Every run starts at D = 1/2, where the Minkowski loss's gradient per logit is |1/2|^(p-1) * 1/4 / batch
+# = 2^-(p+1) / batch. Adam divides by the root of its square, which float32 flushes to 0 past p of about
+# 75 (Adam's step is then the gradient over eps: nothing), and the gradient itself is 0 past p of about
+# 150. At 50 the squares are still normal float32 numbers (tests/test_train.py, a 2-D run's nets).
+MAX_P = 50
+SEED_LIMIT = 2 ** 32  # torch.manual_seed takes 64 bits; the batch order's seed is seed * 1_000_003 + epoch
+
+
+def check_p(p):
+    """A Minkowski exponent that trains in float32: 1 <= p <= MAX_P."""
+    if not (math.isfinite(p) and 1 <= p <= MAX_P):
+        raise UserError(f"--p {p:g} does not train in float32: at D = 1/2, where a run starts, the gradient is "
+                        f"2^-(p+1) per sample, its square (Adam's) 0 past p of about 75; use 1 <= --p <= {MAX_P}")
+
+
+def check_seeds(seeds, what):
+    """Seeds that fit torch.manual_seed and the seeds derived from them: 0 <= seed < SEED_LIMIT."""
+    for seed in seeds:
+        if not 0 <= seed < SEED_LIMIT:
+            raise UserError(f"{what} from 0 to {SEED_LIMIT - 1}, got {seed}")
 
 
 def drop_inapplicable(cfg):

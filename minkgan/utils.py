@@ -69,6 +69,8 @@ def check_device(name):
         device = torch.device(name)
     except RuntimeError:
         raise UserError(f"--device {name!r} is not a device; use cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):  # meta holds no data; the code has no path for mps and the others
+        raise UserError(f"--device {name} cannot train or evaluate here; use cpu, cuda or cuda:N")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device {name}: no GPU is usable here; use --device cpu")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():

@@ -755,6 +755,26 @@ def test_a_symlink_loop_or_an_empty_class_folder_adds_no_image(tiny_images, tmp_
         data.load_folder(str(tmp_path / "none"))
 
 
+@pytest.mark.parametrize("p, gradients, squares", [(train.MAX_P, "normal", "normal"), (90, "normal", "zero"),
+                                                     (160, "zero", "zero")])
+def test_p_above_the_bound_leaves_float32_gradients_or_their_squares_zero(p, gradients, squares):
+    """Why --p stops at MAX_P: every run starts at D = 1/2, where the Minkowski loss's gradient per
+    logit is 2^-(p+1) / batch. Adam divides by the root of its square: at MAX_P the squares of D's and
+    G's largest gradients are still normal float32 numbers, at 90 they are 0 (Adam's step is then the
+    gradient over eps: nothing), at 160 the gradients themselves are (observed at --p 1e6: 200 steps
+    of zero losses and gradients, "completed")."""
+    torch.manual_seed(0)
+    G, D = models.build("mlp", 8, 64)
+    d_loss, g_loss = losses.make_loss("minkowski", p)
+    real, fake = data.sample_toy("ring8", 64), G(torch.randn(64, 8))
+    d_loss(D(real), D(fake.detach())).backward()
+    g_loss(D(fake)).backward()
+    kind = lambda x: "zero" if x == 0 else "normal" if x >= torch.finfo(torch.float32).tiny else "subnormal"  # noqa: E731
+    for net in (D, G):
+        largest = torch.cat([q.grad.flatten() for q in net.parameters()]).abs().max()
+        assert (kind(largest), kind(largest.square())) == (gradients, squares), (p, largest)
+
+
 @pytest.mark.parametrize("case", ["no G", "another width"])
 def test_resume_checks_the_checkpoint_belongs_to_the_run(case, tmp_path, capsys):
     """Observed: --resume with a checkpoint without G ended in KeyError, one of another --width in a
