@@ -3,6 +3,7 @@ write, atomic writes, locked CSV merges that keep every row they do not replace.
 import argparse
 import contextlib
 import csv
+import errno
 import fcntl
 import io
 import json
@@ -11,6 +12,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 
 import pandas as pd
 import torch
@@ -236,20 +238,62 @@ def write_csv_unless_agrees(df, path):
     return True
 
 
+LOCK_TIMEOUT_VARIABLE = "MINKGAN_LOCK_TIMEOUT"  # seconds a merge waits for another process's folder lock
+LOCK_TIMEOUT = 600.0
+
+
 @contextlib.contextmanager
 def folder_lock(folder):
     """An exclusive flock on a folder: files in it are replaced by rename, so the folder (not a
-    file, and no lock file that would show in `git status`) is what writers agree to lock."""
+    file, and no lock file that would show in `git status`) is what writers agree to lock. Held by
+    another process, it is waited for with one line naming that process, and given up after
+    $MINKGAN_LOCK_TIMEOUT seconds (default LOCK_TIMEOUT) with a WriteError, nothing written."""
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as e:
         raise WriteError(folder, e, "nothing in it was changed") from None
     fd = os.open(folder, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            wait_for_lock(fd, folder, float(os.environ.get(LOCK_TIMEOUT_VARIABLE, LOCK_TIMEOUT)))
         yield
     finally:
         os.close(fd)  # closing releases the lock
+
+
+def wait_for_lock(fd, folder, timeout):
+    """Take the flock on fd once its holder lets go, saying who holds it; a WriteError after timeout seconds."""
+    holder = lock_holder(folder)
+    print(f"waiting for {folder}: process {holder} holds its lock (giving up after {timeout:g} s)", file=sys.stderr,
+          flush=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise WriteError(folder, OSError(errno.EWOULDBLOCK, f"locked by process {holder} for {timeout:g} s"),
+                                 f"nothing in it was changed: wait for process {holder} to end (or stop it), then "
+                                 f"run this again") from None
+            time.sleep(min(0.2, timeout))
+
+
+def lock_holder(path):
+    """The PID of the process holding a flock on path, from Linux's /proc/locks, or 'unknown'."""
+    st = os.stat(path)
+    inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        with open("/proc/locks") as f:
+            for line in f:
+                fields = line.split()
+                if "FLOCK" in fields and inode in fields and "->" not in fields:
+                    return fields[fields.index(inode) - 1]
+    except OSError:
+        pass
+    return "unknown"
 
 
 def _identity_value(value):

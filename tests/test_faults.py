@@ -322,3 +322,26 @@ def test_a_full_disk_is_one_line_exit_1(script, argv, places, capsys):
     err = capsys.readouterr().err
     assert (code, err.count("\n")) == (1, 1) and err.startswith("error: cannot write") and "No space left" in err, err
     assert not glob.glob(os.path.join(disk, "**", ".tmp-*"), recursive=True)  # no half-written file left
+
+
+# ----------------------------------------------------------------------------- a held lock
+
+def test_a_merge_waits_for_a_held_folder_lock_naming_the_holder_then_gives_up(tmp_path, monkeypatch, capsys):
+    """Observed: a CSV merge whose folder lock another process held waited forever without a word."""
+    folder = tmp_path / "results"
+    folder.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDONLY); "
+                               "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)", str(folder)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        monkeypatch.setenv(utils.LOCK_TIMEOUT_VARIABLE, "1")
+        with pytest.raises(utils.WriteError) as stopped:
+            utils.merge_csv(str(folder / "runs.csv"), pd.DataFrame([{"run": "a"}]), ["run"])
+    finally:
+        holder.kill()
+        holder.wait()
+    assert str(stopped.value) == f"cannot write {folder} (locked by process {holder.pid} for 1 s); nothing in it was " \
+                                 f"changed: wait for process {holder.pid} to end (or stop it), then run this again"
+    assert capsys.readouterr().err == f"waiting for {folder}: process {holder.pid} holds its lock (giving up after 1 s)\n"
+    assert os.listdir(folder) == []
