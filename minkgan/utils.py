@@ -92,12 +92,15 @@ def tf32_switches():
 
 
 def check_writable_folder(path, flag, shown=None):
-    """Refuse, before anything is written, a `flag` folder that cannot hold outputs: a file there or on
-    the way to it, or a read-only location. Creates nothing."""
+    """Refuse, before anything is written, a `flag` folder that cannot hold outputs: a file (or a
+    dangling symlink) there or on the way to it, or a read-only location. Creates nothing."""
     shown = shown or path
     existing = os.path.abspath(path)
     while not os.path.lexists(existing):
         existing = os.path.dirname(existing)
+    if os.path.islink(existing) and not os.path.exists(existing):
+        raise UserError(f"{flag} {shown}: {existing} is a dangling symlink (to {os.readlink(existing)}, which does "
+                        f"not exist); make its target or name another path")
     if not os.path.isdir(existing):
         raise UserError(f"{flag} {shown}: {existing} is a file, not a folder; name a path in a folder")
     if not os.access(existing, os.W_OK | os.X_OK):

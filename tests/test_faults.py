@@ -30,6 +30,8 @@ SWEEP = ["--dataset", "ring8", "--p", "4", "--steps", "2", "--eval-every", "0", 
 CASES = [
     ("train.py", ["--dataset", "ring8", "--out", "{file}"], "--out"),
     ("train.py", ["--dataset", "ring8", "--out", "{file}/run"], "is a file"),
+    ("train.py", ["--dataset", "ring8", "--out", "{dangling}"], "is a dangling symlink"),
+    ("train.py", ["--dataset", "ring8", "--out", "{dangling}/run"], "is a dangling symlink"),
     ("train.py", ["--dataset", "ring8", "--out", "{ro}/run"], "read-only"),
     ("train.py", ["--dataset", "folder", "--data-root", "{folder}/none", "--out", "{folder}/run"], "does not exist"),
     ("train.py", ["--dataset", "folder", "--data-root", "{images}", "--eval-every", "10", "--fid-weights",
@@ -140,14 +142,18 @@ def invoke(script, argv):
 
 
 def tree(*roots):
-    """Every folder and file under roots, files with a hash of their bytes: what must not change."""
+    """Every folder, file and link under roots, files with a hash of their bytes: what must not change."""
     found = {}
     for root in roots:
         for folder, _, files in os.walk(root):
             found[folder] = "folder"
             for name in files:
-                with open(os.path.join(folder, name), "rb") as f:
-                    found[os.path.join(folder, name)] = hashlib.sha1(f.read()).hexdigest()
+                path = os.path.join(folder, name)
+                if os.path.islink(path):
+                    found[path] = f"a link to {os.readlink(path)}"
+                    continue
+                with open(path, "rb") as f:
+                    found[path] = hashlib.sha1(f.read()).hexdigest()
     return found
 
 
@@ -205,13 +211,14 @@ def places(tmp_path, tmpfs, inputs, tiny_images, monkeypatch):
     (work / "file").write_text("mine\n")
     (work / "binary.csv").write_bytes(bytes(range(256)) * 8)
     (work / "theirs.csv").write_text("name,score\na,1\nb,2\n")
+    (work / "dangling").symlink_to(work / "gone")
     for name, content in (("theirs_folder", b"name,score\na,1\n"), ("binary_folder", bytes(range(256)))):
         (work / name).mkdir()
         for table in ("runs.csv", "table2.csv"):
             (work / name / table).write_bytes(content)
     monkeypatch.chdir(work)  # what a script writes by default lands here, where it is seen
     paths = {name: str(work / name) for name in ("folder", "file", "theirs_folder", "binary_folder")}
-    return Places(str(work), tmpfs, **paths, binary=str(work / "binary.csv"), theirs=str(work / "theirs.csv"),
+    return Places(str(work), tmpfs, **paths, binary=str(work / "binary.csv"), dangling=str(work / "dangling"), theirs=str(work / "theirs.csv"),
                   images=tiny_images, **inputs)
 
 
