@@ -731,7 +731,9 @@ def write_summary(cfg, status, trainer, total_steps, last_row, evals, seconds):
     if last_row:
         summary.update(epoch=last_row["epoch"], loss_d=last_row["loss_d"], loss_g=last_row["loss_g"])
     summary.update(eval_summary(evals))
-    atomic_write_text(os.path.join(cfg["out"], "summary.json"), json.dumps(summary, indent=2) + "\n")
+    summary = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in summary.items()}
+    text = json.dumps(summary, indent=2, allow_nan=False)  # a NaN is null: strict JSON readers reject a bare NaN
+    atomic_write_text(os.path.join(cfg["out"], "summary.json"), text + "\n")
 
 
 # How "best" reads per metric; density has no best (above 1 is not better), the FID floor is a constant.

@@ -5,6 +5,7 @@ import contextlib
 import csv
 import errno
 import fcntl
+import glob
 import io
 import json
 import math
@@ -122,12 +123,31 @@ def umask():
     return mask
 
 
+STALE_TEMPORARY_SECONDS = 3600  # a temporary of a write this old is a killed write's: no write takes an hour
+
+
+def remove_stale_temporaries(pattern):
+    """Delete the temporaries (files or folders) matching pattern that are older than
+    STALE_TEMPORARY_SECONDS: what a kill left of a write; a younger one may be another process's
+    write under way. One another process removes first is no matter."""
+    for path in glob.glob(pattern):
+        with contextlib.suppress(OSError):
+            if time.time() - os.lstat(path).st_mtime <= STALE_TEMPORARY_SECONDS:
+                continue
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+
+
 def _atomic(path, write):
     """Write through a temporary file in the same folder, then rename: never a torn file. Any OSError
-    on the way (a full disk, a read-only folder) is a WriteError naming path, the file as it was."""
+    on the way (a full disk, a read-only folder) is a WriteError naming path, the file as it was.
+    The temporaries that killed writes of path left an hour or more ago are deleted first."""
     folder = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(folder, exist_ok=True)
+        remove_stale_temporaries(os.path.join(folder, ".tmp-*" + glob.escape(os.path.basename(path))))
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
     except OSError as e:
         raise WriteError(path, e) from None
@@ -178,10 +198,12 @@ def replace_folder(folder, files):
     """Make `folder` hold copies of `files` and nothing else, whole: they are copied into a temporary
     folder beside it, which then takes its place by rename, so that the folder is complete or
     absent (a kill between the two renames), never partial. An OSError (a full disk) is a WriteError
-    naming the folder, which is then as it was."""
+    naming the folder, which is then as it was. The temporary folders that killed copies of it left
+    an hour or more ago are deleted first."""
     parent = os.path.dirname(os.path.abspath(folder))
     try:
         os.makedirs(parent, exist_ok=True)
+        remove_stale_temporaries(os.path.join(parent, f".tmp-{glob.escape(os.path.basename(folder))}-*"))
         tmp = tempfile.mkdtemp(dir=parent, prefix=f".tmp-{os.path.basename(folder)}-")
     except OSError as e:
         raise WriteError(folder, e, "the folder is as it was before") from None
@@ -343,7 +365,7 @@ def merge_rows(old, new, key, good):
             out.append(replacing[i])
             replacing[i] = None
     out += [entry for entry in replacing.values() if entry is not None] + unkeyed
-    columns = list(new.columns) + [c for c in old.columns if c not in new.columns]
+    columns = list(old.columns) + [c for c in new.columns if c not in old.columns]  # a diff shows only new columns
     return pd.DataFrame([row for _, row in out], index=[label for label, _ in out], columns=columns)
 
 

@@ -336,6 +336,21 @@ def test_collect_keeps_the_logs_of_completed_runs_for_figures(tmp_path):
     assert json.loads(other_budget.read_text())["final_modes"] == 5
 
 
+def test_collect_keeps_the_column_order_of_an_existing_runs_csv(tmp_path):
+    """Observed: --collect rewrote runs.csv in its own column order, so every committed line changed in
+    a diff. The file's order is kept; a new column goes at the end."""
+    fabricate_run(tmp_path / "runs", "gan-seed0", "gan", None, 0, "completed", final_modes=8)
+    assert collect(tmp_path / "runs", "--results", str(tmp_path / "results")).returncode == 0
+    path = tmp_path / "results" / "runs.csv"
+    table = pd.read_csv(path)
+    table[list(reversed(table.columns.drop("final_modes")))].to_csv(path, index=False)  # as an older collect wrote it
+    before = path.read_text().splitlines()
+    fabricate_run(tmp_path / "runs", "gan-seed1", "gan", None, 1, "completed", final_modes=7)
+    assert collect(tmp_path / "runs", "--results", str(tmp_path / "results")).returncode == 0
+    after = path.read_text().splitlines()
+    assert after[0] == before[0] + ",final_modes" and len(after) == 3
+
+
 def test_a_failed_run_never_replaces_a_completed_one_in_runs_csv(tmp_path):
     fabricate_run(tmp_path / "a", "gan-seed0", "gan", None, 0, "completed", final_modes=8)
     fabricate_run(tmp_path / "b", "gan-seed0", "gan", None, 0, "diverged", final_modes=1)

@@ -312,6 +312,8 @@ def test_a_nan_loss_stops_the_run_as_diverged_and_keeps_the_good_checkpoint(tmp_
     assert run(["--steps", "40", "--out", out, *TOY]) == 1
     s = summary(out)
     assert s["status"] == "diverged" and s["step"] == 15  # detected at the first log after step 14
+    strict = json.loads(open(os.path.join(out, "summary.json")).read(), parse_constant=pytest.fail)  # no bare NaN
+    assert strict["loss_d"] is None  # NaN is null, which the readers take for NaN
     ckpt = torch.load(os.path.join(out, "checkpoints", "last.pt"), weights_only=True)
     assert ckpt["step"] == 10
     assert all(torch.isfinite(v).all() for v in ckpt["G"].values())
