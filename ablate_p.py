@@ -7,10 +7,10 @@
     python ablate_p.py --collect --runs runs/sweep       # merge finished runs into the tables
 
 Every run is a `train.py` process in <runs>/<dataset>/<loss>[-p<p>]-seed<s> with `--resume`, so a finished
-run is skipped, an interrupted one continues (one without a checkpoint starts again), and a failed or
-diverged one is recorded and the sweep goes on. Each run evaluates itself (FID, KID, precision, recall, density, coverage and the
-FID floor, or modes for 2-D data) every --eval-every steps and at its end; its summary.json holds
-the final and best values, which --collect reads. Collecting also copies each completed run's logs
+run is skipped, an interrupted one continues (one without a checkpoint starts again), and a failed
+or diverged one is recorded and the sweep goes on. Each run evaluates itself (FID, KID, precision,
+recall, density, coverage and the FID floor, or modes for 2-D data) every --eval-every steps and at
+its end; its summary.json holds the final and best values, which --collect reads. Collecting also copies each completed run's logs
 (config, summary, metrics and evaluations; no samples or checkpoints) to
 <results>/run_logs/<dataset>-<steps>steps/<run>, so `analysis/figures.py` can draw its curves after the run
 folder is gone.
@@ -163,7 +163,7 @@ def shard(runs, k, n):
     return runs[k::n]
 
 
-FINAL_STATUSES = ("completed", "diverged")  # a run that ended so is done: a late signal or a stale failed.json cannot undo it
+FINAL_STATUSES = ("completed", "diverged")  # done: neither a late signal nor a stale failed.json undoes them
 
 
 def run_status(run_dir):

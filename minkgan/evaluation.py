@@ -45,9 +45,9 @@ downloads them; offline without the file it stops with a one-line error saying w
 
 Rows are merged into --csv under a lock (default fid.csv, or toy_metrics.csv, in the results
 folder beside the runs, as ablate_p.py's: <runs>/<dataset>/<run> -> <runs>/results, any other
-<folder>/<run> -> <folder>/results; the repository's results/ changes only when named): a re-evaluation of a checkpoint with the same
-protocol replaces its row (EVAL_KEY), other rows stay. --table writes beside --csv unless
---table-dir names a folder.
+<folder>/<run> -> <folder>/results; the repository's results/ changes only when named): a
+re-evaluation of a checkpoint with the same protocol replaces its row (EVAL_KEY), other rows stay.
+--table writes beside --csv unless --table-dir names a folder.
 An image row holds fid, kid, kid_std, precision, recall, density, coverage, fid_floor, fid_floor_test.
 """
 import hashlib

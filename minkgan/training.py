@@ -31,8 +31,8 @@ from minkgan import precision
 from minkgan import rundir
 from minkgan.precision import cpu_name
 from minkgan.utils import (HelpFormatter, OneLineParser, UserError, WriteError, atomic_save_figure, atomic_torch_save,
-                   atomic_write_bytes, atomic_write_csv, atomic_write_text, check_device, check_writable_folder, eval_mode, read_json,
-                   tf32_switches)
+                   atomic_write_bytes, atomic_write_csv, atomic_write_text, check_device, check_writable_folder, eval_mode,
+                   read_json, tf32_switches)
 
 ADAM_EPS = 1e-8  # torch's default; the paper names none
 TOY_TRAIN_SIZE = 100_000  # points drawn once per seed: the toy "dataset" an epoch goes through
@@ -666,16 +666,18 @@ def eval_missing(cfg, step, total_steps, evals):
     return eval_due(cfg, step, total_steps) and not (evals and evals[-1]["step"] == step)
 
 
-def refuse_existing_run(cfg):
+def refuse_existing_run(cfg, lock_held=False):
     """A run directory in use is continued (--resume, from its checkpoint) or replaced (--overwrite)
     only when asked: --resume with no checkpoint to continue from never trains over a run's files
-    (a completed run whose checkpoints were deleted would lose its logs)."""
+    (a completed run whose checkpoints were deleted would lose its logs). Before this process holds
+    the run's lock, a run another process is training is left to rundir.locked, which names it."""
     out = cfg["out"]
     if not rundir.is_empty(out) and not (cfg["resume"] or cfg["overwrite"]):
         raise UserError(f"run directory {out} already exists; pass --resume to continue it, "
                         f"--overwrite to start again, or another --out")
     found = run_files_in(out)
-    if cfg["resume"] and found and not os.path.exists(rundir.last_checkpoint(out)):
+    if cfg["resume"] and found and not os.path.exists(rundir.last_checkpoint(out)) and \
+            (lock_held or not rundir.is_training(out)):
         status = (read_json(os.path.join(out, "summary.json")) or {}).get("status")
         what = f"a {status} run" if status else f"a run's files ({', '.join(found)})"
         raise UserError(f"{out} holds {what} but no checkpoint to resume from ({rundir.last_checkpoint(out)}); "
@@ -685,7 +687,7 @@ def refuse_existing_run(cfg):
 def prepare_run_dir(cfg):
     """Decide between a fresh run and a resumed one; return the checkpoint to resume or None."""
     out, ckpt_path = cfg["out"], rundir.last_checkpoint(cfg["out"])
-    refuse_existing_run(cfg)
+    refuse_existing_run(cfg, lock_held=True)
     if not (cfg["resume"] and os.path.exists(ckpt_path)):
         return None
     saved = rundir.read_config(out)

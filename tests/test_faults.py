@@ -44,8 +44,10 @@ CASES = [
     ("train.py", ["--dataset", "ring8", "--loss", "wgan-gp", "--gp-center", "nan", "--out", "{folder}/run"],
      "--gp-center must be a finite number, got nan"),
     ("train.py", ["--dataset", "ring8", "--gp-center", "inf", "--out", "{folder}/run"], "--gp-center must be a finite"),
-    ("train.py", ["--dataset", "ring8", "--beta1", "1.5", "--out", "{folder}/run"], "--beta1 must be in [0, 1), got 1.5"),
-    ("train.py", ["--dataset", "ring8", "--beta1", "nan", "--out", "{folder}/run"], "--beta1 must be in [0, 1), got nan"),
+    ("train.py", ["--dataset", "ring8", "--beta1", "1.5", "--out", "{folder}/run"],
+     "--beta1 must be in [0, 1), got 1.5"),
+    ("train.py", ["--dataset", "ring8", "--beta1", "nan", "--out", "{folder}/run"],
+     "--beta1 must be in [0, 1), got nan"),
     ("train.py", ["--dataset", "ring8", "--beta2", "-0.5", "--out", "{folder}/run"], "--beta2 must be in [0, 1)"),
     ("train.py", ["--dataset", "ring8", "--seed", "99999999999999999999", "--out", "{folder}/run"],
      "--seed must be an integer from 0 to 4294967295"),
@@ -186,7 +188,8 @@ def inputs(tmp_path_factory):
                   for p in (1, 2) for s in (0, 1)]).to_csv(runs_csv, index=False)
     pd.DataFrame([dict(run="a", dataset="cifar10", loss="gan", p=None, seed=0, steps=5, epochs=1, n_fake=10,
                        n_real=10, fid=50.0, device="cpu")]).to_csv(fid_csv, index=False)
-    return {"root": str(root), "run": str(run), "done": str(done), "bomb": str(bomb.parent), "runs": str(root / "runs"), "runs_csv": str(runs_csv),
+    return {"root": str(root), "run": str(run), "done": str(done), "bomb": str(bomb.parent), "runs": str(root / "runs"),
+            "runs_csv": str(runs_csv),
             "fid_csv": str(fid_csv)}
 
 
@@ -219,7 +222,8 @@ def places(tmp_path, tmpfs, inputs, tiny_images, monkeypatch):
             (work / name / table).write_bytes(content)
     monkeypatch.chdir(work)  # what a script writes by default lands here, where it is seen
     paths = {name: str(work / name) for name in ("folder", "file", "theirs_folder", "binary_folder")}
-    return Places(str(work), tmpfs, **paths, binary=str(work / "binary.csv"), dangling=str(work / "dangling"), theirs=str(work / "theirs.csv"),
+    return Places(str(work), tmpfs, **paths, binary=str(work / "binary.csv"), dangling=str(work / "dangling"),
+                  theirs=str(work / "theirs.csv"),
                   images=tiny_images, **inputs)
 
 
@@ -338,8 +342,9 @@ def test_a_merge_waits_for_a_held_folder_lock_naming_the_holder_then_gives_up(tm
     """Observed: a CSV merge whose folder lock another process held waited forever without a word."""
     folder = tmp_path / "results"
     folder.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDONLY); "
-                               "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)", str(folder)],
+    hold = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDONLY); fcntl.flock(fd, fcntl.LOCK_EX); "
+            "print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(folder)],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline() == "held\n"

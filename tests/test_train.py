@@ -219,6 +219,17 @@ def test_resume_without_a_checkpoint_refuses_and_overwrite_starts_clean(tmp_path
     assert (tmp_path / "resumed" / "keep.txt").exists()
 
 
+def test_resume_without_a_checkpoint_is_refused_under_the_runs_lock_too(tmp_path):
+    """The check is made again once this process holds the lock (its own lock is no other trainer)."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.csv").write_text("step\n5\n")
+    cfg = train.resolve(train.build_parser().parse_args([*TOY, "--out", str(out), "--resume"]))
+    with rundir.locked(str(out)), pytest.raises(train.UserError, match="holds a run's files .metrics.csv. but no"):
+        train.prepare_run_dir(cfg)
+    assert (out / "metrics.csv").read_text() == "step\n5\n"
+
+
 def test_resume_of_an_empty_or_new_folder_starts_the_run(tmp_path):
     """What a sweep's first start of each run relies on: --resume with no run there is a fresh run."""
     (tmp_path / "empty").mkdir()
