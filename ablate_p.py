@@ -7,10 +7,10 @@
     python ablate_p.py --collect --runs runs/sweep       # merge finished runs into the tables
 
 Every run is a `train.py` process in <runs>/<dataset>/<loss>[-p<p>]-seed<s> with `--resume`, so a finished
-run is skipped, an interrupted one continues, and a failed or diverged one is recorded and the
-sweep goes on. Each run evaluates itself (FID, KID, precision, recall, density, coverage and the
-FID floor, or modes for 2-D data) every --eval-every steps and at its end; its summary.json holds
-the final and best values, which --collect reads. Collecting also copies each completed run's logs
+run is skipped, an interrupted one continues (one without a checkpoint starts again), and a failed
+or diverged one is recorded and the sweep goes on. Each run evaluates itself (FID, KID, precision,
+recall, density, coverage and the FID floor, or modes for 2-D data) every --eval-every steps and at
+its end; its summary.json holds the final and best values, which --collect reads. Collecting also copies each completed run's logs
 (config, summary, metrics and evaluations; no samples or checkpoints) to
 <results>/run_logs/<dataset>-<steps>steps/<run>, so `analysis/figures.py` can draw its curves after the run
 folder is gone.
@@ -71,7 +71,8 @@ def build_parser():
     ap = OneLineParser(prog="ablate_p.py", description=__doc__, epilog=epilog, allow_abbrev=False,
                        formatter_class=HelpFormatter)
     a = ap.add_argument
-    a("--p", type=float, nargs="+", default=[1, 2, 3, 4, 5, 6, 7, 8], help="Minkowski exponents (reals >= 1)")
+    a("--p", type=float, nargs="+", default=[1, 2, 3, 4, 5, 6, 7, 8],
+      help=f"Minkowski exponents (reals from 1 to {train.MAX_P}: beyond, float32 gradients underflow)")
     a("--losses", nargs="+", default=["minkowski"], help=f"losses to sweep, or 'all': {', '.join(losses.LOSSES)}")
     a("--seeds", type=int, nargs="+", default=[0])
     a("--dataset", nargs="+", default=["cifar10"], help=f"one or more of {', '.join(data.DATASETS)}")
@@ -96,8 +97,8 @@ def parse(argv):
             raise UserError(f"unknown loss {name!r} in --losses; choose from {', '.join(losses.LOSSES)} or 'all'")
     args.losses = names
     for p in args.p:
-        if not (p >= 1 and p != float("inf")):
-            raise UserError(f"--p values must be finite reals >= 1, got {p}")
+        train.check_p(p)
+    train.check_seeds(args.seeds, "--seeds must be integers")
     for dataset in args.dataset:
         if dataset not in data.DATASETS:
             raise UserError(f"unknown --dataset {dataset!r}; choose one of {', '.join(data.DATASETS)}")
@@ -162,9 +163,18 @@ def shard(runs, k, n):
     return runs[k::n]
 
 
+FINAL_STATUSES = ("completed", "diverged")  # done: neither a late signal nor a stale failed.json undoes them
+
+
 def run_status(run_dir):
     summary = read_json(os.path.join(run_dir, "summary.json"))
     return summary["status"] if summary else None
+
+
+def remove_stale_failure(failed_json):
+    """Delete the failed.json of a run that is done after all (a SIGTERM that came after its summary)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(failed_json)
 
 
 PR_SET_PDEATHSIG = 1
@@ -227,8 +237,10 @@ def train_one(name, argv, settings, runs_dir, threads, children):
     """
     out = argv[argv.index("--out") + 1]
     failed_json = os.path.join(out, "failed.json")
-    if run_status(out) in ("completed", "diverged"):
+    if run_status(out) in FINAL_STATUSES:
+        remove_stale_failure(failed_json)
         return name, run_status(out), "skipped (already done)"
+    argv = restart_without_checkpoint(argv, out)
     log_path = os.path.join(runs_dir, "logs", f"{name}.log")
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     start = time.time()
@@ -242,11 +254,11 @@ def train_one(name, argv, settings, runs_dir, threads, children):
                               stdout=log, stderr=subprocess.PIPE, text=True, errors="replace", env=env)
         if proc is None:
             return name, "not started", "the sweep was stopped"
-        if os.path.exists(failed_json):
-            os.remove(failed_json)
+        remove_stale_failure(failed_json)
         code, errors = children.wait(proc)
     reason = error_line(errors)
-    status = run_status(out) if code in (0, 1, 130) and reason is None else None
+    ended = run_status(out)  # a run this process completed stays completed, whatever signal came after
+    status = ended if ended in FINAL_STATUSES or (code in (0, 1, 130) and reason is None) else None
     note = f"exit {code} after {time.time() - start:.0f} s, log {log_path}"
     try:
         append_to_log(log_path, errors)
@@ -256,6 +268,15 @@ def train_one(name, argv, settings, runs_dir, threads, children):
     except WriteError as e:
         note += f"; {e}"
     return name, status or "failed", f"{reason}; {note}" if reason else note
+
+
+def restart_without_checkpoint(argv, out):
+    """argv with --overwrite for --resume where the run has no checkpoint to continue from (killed
+    before its first one, or a start that failed): train.py --resume refuses to train over a run's
+    files, and an unfinished run without a checkpoint has nothing to lose."""
+    if os.path.exists(rundir.last_checkpoint(out)):
+        return argv
+    return ["--overwrite" if a == "--resume" else a for a in argv]
 
 
 def error_line(stderr):
@@ -324,8 +345,7 @@ def collect_rows(runs_dir):
         cfg = read_json(os.path.join(run_dir, "config.json")) or failed
         if cfg is None:
             continue
-        summary = failed or read_json(os.path.join(run_dir, "summary.json")) or \
-            {"status": "running" if rundir.is_training(run_dir) else "failed"}  # another shard's run, say
+        summary = run_outcome(run_dir, failed)
         row = {"run": name, "dataset": cfg["dataset"], "loss": cfg["loss"],
                "p": cfg["p"] if cfg["loss"] == "minkowski" else None,
                "n_critic": cfg.get("n_critic") or losses.default_n_critic(cfg["loss"]),
@@ -342,6 +362,16 @@ def collect_rows(runs_dir):
             row.update(failure.run_failure(metrics, row["total_steps"], row["status"]))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def run_outcome(run_dir, failed):
+    """What a run's folder says of its end: a completed or diverged summary.json before a failed.json
+    (a stale one, left by a signal that came after the summary), else failed.json, else the summary,
+    else running (another shard's run, say) or failed."""
+    summary = read_json(os.path.join(run_dir, "summary.json"))
+    if summary and summary.get("status") in FINAL_STATUSES:
+        return summary
+    return failed or summary or {"status": "running" if rundir.is_training(run_dir) else "failed"}
 
 
 def read_metrics(run_dir):

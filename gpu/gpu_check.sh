@@ -38,6 +38,10 @@ case "${1:-}" in
   *) echo "error: unknown argument ${1}; usage: [OUT=DIR] bash gpu/gpu_check.sh [--cpu]" >&2; exit 2 ;;
 esac
 OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/gpu-check.XXXXXX")}
+if [ -e "$OUT" ] && [ ! -d "$OUT" ]; then
+  echo "error: OUT=$OUT is a file, not a folder; name a new or empty folder" >&2
+  exit 2
+fi
 if [ -e "$OUT" ] && [ -n "$(ls -A "$OUT" 2>/dev/null)" ]; then
   echo "error: OUT=$OUT is not empty; name a new or empty folder" >&2
   exit 2

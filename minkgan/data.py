@@ -50,28 +50,71 @@ def load_cifar10(root, split="train", download=True):
 
 
 def load_folder(root):
-    """Every image under root (ImageFolder layout), resized and centre-cropped to 32x32."""
-    import torchvision
+    """Every image under root's class folders (ImageFolder's layout and order), resized and
+    centre-cropped to 32x32."""
     import torchvision.transforms as T
 
     if not os.path.isdir(root):
         raise UserError(f"image folder {root!r} does not exist; pass --data-root with a folder of class sub-folders")
     transform = T.Compose([T.Resize(IMAGE_SIZE), T.CenterCrop(IMAGE_SIZE), T.PILToTensor()])
+    files = image_files(root)
+    if not files:
+        raise UserError(f"no images found in {root!r}; it needs class sub-folders holding image files")
+    return torch.stack([read_image(path, transform).expand(3, -1, -1) for path in files])  # greyscale -> 3 channels
+
+
+def image_files(root):
+    """The image files under root's class folders, in torchvision ImageFolder's order (classes sorted,
+    then each class's folders and files), with links followed but each real folder read once: a link
+    back up (cat/again -> .) read one class about 40 times. A class folder without images adds none
+    (ImageFolder refused the whole dataset for it)."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
+
+    classes = sorted(entry.name for entry in os.scandir(root) if entry.is_dir())
+    seen, files = set(), []
+    for name in classes:
+        for folder, names in sorted(walk_once(os.path.join(root, name), seen)):
+            files += [os.path.join(folder, f) for f in sorted(names) if has_file_allowed_extension(f, IMG_EXTENSIONS)]
+    return files
+
+
+def walk_once(top, seen):
+    """(folder, file names) of every folder under top, links followed, but each real folder (by its
+    resolved path, remembered in `seen`) only once."""
+    if os.path.realpath(top) in seen:
+        return
+    for folder, subfolders, names in os.walk(top, followlinks=True):
+        seen.add(os.path.realpath(folder))
+        subfolders[:] = [d for d in subfolders if os.path.realpath(os.path.join(folder, d)) not in seen]
+        yield folder, names
+
+
+def read_image(path, transform):
+    """An image file as RGB through transform; a file PIL cannot read is a UserError naming it, as is
+    one whose header claims more pixels than PIL opens (a decompression bomb, which would fill the memory)."""
+    from PIL import Image, UnidentifiedImageError
+
     try:
-        ds = torchvision.datasets.ImageFolder(root, transform=transform)
-    except (FileNotFoundError, RuntimeError) as e:
-        raise UserError(f"no images found in {root!r} ({e}); it needs class sub-folders holding image files") from None
-    return torch.stack([read_image(ds, i).expand(3, -1, -1) for i in range(len(ds))])  # greyscale -> 3 channels
-
-
-def read_image(dataset, i):
-    """Image i of an ImageFolder; a file PIL cannot read is a UserError naming it."""
-    from PIL import UnidentifiedImageError
-
-    try:
-        return dataset[i][0]
+        with Image.open(path) as image:
+            return transform(image.convert("RGB"))
+    except Image.DecompressionBombError:
+        width, height = claimed_size(path)
+        raise UserError(f"image {path} claims {width}x{height} pixels, more than PIL opens "
+                        f"({Image.MAX_IMAGE_PIXELS} at most); delete or replace it") from None
     except (UnidentifiedImageError, OSError) as e:
-        raise UserError(f"cannot read image {dataset.samples[i][0]} ({type(e).__name__}); delete or replace it") from None
+        raise UserError(f"cannot read image {path} ({type(e).__name__}); delete or replace it") from None
+
+
+def claimed_size(path):
+    """(width, height) an image file's header claims, read with PIL's pixel limit lifted (only the header is read)."""
+    from PIL import Image
+
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        with Image.open(path) as image:
+            return image.size
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
 
 
 def load_images(dataset, root, split="train", download=True):

@@ -44,10 +44,10 @@ them (~/.cache/torch/hub/checkpoints/pt_inception-2015-12-05-6726825d.pth), else
 downloads them; offline without the file it stops with a one-line error saying where to put it.
 
 Rows are merged into --csv under a lock (default fid.csv, or toy_metrics.csv, in the results
-folder beside the runs, as ablate_p.py's: <runs>/<dataset>/<run> -> <runs>/results; the
-repository's results/ changes only when named): a re-evaluation of a checkpoint with the same
-protocol replaces its row (EVAL_KEY), other rows stay. --table writes beside --csv unless
---table-dir names a folder.
+folder beside the runs, as ablate_p.py's: <runs>/<dataset>/<run> -> <runs>/results, any other
+<folder>/<run> -> <folder>/results; the repository's results/ changes only when named): a
+re-evaluation of a checkpoint with the same protocol replaces its row (EVAL_KEY), other rows stay.
+--table writes beside --csv unless --table-dir names a folder.
 An image row holds fid, kid, kid_std, precision, recall, density, coverage, fid_floor, fid_floor_test.
 """
 import hashlib
@@ -259,22 +259,19 @@ def stats_path(stats_dir, dataset, data_root, split, n, seed, weights_tag="", pr
 
 
 def real_statistics(extractor, dataset, data_root, split="train", n=5000, seed=0, stats_dir=DEFAULT_STATS_DIR,
-                    download=True, log=None, allow_fewer=False):
+                    download=True, log=None, flag="--real-n"):
     """(mu, sigma, features: up to 5000 rows, for KID and prdc) of n real images (None: all), from the
-    cache or computed and cached."""
+    cache or computed and cached. More images than the dataset has is a UserError naming `flag`:
+    the statistics are never those of fewer images than the count they are recorded under."""
     path = stats_path(stats_dir, dataset, data_root, split, n, seed, extractor.weights_tag, extractor.precision)
-    if os.path.isfile(path):
-        try:
-            with np.load(path) as f:
-                return f["mu"], f["sigma"], (f["features"] if "features" in f else None)
-        except Exception:
-            pass  # a torn or foreign file: recompute and replace it
+    cached = cached_statistics(path, n)
+    if cached is not None:
+        return cached
     images = data.load_images(dataset, data_root, split, download)
     if n is not None:
-        if n > len(images) and allow_fewer:
-            n = len(images)
         if n > len(images):
-            raise UserError(f"--real-n {n} is more than the {len(images)} images of {dataset} ({split})")
+            raise UserError(f"{flag} {n} is more than the {len(images)} images of {dataset} ({split}); "
+                            f"pass {flag} {len(images)} or fewer")
         images = images[_permutation(len(images), seed)[:n]]
     if log:
         log(f"real statistics: {len(images)} {dataset} {split} images -> {path}")
@@ -283,6 +280,22 @@ def real_statistics(extractor, dataset, data_root, split="train", n=5000, seed=0
     kept = at_most(features, KID_MAX_FEATURES, np.random.default_rng(seed))
     save_stats(path, mu, sigma, kept)
     return mu, sigma, kept
+
+
+def cached_statistics(path, n):
+    """(mu, sigma, features) from a cache file, or None where there is none to trust: a torn or foreign
+    file, or one whose features are fewer than n images give (the statistics of a clamped count, cached
+    under the count asked for before that was refused), which is then recomputed and replaced."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        with np.load(path) as f:
+            mu, sigma, features = f["mu"], f["sigma"], (f["features"] if "features" in f else None)
+    except Exception:
+        return None
+    if features is not None and n is not None and len(features) < min(n, KID_MAX_FEATURES):
+        return None
+    return mu, sigma, features
 
 
 def _permutation(n, seed):
@@ -443,7 +456,7 @@ class TrainingEvaluator:
         self.extractor = InceptionFeatures(cfg.get("fid_weights"), self.device, precision=self.precision)
         stats_dir = cfg.get("fid_stats_dir") or DEFAULT_STATS_DIR
         self.mu, self.sigma, self.real_features = real_statistics(
-            self.extractor, cfg["dataset"], cfg["data_root"], "train", self.n, 0, stats_dir, allow_fewer=True)
+            self.extractor, cfg["dataset"], cfg["data_root"], "train", self.n, 0, stats_dir, flag="--eval-n")
         self.floor = fid_floor(self.extractor, cfg["dataset"], cfg["data_root"], self.n, 0, stats_dir, compute=False)
 
     def __call__(self, G, step):
@@ -459,9 +472,22 @@ class TrainingEvaluator:
 
 
 def results_beside(run_dir):
-    """The results folder of the runs folder run_dir lies in: <runs>/<dataset>/<run> -> <runs>/results,
-    where ablate_p.py writes a sweep's tables."""
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(run_dir))), "results")
+    """Where evaluate.py merges a run's rows by default: <runs>/results for a run of a sweep's layout
+    (<runs>/<dataset>/<run>, beside ablate_p.py's tables), else a results folder beside the run. Never
+    the repository's committed results/ (a run's copy in results/run_logs, or a run in the repository's
+    root): that one changes only when --csv names it."""
+    parent = os.path.dirname(os.path.abspath(run_dir))
+    folder = os.path.join(os.path.dirname(parent) if os.path.basename(parent) in data.DATASETS else parent, "results")
+    if is_within(folder, paths.RESULTS):
+        raise UserError(f"the default --csv of {run_dir} would be in the repository's committed results "
+                        f"({folder}); name the file with --csv")
+    return folder
+
+
+def is_within(path, folder):
+    """path is folder or lies under it (links resolved)."""
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return os.path.commonpath([path, folder]) == folder
 
 
 def evaluate_runs(args, log=print):
@@ -734,7 +760,8 @@ def build_parser():
     a("--kid-subsets", type=int, default=100)
     a("--kid-subset-size", type=int, default=1000)
     a("--csv", default=None, help=f"merge rows here (default <runs>/results/{FID_CSV} or {TOY_CSV} for runs in "
-                                  "<runs>/<dataset>/<run>); --table reads it")
+                                  "<runs>/<dataset>/<run>, <folder>/results/ for any other <folder>/<run>; never "
+                                  "the repository's results/ unless named here); --table reads it")
     a("--fake", default=None, help="generic mode: folder of images or .npz statistics")
     a("--real", default=None, help="generic mode: folder of images or .npz statistics")
     a("--table", action="store_true", help="write table2.csv and table3.csv (the paper beside ours) from --csv")
@@ -801,8 +828,8 @@ def check_outputs(args):
     toys = [(read_json(os.path.join(run_dir, "config.json")) or {}).get("dataset") in data.TOY_DATASETS
             for run_dir in args.runs]
     for toy in set(toys):
-        default = os.path.join(results_beside(args.runs[0]), TOY_CSV if toy else FID_CSV)
-        check_merge_target(args.csv or default, [k for k in EVAL_KEY if k in (TOY_COLUMNS if toy else FID_COLUMNS)],
+        target = args.csv or os.path.join(results_beside(args.runs[0]), TOY_CSV if toy else FID_CSV)
+        check_merge_target(target, [k for k in EVAL_KEY if k in (TOY_COLUMNS if toy else FID_COLUMNS)],
                            "--csv", added=ADDED_KEY)
     if not all(toys):  # image runs cache their real statistics there
         check_writable_folder(args.stats_dir, "--stats-dir")

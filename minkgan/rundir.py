@@ -64,6 +64,11 @@ def locked(run_dir):
         os.close(fd)  # releases the lock
 
 
+def last_checkpoint(run_dir):
+    """The path of the checkpoint a run resumes from (and evaluate.py reads by default)."""
+    return os.path.join(run_dir, "checkpoints", "last.pt")
+
+
 def is_training(run_dir):
     """A live process holds run_dir's lock: its run is under way, neither finished nor failed."""
     try:
@@ -139,7 +144,7 @@ def load_generator(run_dir, checkpoint=None, device="cpu"):
     if not os.path.isdir(run_dir):
         raise UserError(f"run directory {run_dir} does not exist")
     cfg = read_config(run_dir)
-    path = checkpoint or os.path.join(run_dir, "checkpoints", "last.pt")
+    path = checkpoint or last_checkpoint(run_dir)
     if not os.path.isfile(path):
         raise UserError(f"no checkpoint at {path}; train the run first or pass --checkpoint")
     remedy = "evaluate another checkpoint (--checkpoint) or train the run again"

@@ -31,7 +31,8 @@ from minkgan import precision
 from minkgan import rundir
 from minkgan.precision import cpu_name
 from minkgan.utils import (HelpFormatter, OneLineParser, UserError, WriteError, atomic_save_figure, atomic_torch_save,
-                   atomic_write_bytes, atomic_write_csv, atomic_write_text, check_device, check_writable_folder, eval_mode, tf32_switches)
+                   atomic_write_bytes, atomic_write_csv, atomic_write_text, check_device, check_writable_folder, eval_mode,
+                   read_json, tf32_switches)
 
 ADAM_EPS = 1e-8  # torch's default; the paper names none
 TOY_TRAIN_SIZE = 100_000  # points drawn once per seed: the toy "dataset" an epoch goes through
@@ -57,7 +58,8 @@ def build_parser():
                               + " ".join(SET_BY_SWEEP) + ".")
     a = ap.add_argument
     a("--loss", default="minkowski", help=f"one of {', '.join(losses.LOSSES)}")
-    a("--p", type=float, default=4.0, help="Minkowski exponent, any real >= 1 (paper: 1..8, best 4)")
+    a("--p", type=float, default=4.0, help=f"Minkowski exponent, a real from 1 to {MAX_P} (paper: 1..8, best 4; "
+                                           "beyond, float32 gradients underflow to 0)")
     a("--minkowski-on", default="probs", choices=["probs", "logits"],
       help="apply the distance to sigmoid(D) as the paper (probs) or to the raw output")
     a("--dataset", default="cifar10", help=f"one of {', '.join(data.DATASETS)}")
@@ -156,6 +158,13 @@ def resolve(args):
     cfg["lr_d"] = cfg["lr_d"] if cfg["lr_d"] is not None else cfg["lr"]
     cfg["lr_g"] = cfg["lr_g"] if cfg["lr_g"] is not None else cfg["lr"]
     losses.make_loss(cfg["loss"], cfg["p"], cfg["minkowski_on"], 1.0 - cfg["label_smooth"])  # validates
+    check_p(cfg["p"])
+    check_seeds([cfg["seed"]], "--seed must be an integer")
+    for name in ("beta1", "beta2"):
+        if not 0 <= cfg[name] < 1:  # NaN fails too
+            raise UserError(f"--{name} must be in [0, 1), got {cfg[name]} (Adam's decay of its averages)")
+    if not math.isfinite(cfg["gp_center"]):
+        raise UserError(f"--gp-center must be a finite number, got {cfg['gp_center']}")
     if cfg["arch"] not in models.ARCHS:
         raise UserError(f"unknown --arch {cfg['arch']!r}; choose one of {', '.join(models.ARCHS)}")
     if (cfg["dataset"] in data.TOY_DATASETS) != (cfg["arch"] == "mlp"):
@@ -191,6 +200,28 @@ def resolve(args):
     if (cfg["eval_every"] or cfg["eval_at"]) and cfg["dataset"] not in data.TOY_DATASETS:
         precision.check_precision(cfg["fid_precision"], cfg["device"], "--fid-precision")
     return drop_inapplicable(cfg)
+
+
+# Every run starts at D = 1/2, where the Minkowski loss's gradient per logit is |1/2|^(p-1) * 1/4 / batch
+# = 2^-(p+1) / batch. Adam divides by the root of its square, which float32 flushes to 0 past p of about
+# 75 (Adam's step is then the gradient over eps: nothing), and the gradient itself is 0 past p of about
+# 150. At 50 the squares are still normal float32 numbers (tests/test_train.py, a 2-D run's nets).
+MAX_P = 50
+SEED_LIMIT = 2 ** 32  # torch.manual_seed takes 64 bits; the batch order's seed is seed * 1_000_003 + epoch
+
+
+def check_p(p):
+    """A Minkowski exponent that trains in float32: 1 <= p <= MAX_P."""
+    if not (math.isfinite(p) and 1 <= p <= MAX_P):
+        raise UserError(f"--p {p:g} does not train in float32: at D = 1/2, where a run starts, the gradient is "
+                        f"2^-(p+1) per sample, its square (Adam's) 0 past p of about 75; use 1 <= --p <= {MAX_P}")
+
+
+def check_seeds(seeds, what):
+    """Seeds that fit torch.manual_seed and the seeds derived from them: 0 <= seed < SEED_LIMIT."""
+    for seed in seeds:
+        if not 0 <= seed < SEED_LIMIT:
+            raise UserError(f"{what} from 0 to {SEED_LIMIT - 1}, got {seed}")
 
 
 def drop_inapplicable(cfg):
@@ -493,6 +524,31 @@ def restore_cuda_rng(state, device):
 
 # ----------------------------------------------------------------------------- run directory
 
+def whole_rows_up_to(path, step):
+    """metrics.csv's header and its whole rows up to `step`, as CSV text: a row with another number of
+    fields than the header or a cell that is no number (a line torn by a kill, cut to `30`) is dropped,
+    as is every row past the checkpoint's step. Empty cells are whole: an older run's rows have them
+    in the columns added since."""
+    with open(path, newline="", errors="replace") as f:
+        rows = list(csv.reader(f))
+    header = rows[0] if rows and "step" in rows[0] else METRIC_COLUMNS
+    at = header.index("step")
+    kept = [r for r in rows[1:] if len(r) == len(header) and all(c == "" or is_number(c) for c in r)
+            and is_number(r[at]) and float(r[at]) <= step]
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows([header, *kept])
+    return text.getvalue()
+
+
+def is_number(cell):
+    """A CSV cell that reads as a float (nan and inf too: a diverging run logs them)."""
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
 class MetricsLog:
     """metrics.csv, one row per logged step; rows past a resumed checkpoint are dropped."""
 
@@ -500,8 +556,8 @@ class MetricsLog:
         self.path = path
         self.last_row = None  # as written (or kept from a resumed run), for the summary
         if resume_step is not None and os.path.exists(path):
-            rows = pd.read_csv(path, on_bad_lines="skip")
-            rows = rows[rows["step"] <= resume_step].reindex(columns=METRIC_COLUMNS)  # older runs lack columns
+            rows = pd.read_csv(io.StringIO(whole_rows_up_to(path, resume_step)))
+            rows = rows.reindex(columns=METRIC_COLUMNS)  # older runs lack columns
             atomic_write_csv(rows, path)
             self.last_row = rows.iloc[-1].to_dict() if len(rows) else None
         new = not os.path.exists(path)
@@ -610,17 +666,28 @@ def eval_missing(cfg, step, total_steps, evals):
     return eval_due(cfg, step, total_steps) and not (evals and evals[-1]["step"] == step)
 
 
-def refuse_existing_run(cfg):
-    """A run directory in use is continued (--resume) or replaced (--overwrite) only when asked."""
-    if not rundir.is_empty(cfg["out"]) and not (cfg["resume"] or cfg["overwrite"]):
-        raise UserError(f"run directory {cfg['out']} already exists; pass --resume to continue it, "
+def refuse_existing_run(cfg, lock_held=False):
+    """A run directory in use is continued (--resume, from its checkpoint) or replaced (--overwrite)
+    only when asked: --resume with no checkpoint to continue from never trains over a run's files
+    (a completed run whose checkpoints were deleted would lose its logs). Before this process holds
+    the run's lock, a run another process is training is left to rundir.locked, which names it."""
+    out = cfg["out"]
+    if not rundir.is_empty(out) and not (cfg["resume"] or cfg["overwrite"]):
+        raise UserError(f"run directory {out} already exists; pass --resume to continue it, "
                         f"--overwrite to start again, or another --out")
+    found = run_files_in(out)
+    if cfg["resume"] and found and not os.path.exists(rundir.last_checkpoint(out)) and \
+            (lock_held or not rundir.is_training(out)):
+        status = (read_json(os.path.join(out, "summary.json")) or {}).get("status")
+        what = f"a {status} run" if status else f"a run's files ({', '.join(found)})"
+        raise UserError(f"{out} holds {what} but no checkpoint to resume from ({rundir.last_checkpoint(out)}); "
+                        f"pass --overwrite to train it again, or another --out")
 
 
 def prepare_run_dir(cfg):
     """Decide between a fresh run and a resumed one; return the checkpoint to resume or None."""
-    out, ckpt_path = cfg["out"], os.path.join(cfg["out"], "checkpoints", "last.pt")
-    refuse_existing_run(cfg)
+    out, ckpt_path = cfg["out"], rundir.last_checkpoint(cfg["out"])
+    refuse_existing_run(cfg, lock_held=True)
     if not (cfg["resume"] and os.path.exists(ckpt_path)):
         return None
     saved = rundir.read_config(out)
@@ -646,6 +713,11 @@ def typed_flag(cfg, name):
 RUN_FILES = ["config.json", "metrics.csv", "eval.csv", "summary.json", "samples", "checkpoints", "tensorboard"]
 
 
+def run_files_in(out):
+    """The RUN_FILES that out holds: train.py's files, not the user's."""
+    return [name for name in RUN_FILES if os.path.lexists(os.path.join(out, name))]
+
+
 def clear_run_files(out):
     """Delete what train.py writes in a run directory (only that: --out may hold other files)."""
     for name in RUN_FILES:
@@ -661,7 +733,9 @@ def write_summary(cfg, status, trainer, total_steps, last_row, evals, seconds):
     if last_row:
         summary.update(epoch=last_row["epoch"], loss_d=last_row["loss_d"], loss_g=last_row["loss_g"])
     summary.update(eval_summary(evals))
-    atomic_write_text(os.path.join(cfg["out"], "summary.json"), json.dumps(summary, indent=2) + "\n")
+    summary = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in summary.items()}
+    text = json.dumps(summary, indent=2, allow_nan=False)  # a NaN is null: strict JSON readers reject a bare NaN
+    atomic_write_text(os.path.join(cfg["out"], "summary.json"), text + "\n")
 
 
 # How "best" reads per metric; density has no best (above 1 is not better), the FID floor is a constant.
@@ -724,7 +798,7 @@ def main(argv=None):
         ckpt = prepare_run_dir(cfg)
         rundir.remove_stale_temporaries(cfg["out"])
         cfg["backend"] = ops.set_backend(cfg["fused"], cfg["device"])  # --fused on: an error off the build's devices
-        if ckpt is None:  # --overwrite, or --resume of a run that never wrote a checkpoint: start clean
+        if ckpt is None:  # --overwrite, or --resume of a folder with none of train.py's files: start clean
             clear_run_files(cfg["out"])
         try:
             return train(cfg, device, dataset, ckpt, evaluator)

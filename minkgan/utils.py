@@ -3,7 +3,9 @@ write, atomic writes, locked CSV merges that keep every row they do not replace.
 import argparse
 import contextlib
 import csv
+import errno
 import fcntl
+import glob
 import io
 import json
 import math
@@ -11,6 +13,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 
 import pandas as pd
 import torch
@@ -69,6 +72,8 @@ def check_device(name):
         device = torch.device(name)
     except RuntimeError:
         raise UserError(f"--device {name!r} is not a device; use cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):  # meta holds no data; the code has no path for mps and the others
+        raise UserError(f"--device {name} cannot train or evaluate here; use cpu, cuda or cuda:N")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device {name}: no GPU is usable here; use --device cpu")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
@@ -88,12 +93,15 @@ def tf32_switches():
 
 
 def check_writable_folder(path, flag, shown=None):
-    """Refuse, before anything is written, a `flag` folder that cannot hold outputs: a file there or on
-    the way to it, or a read-only location. Creates nothing."""
+    """Refuse, before anything is written, a `flag` folder that cannot hold outputs: a file (or a
+    dangling symlink) there or on the way to it, or a read-only location. Creates nothing."""
     shown = shown or path
     existing = os.path.abspath(path)
     while not os.path.lexists(existing):
         existing = os.path.dirname(existing)
+    if os.path.islink(existing) and not os.path.exists(existing):
+        raise UserError(f"{flag} {shown}: {existing} is a dangling symlink (to {os.readlink(existing)}, which does "
+                        f"not exist); make its target or name another path")
     if not os.path.isdir(existing):
         raise UserError(f"{flag} {shown}: {existing} is a file, not a folder; name a path in a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
@@ -115,12 +123,31 @@ def umask():
     return mask
 
 
+STALE_TEMPORARY_SECONDS = 3600  # a temporary of a write this old is a killed write's: no write takes an hour
+
+
+def remove_stale_temporaries(pattern):
+    """Delete the temporaries (files or folders) matching pattern that are older than
+    STALE_TEMPORARY_SECONDS: what a kill left of a write; a younger one may be another process's
+    write under way. One another process removes first is no matter."""
+    for path in glob.glob(pattern):
+        with contextlib.suppress(OSError):
+            if time.time() - os.lstat(path).st_mtime <= STALE_TEMPORARY_SECONDS:
+                continue
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+
+
 def _atomic(path, write):
     """Write through a temporary file in the same folder, then rename: never a torn file. Any OSError
-    on the way (a full disk, a read-only folder) is a WriteError naming path, the file as it was."""
+    on the way (a full disk, a read-only folder) is a WriteError naming path, the file as it was.
+    The temporaries that killed writes of path left an hour or more ago are deleted first."""
     folder = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(folder, exist_ok=True)
+        remove_stale_temporaries(os.path.join(folder, ".tmp-*" + glob.escape(os.path.basename(path))))
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
     except OSError as e:
         raise WriteError(path, e) from None
@@ -171,10 +198,12 @@ def replace_folder(folder, files):
     """Make `folder` hold copies of `files` and nothing else, whole: they are copied into a temporary
     folder beside it, which then takes its place by rename, so that the folder is complete or
     absent (a kill between the two renames), never partial. An OSError (a full disk) is a WriteError
-    naming the folder, which is then as it was."""
+    naming the folder, which is then as it was. The temporary folders that killed copies of it left
+    an hour or more ago are deleted first."""
     parent = os.path.dirname(os.path.abspath(folder))
     try:
         os.makedirs(parent, exist_ok=True)
+        remove_stale_temporaries(os.path.join(parent, f".tmp-{glob.escape(os.path.basename(folder))}-*"))
         tmp = tempfile.mkdtemp(dir=parent, prefix=f".tmp-{os.path.basename(folder)}-")
     except OSError as e:
         raise WriteError(folder, e, "the folder is as it was before") from None
@@ -234,20 +263,62 @@ def write_csv_unless_agrees(df, path):
     return True
 
 
+LOCK_TIMEOUT_VARIABLE = "MINKGAN_LOCK_TIMEOUT"  # seconds a merge waits for another process's folder lock
+LOCK_TIMEOUT = 600.0
+
+
 @contextlib.contextmanager
 def folder_lock(folder):
     """An exclusive flock on a folder: files in it are replaced by rename, so the folder (not a
-    file, and no lock file that would show in `git status`) is what writers agree to lock."""
+    file, and no lock file that would show in `git status`) is what writers agree to lock. Held by
+    another process, it is waited for with one line naming that process, and given up after
+    $MINKGAN_LOCK_TIMEOUT seconds (default LOCK_TIMEOUT) with a WriteError, nothing written."""
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as e:
         raise WriteError(folder, e, "nothing in it was changed") from None
     fd = os.open(folder, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            wait_for_lock(fd, folder, float(os.environ.get(LOCK_TIMEOUT_VARIABLE, LOCK_TIMEOUT)))
         yield
     finally:
         os.close(fd)  # closing releases the lock
+
+
+def wait_for_lock(fd, folder, timeout):
+    """Take the flock on fd once its holder lets go, saying who holds it; a WriteError after timeout seconds."""
+    holder = lock_holder(folder)
+    print(f"waiting for {folder}: process {holder} holds its lock (giving up after {timeout:g} s)", file=sys.stderr,
+          flush=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise WriteError(folder, OSError(errno.EWOULDBLOCK, f"locked by process {holder} for {timeout:g} s"),
+                                 f"nothing in it was changed: wait for process {holder} to end (or stop it), then "
+                                 f"run this again") from None
+            time.sleep(min(0.2, timeout))
+
+
+def lock_holder(path):
+    """The PID of the process holding a flock on path, from Linux's /proc/locks, or 'unknown'."""
+    st = os.stat(path)
+    inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    try:
+        with open("/proc/locks") as f:
+            for line in f:
+                fields = line.split()
+                if "FLOCK" in fields and inode in fields and "->" not in fields:
+                    return fields[fields.index(inode) - 1]
+    except OSError:
+        pass
+    return "unknown"
 
 
 def _identity_value(value):
@@ -294,7 +365,7 @@ def merge_rows(old, new, key, good):
             out.append(replacing[i])
             replacing[i] = None
     out += [entry for entry in replacing.values() if entry is not None] + unkeyed
-    columns = list(new.columns) + [c for c in old.columns if c not in new.columns]
+    columns = list(old.columns) + [c for c in new.columns if c not in old.columns]  # a diff shows only new columns
     return pd.DataFrame([row for _, row in out], index=[label for label, _ in out], columns=columns)
 
 

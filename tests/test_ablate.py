@@ -99,6 +99,58 @@ def test_finished_runs_are_skipped_without_starting_a_process(tmp_path, monkeypa
     assert status == "completed" and "skipped" in note
 
 
+@pytest.mark.parametrize("checkpointed, flag", [(True, "--resume"), (False, "--overwrite")])
+def test_a_run_without_a_checkpoint_starts_again_and_a_checkpointed_one_resumes(checkpointed, flag, tmp_path):
+    """train.py --resume refuses a run's files with no checkpoint to continue from; in a sweep such a
+    run (killed before its first checkpoint, or a failed start) has nothing to lose and starts again."""
+    fabricate_run(tmp_path, "gan-seed0", "gan", None, 0, "interrupted")
+    out = tmp_path / "ring8" / "gan-seed0"
+    if checkpointed:
+        (out / "checkpoints").mkdir()
+        (out / "checkpoints" / "last.pt").write_bytes(b"a checkpoint")
+    children, started = ablate_p.Children(), []
+    children.start = lambda cmd, **kwargs: started.append(cmd)  # records the command, starts nothing
+    ablate_p.train_one("ring8/gan-seed0", ["--out", str(out), "--resume"], {}, str(tmp_path), 1, children)
+    assert started[0][-3:] == ["--out", str(out), flag]
+
+
+class LateSignal:
+    """A train.py process that wrote its completed summary.json and was then killed by the sweep's
+    SIGTERM before it exited: exit code -15, nothing on stderr."""
+    returncode = -signal.SIGTERM
+
+    def communicate(self):
+        return "", ""
+
+
+def test_a_run_completed_before_a_late_sigterm_stays_completed(tmp_path):
+    """Observed: failed.json beside a completed summary.json, and runs.csv saying "failed" for good."""
+    out = tmp_path / "ring8" / "gan-seed0"
+    children = ablate_p.Children()
+
+    def start(cmd, **kwargs):
+        fabricate_run(tmp_path, "gan-seed0", "gan", None, 0, "completed", final_modes=8)
+        return LateSignal()
+
+    children.start = start
+    name, status, note = ablate_p.train_one("ring8/gan-seed0", ["--out", str(out), "--resume"], {}, str(tmp_path), 1,
+                                            children)
+    assert status == "completed" and not (out / "failed.json").exists()
+    assert ablate_p.collect_rows(str(tmp_path))["status"].tolist() == ["completed"]
+
+
+def test_a_stale_failed_json_beside_a_completed_run_is_ignored_and_healed(tmp_path):
+    fabricate_run(tmp_path, "gan-seed0", "gan", None, 0, "completed", final_modes=8)
+    out = tmp_path / "ring8" / "gan-seed0"
+    (out / "failed.json").write_text(json.dumps({"dataset": "ring8", "loss": "gan", "p": None, "seed": 0,
+                                                 "status": "failed", "exit_code": -15, "error": None}))
+    rows = ablate_p.collect_rows(str(tmp_path))
+    assert rows[["status", "final_modes"]].values.tolist() == [["completed", 8]]
+    name, status, note = ablate_p.train_one("ring8/gan-seed0", ["--out", str(out)], {}, str(tmp_path), 1,
+                                            ablate_p.Children())
+    assert status == "completed" and "skipped" in note and not (out / "failed.json").exists()
+
+
 def test_collect_averages_seeds_and_counts_failures(tmp_path):
     for seed, modes in enumerate([8, 6, 7]):
         fabricate_run(tmp_path, f"minkowski-p4-seed{seed}", "minkowski", 4.0, seed, "completed",
@@ -282,6 +334,21 @@ def test_collect_keeps_the_logs_of_completed_runs_for_figures(tmp_path):
     assert json.loads((logs / "minkowski-p4-seed0" / "summary.json").read_text())["final_modes"] == 7
     other_budget = results / "run_logs" / "ring8-200steps" / "minkowski-p4-seed0" / "summary.json"
     assert json.loads(other_budget.read_text())["final_modes"] == 5
+
+
+def test_collect_keeps_the_column_order_of_an_existing_runs_csv(tmp_path):
+    """Observed: --collect rewrote runs.csv in its own column order, so every committed line changed in
+    a diff. The file's order is kept; a new column goes at the end."""
+    fabricate_run(tmp_path / "runs", "gan-seed0", "gan", None, 0, "completed", final_modes=8)
+    assert collect(tmp_path / "runs", "--results", str(tmp_path / "results")).returncode == 0
+    path = tmp_path / "results" / "runs.csv"
+    table = pd.read_csv(path)
+    table[list(reversed(table.columns.drop("final_modes")))].to_csv(path, index=False)  # as an older collect wrote it
+    before = path.read_text().splitlines()
+    fabricate_run(tmp_path / "runs", "gan-seed1", "gan", None, 1, "completed", final_modes=7)
+    assert collect(tmp_path / "runs", "--results", str(tmp_path / "results")).returncode == 0
+    after = path.read_text().splitlines()
+    assert after[0] == before[0] + ",final_modes" and len(after) == 3
 
 
 def test_a_failed_run_never_replaces_a_completed_one_in_runs_csv(tmp_path):

@@ -224,6 +224,27 @@ def test_training_evaluator_restores_mode(tmp_path, tiny_images):
     assert Gt.training and set(m) == {"step", "modes", "hq_pct", "rkl"}
 
 
+def test_more_real_images_than_there_are_is_refused_and_a_cache_of_fewer_is_not_trusted(tmp_path, tiny_images):
+    """Observed: --eval-n 400 on 40 images was clamped without a word and the statistics of 40 cached
+    as those of 400, which a later --real-n 400 reused, recording n_real 400 for 40 images."""
+    run = make_run(str(tmp_path), "run", data_root=tiny_images)
+    stats_dir, csv = str(tmp_path / "stats"), str(tmp_path / "fid.csv")
+    cfg = dict(dataset="folder", data_root=tiny_images, z_dim=16, eval_n=400, eval_every=5, fid_weights="random",
+               fid_stats_dir=stats_dir)
+    with pytest.raises(evaluate.UserError, match="^--eval-n 400 is more than the 40 images of folder"):
+        evaluate.TrainingEvaluator(cfg, "cpu")
+    assert not os.path.exists(stats_dir)
+    extractor = evaluate.InceptionFeatures("random")
+    features = extractor(data.load_images("folder", tiny_images))  # what the clamped evaluator cached
+    wrong = evaluate.stats_path(stats_dir, "folder", tiny_images, "train", 400, 0, extractor.weights_tag)
+    evaluate.save_stats(wrong, *metrics.statistics(features), features)
+    args = [run, "--n", "6", "--real-n", "400", "--fid-weights", "random", "--stats-dir", stats_dir, "--csv", csv,
+            "--device", "cpu"]
+    with pytest.raises(evaluate.UserError, match="^--real-n 400 is more than the 40 images of folder .*--real-n 40 "):
+        evaluate.main(args)
+    assert not os.path.exists(csv)
+
+
 def test_fid_precision_is_recorded_beside_each_fid_and_caches_apart(tmp_path, tiny_images):
     """--fid-precision bfloat16: its rows say so (float32's cell stays empty, as in the rows from before
     the flag), its real statistics go to a cache file of their own, and float32's keeps today's name."""
@@ -462,6 +483,26 @@ def test_statistics_holding_nan_are_a_one_line_error(tmp_path):
     np.savez(tmp_path / "a.npz", mu=np.zeros(4), sigma=sigma)
     np.savez(tmp_path / "b.npz", mu=np.zeros(4), sigma=np.eye(4))
     assert_user_error(run_cli(["--fake", str(tmp_path / "a.npz"), "--real", str(tmp_path / "b.npz")]), "NaN", "a.npz")
+
+
+def test_the_default_csv_is_beside_the_run_and_never_in_the_committed_results(tmp_path, monkeypatch, capsys):
+    """Observed: for runs/myrun the default CSV was two levels up, the committed results/toy_metrics.csv,
+    and for myrun a results/ outside the repository."""
+    repo = tmp_path / "repo"
+    monkeypatch.setattr(evaluate.paths, "RESULTS", str(repo / "results"))
+    monkeypatch.chdir(repo.mkdir() or repo)
+    assert evaluate.results_beside("runs/ring8/run") == str(repo / "runs" / "results")  # a sweep's layout
+    assert evaluate.results_beside("runs/myrun") == str(repo / "runs" / "results")
+    assert evaluate.results_beside(str(tmp_path / "myrun")) == str(tmp_path / "results")
+    committed = make_run(str(repo / "results" / "run_logs" / "ring8-100steps"), "toy", dataset="ring8", arch="mlp",
+                         width=16)
+    (repo / "results" / "toy_metrics.csv").write_text("run,checkpoint,steps,n_fake\n")
+    for run in (committed, "myrun"):
+        make_run(str(repo), "myrun", dataset="ring8", arch="mlp", width=16)
+        with pytest.raises(evaluate.UserError, match="repository's committed results.*name the file with --csv"):
+            evaluate.main([run, "--n", "500"])
+    assert (repo / "results" / "toy_metrics.csv").read_text() == "run,checkpoint,steps,n_fake\n"
+    assert evaluate.main(["myrun", "--n", "500", "--csv", str(repo / "results" / "toy_metrics.csv")]) == 0  # named
 
 
 def test_rows_and_tables_go_beside_the_runs_unless_named(tmp_path, monkeypatch):

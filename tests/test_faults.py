@@ -6,8 +6,11 @@ import hashlib
 import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import time
+import zlib
 
 import pandas as pd
 import pytest
@@ -28,12 +31,35 @@ SWEEP = ["--dataset", "ring8", "--p", "4", "--steps", "2", "--eval-every", "0", 
 CASES = [
     ("train.py", ["--dataset", "ring8", "--out", "{file}"], "--out"),
     ("train.py", ["--dataset", "ring8", "--out", "{file}/run"], "is a file"),
+    ("train.py", ["--dataset", "ring8", "--out", "{dangling}"], "is a dangling symlink"),
+    ("train.py", ["--dataset", "ring8", "--out", "{dangling}/run"], "is a dangling symlink"),
     ("train.py", ["--dataset", "ring8", "--out", "{ro}/run"], "read-only"),
     ("train.py", ["--dataset", "folder", "--data-root", "{folder}/none", "--out", "{folder}/run"], "does not exist"),
     ("train.py", ["--dataset", "folder", "--data-root", "{images}", "--eval-every", "10", "--fid-weights",
                   "/nonexistent/w.pth", "--out", "{folder}/run"], "--fid-weights"),
+    ("train.py", ["--dataset", "folder", "--data-root", "{bomb}", "--out", "{folder}/run"],
+     "huge.png claims 40000x40000 pixels"),
     ("train.py", ["--dataset", "ring8", "--lr", "-1", "--out", "{folder}/run"], "--lr must"),
+    ("train.py", ["--dataset", "ring8", "--p", "1e6", "--out", "{folder}/run"], "use 1 <= --p <= 50"),
+    ("train.py", ["--dataset", "ring8", "--loss", "wgan-gp", "--gp-center", "nan", "--out", "{folder}/run"],
+     "--gp-center must be a finite number, got nan"),
+    ("train.py", ["--dataset", "ring8", "--gp-center", "inf", "--out", "{folder}/run"], "--gp-center must be a finite"),
+    ("train.py", ["--dataset", "ring8", "--beta1", "1.5", "--out", "{folder}/run"],
+     "--beta1 must be in [0, 1), got 1.5"),
+    ("train.py", ["--dataset", "ring8", "--beta1", "nan", "--out", "{folder}/run"],
+     "--beta1 must be in [0, 1), got nan"),
+    ("train.py", ["--dataset", "ring8", "--beta2", "-0.5", "--out", "{folder}/run"], "--beta2 must be in [0, 1)"),
+    ("train.py", ["--dataset", "ring8", "--seed", "99999999999999999999", "--out", "{folder}/run"],
+     "--seed must be an integer from 0 to 4294967295"),
+    ("train.py", ["--dataset", "ring8", "--device", "meta", "--out", "{folder}/run"], "--device meta cannot train"),
+    ("train.py", ["--dataset", "ring8", "--device", "mps", "--out", "{folder}/run"], "--device mps cannot train"),
+    ("train.py", ["--dataset", "ring8", "--loss", "gan", "--steps", "10", "--resume", "--out", "{done}"],
+     "holds a completed run but no checkpoint to resume from"),
+    ("train.py", ["--dataset", "ring8", "--steps", "2", "--resume", "--out", "{done}"],
+     "holds a completed run but no checkpoint to resume from"),
     ("train.py", ["--dataset", "ring8", "--precision", "float16", "--out", "{folder}/run"], "--precision"),
+    ("train.py", ["--dataset", "folder", "--data-root", "{images}", "--eval-every", "10", "--eval-n", "400",
+                  "--fid-weights", "random", "--out", "{folder}/run"], "--eval-n 400 is more than the 40 images"),
     ("train.py", ["--dataset", "folder", "--data-root", "{images}", "--eval-every", "10", "--fid-precision", "half",
                   "--out", "{folder}/run"], "--fid-precision"),
     ("evaluate.py", [RUN, "--fid-precision", "float16", "--csv", "{folder}/fid.csv"], "--fid-precision"),
@@ -50,6 +76,11 @@ CASES = [
     ("ablate_p.py", ["--collect", "--runs", RUNS, "--results", "{file}"], "--results"),
     ("ablate_p.py", ["--collect", "--runs", RUNS, "--results", "{ro}/results"], "read-only"),
     ("ablate_p.py", [*SWEEP, "--runs", "{file}"], "--runs"),
+    ("ablate_p.py", [*SWEEP, "--beta1", "1.5", "--runs", "{folder}/sweep"], "--beta1 must be in [0, 1)"),
+    ("ablate_p.py", [*SWEEP, "--beta2", "nan", "--runs", "{folder}/sweep"], "--beta2 must be in [0, 1)"),
+    ("ablate_p.py", [*SWEEP, "--p", "4", "1e6", "--runs", "{folder}/sweep"], "use 1 <= --p <= 50"),
+    ("ablate_p.py", [*SWEEP, "--seeds", "0", "99999999999999999999", "--runs", "{folder}/sweep"],
+     "--seeds must be integers from 0 to 4294967295"),
     ("ablate_p.py", [*SWEEP, "--runs", "{ro}/sweep"], "read-only"),
     ("ablate_p.py", [*SWEEP, "--runs", "{folder}/sweep", "--results", "{theirs_folder}"], "runs.csv is not a CSV"),
     ("analysis/p_effect.py", [RUNS_CSV, "--csv", "{folder}"], "is a folder"),
@@ -114,32 +145,51 @@ def invoke(script, argv):
 
 
 def tree(*roots):
-    """Every folder and file under roots, files with a hash of their bytes: what must not change."""
+    """Every folder, file and link under roots, files with a hash of their bytes: what must not change."""
     found = {}
     for root in roots:
         for folder, _, files in os.walk(root):
             found[folder] = "folder"
             for name in files:
-                with open(os.path.join(folder, name), "rb") as f:
-                    found[os.path.join(folder, name)] = hashlib.sha1(f.read()).hexdigest()
+                path = os.path.join(folder, name)
+                if os.path.islink(path):
+                    found[path] = f"a link to {os.readlink(path)}"
+                    continue
+                with open(path, "rb") as f:
+                    found[path] = hashlib.sha1(f.read()).hexdigest()
     return found
+
+
+def png_header(width, height):
+    """A small PNG whose header claims width x height: PIL refuses it on opening, before any pixel."""
+    def chunk(kind, body):
+        return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
 
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     """What the commands read, made once: a trained 2-D run with a kept checkpoint in a runs folder,
-    a runs.csv and a fid.csv of ours."""
+    a copy of it without its checkpoints (a completed run whose checkpoints were deleted), a runs.csv
+    and a fid.csv of ours."""
     root = tmp_path_factory.mktemp("inputs")
     run = root / "runs" / "ring8" / "minkowski-p4-seed0"
     assert invoke("train.py", ["--dataset", "ring8", "--steps", "2", "--save-at", "0", "--log-every", "1",
                                "--fused", "off", "--out", str(run)]) == 0
+    done = root / "done" / "minkowski-p4-seed0"
+    shutil.copytree(run, done, ignore=shutil.ignore_patterns("checkpoints"))
+    bomb = root / "bomb" / "cat"
+    bomb.mkdir(parents=True)
+    (bomb / "huge.png").write_bytes(png_header(40000, 40000))  # PIL's DecompressionBombError, before any pixel
     runs_csv, fid_csv = root / "runs.csv", root / "fid.csv"
     pd.DataFrame([dict(run=f"folder/minkowski-p{p}-seed{s}", dataset="folder", loss="minkowski", p=p, seed=s,
                        status="completed", steps=10, epochs=1.0, final_fid=100.0 + 10 * p + s, device="cpu")
                   for p in (1, 2) for s in (0, 1)]).to_csv(runs_csv, index=False)
     pd.DataFrame([dict(run="a", dataset="cifar10", loss="gan", p=None, seed=0, steps=5, epochs=1, n_fake=10,
                        n_real=10, fid=50.0, device="cpu")]).to_csv(fid_csv, index=False)
-    return {"root": str(root), "run": str(run), "runs": str(root / "runs"), "runs_csv": str(runs_csv),
+    return {"root": str(root), "run": str(run), "done": str(done), "bomb": str(bomb.parent), "runs": str(root / "runs"),
+            "runs_csv": str(runs_csv),
             "fid_csv": str(fid_csv)}
 
 
@@ -165,13 +215,15 @@ def places(tmp_path, tmpfs, inputs, tiny_images, monkeypatch):
     (work / "file").write_text("mine\n")
     (work / "binary.csv").write_bytes(bytes(range(256)) * 8)
     (work / "theirs.csv").write_text("name,score\na,1\nb,2\n")
+    (work / "dangling").symlink_to(work / "gone")
     for name, content in (("theirs_folder", b"name,score\na,1\n"), ("binary_folder", bytes(range(256)))):
         (work / name).mkdir()
         for table in ("runs.csv", "table2.csv"):
             (work / name / table).write_bytes(content)
     monkeypatch.chdir(work)  # what a script writes by default lands here, where it is seen
     paths = {name: str(work / name) for name in ("folder", "file", "theirs_folder", "binary_folder")}
-    return Places(str(work), tmpfs, **paths, binary=str(work / "binary.csv"), theirs=str(work / "theirs.csv"),
+    return Places(str(work), tmpfs, **paths, binary=str(work / "binary.csv"), dangling=str(work / "dangling"),
+                  theirs=str(work / "theirs.csv"),
                   images=tiny_images, **inputs)
 
 
@@ -282,3 +334,48 @@ def test_a_full_disk_is_one_line_exit_1(script, argv, places, capsys):
     err = capsys.readouterr().err
     assert (code, err.count("\n")) == (1, 1) and err.startswith("error: cannot write") and "No space left" in err, err
     assert not glob.glob(os.path.join(disk, "**", ".tmp-*"), recursive=True)  # no half-written file left
+
+
+# ----------------------------------------------------------------------------- a held lock
+
+def test_a_merge_waits_for_a_held_folder_lock_naming_the_holder_then_gives_up(tmp_path, monkeypatch, capsys):
+    """Observed: a CSV merge whose folder lock another process held waited forever without a word."""
+    folder = tmp_path / "results"
+    folder.mkdir()
+    hold = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDONLY); fcntl.flock(fd, fcntl.LOCK_EX); "
+            "print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(folder)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        monkeypatch.setenv(utils.LOCK_TIMEOUT_VARIABLE, "1")
+        with pytest.raises(utils.WriteError) as stopped:
+            utils.merge_csv(str(folder / "runs.csv"), pd.DataFrame([{"run": "a"}]), ["run"])
+    finally:
+        holder.kill()
+        holder.wait()
+    assert str(stopped.value) == f"cannot write {folder} (locked by process {holder.pid} for 1 s); nothing in it was " \
+                                 f"changed: wait for process {holder.pid} to end (or stop it), then run this again"
+    assert capsys.readouterr().err == f"waiting for {folder}: process {holder.pid} holds its lock (giving up after 1 s)\n"
+    assert os.listdir(folder) == []
+
+
+# ----------------------------------------------------------------------------- leftovers of killed writes
+
+def test_a_write_removes_the_temporaries_killed_writes_of_its_target_left_an_hour_ago(tmp_path):
+    """Observed: .tmp-* files of killed writes stayed in the stats and results folders for good. A
+    younger one may be another process's write under way: it stays."""
+    old, young, other = tmp_path / ".tmp-a1b2fid.csv", tmp_path / ".tmp-c3d4fid.csv", tmp_path / ".tmp-e5f6x.npz"
+    for path in (old, young, other):
+        path.write_text("half a file")
+    stale = time.time() - 2 * utils.STALE_TEMPORARY_SECONDS
+    os.utime(old, (stale, stale))
+    os.utime(other, (stale, stale))
+    utils.atomic_write_text(str(tmp_path / "fid.csv"), "run\n")
+    assert sorted(os.listdir(tmp_path)) == sorted([young.name, other.name, "fid.csv"])  # another target's: its write
+    copy, half = tmp_path / "run_logs" / "gan-seed0", tmp_path / "run_logs" / ".tmp-gan-seed0-x1y2"
+    half.mkdir(parents=True)
+    os.utime(half, (stale, stale))
+    (tmp_path / "log.txt").write_text("a log")
+    utils.replace_folder(str(copy), [str(tmp_path / "log.txt")])
+    assert os.listdir(tmp_path / "run_logs") == ["gan-seed0"]

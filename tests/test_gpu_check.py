@@ -60,13 +60,16 @@ def test_cpu_mode_runs_every_step_brings_back_its_files_and_reports_a_failed_ste
     assert not any("checkpoints" in n for n in names)
 
 
-@pytest.mark.parametrize("args, message", [(["--gpu"], "unknown argument --gpu"), ([], "is not empty")])
-def test_bad_usage_is_a_one_line_error(tmp_path, args, message):
-    (tmp_path / "old.txt").write_text("a file of an earlier check")
+@pytest.mark.parametrize("args, out, message", [(["--gpu"], "", "unknown argument --gpu"), ([], "", "is not empty"),
+                                                 ([], "old.txt", "is a file, not a folder")])
+def test_bad_usage_is_a_one_line_error(tmp_path, args, out, message):
+    """Observed: OUT= an empty file was called "not empty"."""
+    (tmp_path / "old.txt").write_text("")
     r = subprocess.run(["bash", "gpu/gpu_check.sh", *args], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                       env=dict(os.environ, OUT=str(tmp_path)))
+                       env=dict(os.environ, OUT=str(tmp_path / out)))
     assert r.returncode == 2 and r.stderr.startswith("error: ") and message in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+    assert os.listdir(tmp_path) == ["old.txt"] and (tmp_path / "old.txt").read_text() == ""
 
 
 def test_same_run_tells_identical_runs_from_different_ones(tmp_path, capsys):

@@ -188,8 +188,10 @@ def test_a_second_ctrl_c_stops_at_once_and_resumes_from_the_last_checkpoint(tmp_
     assert_same_run(straight_run, resumed)
 
 
-def test_resume_without_a_checkpoint_starts_clean(tmp_path, monkeypatch, straight_run):
-    """A run that crashed before its first checkpoint: --resume starts again and keeps no stale rows."""
+def test_resume_without_a_checkpoint_refuses_and_overwrite_starts_clean(tmp_path, monkeypatch, straight_run, capsys):
+    """A run that crashed before its first checkpoint has nothing to resume: --resume refuses and
+    touches nothing (it once trained a new run over the old one's files); --overwrite starts again,
+    keeps no stale rows and leaves the files that are not train.py's."""
     resumed = str(tmp_path / "resumed")
     with monkeypatch.context() as m:
         original = train.Trainer.generator_step
@@ -204,9 +206,53 @@ def test_resume_without_a_checkpoint_starts_clean(tmp_path, monkeypatch, straigh
             train.main([*RESUME_ARGV, "--ckpt-every", "100", "--out", resumed])
     assert pd.read_csv(os.path.join(resumed, "metrics.csv"))["step"].tolist() == [5, 10, 15]
     (tmp_path / "resumed" / "keep.txt").write_text("not train.py's")
-    assert run([*RESUME_ARGV, "--out", resumed, "--resume"]) == 0
+    before = {name: (tmp_path / "resumed" / name).read_bytes() for name in ("config.json", "metrics.csv", "keep.txt")}
+    capsys.readouterr()
+    assert run([*RESUME_ARGV, "--out", resumed, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {resumed} holds a run's files (config.json, metrics.csv, samples, checkpoints) but no checkpoint " \
+                  f"to resume from ({os.path.join(resumed, 'checkpoints', 'last.pt')}); pass --overwrite to train " \
+                  f"it again, or another --out\n"
+    assert {name: (tmp_path / "resumed" / name).read_bytes() for name in before} == before
+    assert run([*RESUME_ARGV, "--out", resumed, "--overwrite"]) == 0
     assert_same_run(straight_run, resumed)
     assert (tmp_path / "resumed" / "keep.txt").exists()
+
+
+def test_resume_without_a_checkpoint_is_refused_under_the_runs_lock_too(tmp_path):
+    """The check is made again once this process holds the lock (its own lock is no other trainer)."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.csv").write_text("step\n5\n")
+    cfg = train.resolve(train.build_parser().parse_args([*TOY, "--out", str(out), "--resume"]))
+    with rundir.locked(str(out)), pytest.raises(train.UserError, match="holds a run's files .metrics.csv. but no"):
+        train.prepare_run_dir(cfg)
+    assert (out / "metrics.csv").read_text() == "step\n5\n"
+
+
+def test_resume_of_an_empty_or_new_folder_starts_the_run(tmp_path):
+    """What a sweep's first start of each run relies on: --resume with no run there is a fresh run."""
+    (tmp_path / "empty").mkdir()
+    for out in (tmp_path / "empty", tmp_path / "new"):
+        assert run([*TOY, "--steps", "5", "--out", str(out), "--resume"]) == 0
+        assert summary(str(out))["status"] == "completed"
+
+
+def test_resume_cuts_torn_and_malformed_rows_of_metrics_csv_by_field_count_and_type(tmp_path, monkeypatch,
+                                                                                  straight_run):
+    """Observed: a last line of metrics.csv cut to `1` survived --resume as a row of step 1 with no values
+    (pandas fills a short line; on_bad_lines="skip" catches only long ones)."""
+    import signal
+    resumed = str(tmp_path / "resumed")
+    with monkeypatch.context() as m:
+        signal_mid_step(m, 17, [signal.SIGTERM])
+        assert run([*RESUME_ARGV, "--out", resumed]) == 130  # checkpoint at step 18, rows 5, 10 and 15
+    with open(os.path.join(resumed, "metrics.csv"), "a") as f:
+        f.write("16," + ",".join(["0.5"] * 13) + ",x\n")  # a cell that is no number
+        f.write("17," + ",".join(["0.5"] * 15) + "\n")  # a field too many
+        f.write("1")  # a row torn by a kill
+    assert run([*RESUME_ARGV, "--out", resumed, "--resume"]) == 0
+    assert_same_run(straight_run, resumed)
 
 
 @pytest.mark.parametrize("killed_at", [20, 30])
@@ -277,6 +323,8 @@ def test_a_nan_loss_stops_the_run_as_diverged_and_keeps_the_good_checkpoint(tmp_
     assert run(["--steps", "40", "--out", out, *TOY]) == 1
     s = summary(out)
     assert s["status"] == "diverged" and s["step"] == 15  # detected at the first log after step 14
+    strict = json.loads(open(os.path.join(out, "summary.json")).read(), parse_constant=pytest.fail)  # no bare NaN
+    assert strict["loss_d"] is None  # NaN is null, which the readers take for NaN
     ckpt = torch.load(os.path.join(out, "checkpoints", "last.pt"), weights_only=True)
     assert ckpt["step"] == 10
     assert all(torch.isfinite(v).all() for v in ckpt["G"].values())
@@ -697,6 +745,47 @@ def test_a_corrupt_image_in_the_folder_is_a_one_line_error(tiny_images, tmp_path
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "broken.png" in err and err.count("\n") == 1
     assert not out.exists()  # bad input leaves no run directory behind
+
+
+def test_a_symlink_loop_or_an_empty_class_folder_adds_no_image(tiny_images, tmp_path):
+    """Observed: a link cat/again -> . loaded one class about 40 times, and an empty class folder beside
+    40 images ended in "no images found". Each real folder is read once; an empty one adds nothing."""
+    import shutil
+    root = tmp_path / "images"
+    shutil.copytree(tiny_images, root)
+    (root / "class0" / "again").symlink_to(".")
+    (root / "class1" / "up").symlink_to("../class0")  # the same folder by another way: read once
+    (root / "class2").mkdir()
+    import torchvision
+    import torchvision.transforms as T
+    transform = T.Compose([T.Resize(data.IMAGE_SIZE), T.CenterCrop(data.IMAGE_SIZE), T.PILToTensor()])
+    plain = torchvision.datasets.ImageFolder(tiny_images, transform=transform)
+    images = torch.stack([plain[i][0] for i in range(len(plain))])  # what the runs so far were trained on
+    assert torch.equal(data.load_folder(tiny_images), images)
+    assert torch.equal(data.load_folder(str(root)), images)
+    (tmp_path / "none" / "cat").mkdir(parents=True)
+    with pytest.raises(train.UserError, match="no images found in .*none"):
+        data.load_folder(str(tmp_path / "none"))
+
+
+@pytest.mark.parametrize("p, gradients, squares", [(train.MAX_P, "normal", "normal"), (90, "normal", "zero"),
+                                                     (160, "zero", "zero")])
+def test_p_above_the_bound_leaves_float32_gradients_or_their_squares_zero(p, gradients, squares):
+    """Why --p stops at MAX_P: every run starts at D = 1/2, where the Minkowski loss's gradient per
+    logit is 2^-(p+1) / batch. Adam divides by the root of its square: at MAX_P the squares of D's and
+    G's largest gradients are still normal float32 numbers, at 90 they are 0 (Adam's step is then the
+    gradient over eps: nothing), at 160 the gradients themselves are (observed at --p 1e6: 200 steps
+    of zero losses and gradients, "completed")."""
+    torch.manual_seed(0)
+    G, D = models.build("mlp", 8, 64)
+    d_loss, g_loss = losses.make_loss("minkowski", p)
+    real, fake = data.sample_toy("ring8", 64), G(torch.randn(64, 8))
+    d_loss(D(real), D(fake.detach())).backward()
+    g_loss(D(fake)).backward()
+    kind = lambda x: "zero" if x == 0 else "normal" if x >= torch.finfo(torch.float32).tiny else "subnormal"  # noqa: E731
+    for net in (D, G):
+        largest = torch.cat([q.grad.flatten() for q in net.parameters()]).abs().max()
+        assert (kind(largest), kind(largest.square())) == (gradients, squares), (p, largest)
 
 
 @pytest.mark.parametrize("case", ["no G", "another width"])
