@@ -67,6 +67,7 @@ import torch.nn as nn
 from minkgan import data
 import losses
 from minkgan import paper as paper_csv
+from minkgan import paths
 from minkgan import precision as precisions
 from minkgan import rundir
 from minkgan.paper import TABLE2_LOSSES

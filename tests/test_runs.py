@@ -95,6 +95,7 @@ def test_image_runs_are_one_budget_and_one_reading_of_one_protocol(tmp_path):
 
 def test_the_committed_runs_read_cleanly():
     runs = runs_csv.read(os.path.join(paths.RESULTS, "runs.csv"), "final_fid")
+    assert runs["status"].eq("completed").sum() >= 100 and set(runs["reading"]) >= {"all", "weights"}
     assert len(runs_csv.image_runs(os.path.join(paths.RESULTS, "runs.csv"), 2)) >= 20
 
 
