@@ -36,10 +36,14 @@ from minkgan.utils import (HelpFormatter, OneLineParser, UserError, WriteError, 
 
 ADAM_EPS = 1e-8  # torch's default; the paper names none
 TOY_TRAIN_SIZE = 100_000  # points drawn once per seed: the toy "dataset" an epoch goes through
-METRIC_COLUMNS = ["step", "epoch", "loss_d", "loss_g", "grad_norm_d", "grad_norm_g",
-                  "d_real", "d_fake", "logit_real", "logit_fake",
-                  "logit_real_std", "logit_fake_std", "logit_absmax", "clip_share", "seconds"]
-N_STATS = len(METRIC_COLUMNS) - 3  # every column but step, epoch and seconds is a mean over the log interval
+# A training step's statistics, in the order Trainer.train_step returns them (a tensor: one host sync per
+# log interval): its losses and gradient norms, then D's regime (Trainer.logit_stats). metrics.csv logs
+# the mean of each over a log interval, between the step, the epoch and the seconds so far.
+LOSS_STATS = ["loss_d", "loss_g", "grad_norm_d", "grad_norm_g"]
+LOGIT_STATS = ["d_real", "d_fake", "logit_real", "logit_fake", "logit_real_std", "logit_fake_std", "logit_absmax",
+               "clip_share"]
+STEP_STATS = LOSS_STATS + LOGIT_STATS
+METRIC_COLUMNS = ["step", "epoch", *STEP_STATS, "seconds"]
 # Settings that define the trained model; a resumed run must keep them.
 RUN_DEFINING = ["loss", "p", "minkowski_on", "dataset", "arch", "z_dim", "width", "d_norm", "sn",
                 "batch_size", "lr_d", "lr_g", "beta1", "beta2", "adam_eps", "clip", "clip_params", "gp", "gp_center",
@@ -459,7 +463,8 @@ class Trainer:
         return loss_g.detach(), norm_g
 
     def train_step(self, batches, total_steps):
-        """n_critic D updates, then one G update on the last critic step's fakes; device stats."""
+        """n_critic D updates, then one G update on the last critic step's fakes; the step's statistics on
+        the device, in STEP_STATS' order (LOSS_STATS, then logit_stats' LOGIT_STATS)."""
         sigma = self.noise_std(total_steps)
         n_critic = self.cfg["n_critic"]
         for i in range(n_critic):
@@ -473,8 +478,8 @@ class Trainer:
         return torch.cat([torch.stack([loss_d, loss_g, norm_d, norm_g]), self.logit_stats(logit_real, logit_fake)])
 
     def logit_stats(self, logit_real, logit_fake):
-        """D's regime on the last critic step: mean probabilities and logits, their spread, the largest
-        |logit| and the share of clipped parameters at the bound. With tiny logits every loss of
+        """D's regime on the last critic step, in LOGIT_STATS' order: mean probabilities and logits, their
+        spread, the largest |logit| and the share of clipped parameters at the bound. With tiny logits every loss of
         losses.py is WGAN times a constant (analysis/alignment.py), so these columns say which regime a run is in.
         Real and fake logits (one batch size) are reduced as the two rows of one tensor: one kernel per
         statistic, not two, and the same values (the float32 sigmoid's last bit aside)."""
@@ -808,113 +813,17 @@ def main(argv=None):
 
 
 def train(cfg, device, dataset, ckpt, evaluator):
+    """Train the run of cfg to its total steps (from ckpt where it resumes), then write its summary;
+    returns the exit code: 0 completed, 1 diverged, 130 interrupted."""
     torch.manual_seed(cfg["seed"])
     cfg["tf32"] = set_determinism(device, cfg["deterministic"], cfg["tf32"])
-    trainer = Trainer(cfg, device)
-    batches = Batches(dataset.to(device), cfg["batch_size"], cfg["seed"])
-    total_steps = cfg["steps"] or math.ceil(cfg["epochs"] * batches.per_epoch / cfg["n_critic"])
-    # what runs, not what was asked: --steps decides the epochs, --epochs the steps
-    cfg.update(total_steps=total_steps, steps=total_steps,
-               epochs=round(total_steps * cfg["n_critic"] / batches.per_epoch, 4))
-    out = cfg["out"]
-    os.makedirs(os.path.join(out, "checkpoints"), exist_ok=True)
-    seconds, evals = 0.0, []
-    if ckpt is not None:
-        trainer.load_state(ckpt, os.path.join(out, "checkpoints", "last.pt"))
-        batches.drawn = trainer.step * cfg["n_critic"]
-        seconds, evals = ckpt["seconds"], ckpt["evals"]
-        if trainer.step >= total_steps and not eval_missing(cfg, trainer.step, total_steps, evals):
-            print(f"{out} already has {trainer.step} of {total_steps} steps")
-            return 0
-        print(f"{out}: resuming at step {trainer.step} of {total_steps}")
-    atomic_write_text(os.path.join(out, "config.json"), json.dumps({**cfg, **environment(device)}, indent=2) + "\n")
-    log = MetricsLog(os.path.join(out, "metrics.csv"), resume_step=trainer.step if ckpt else None)
-    board = TensorBoard(out, cfg["tensorboard"], trainer.step + 1 if ckpt else 0)
-    images = dataset.dtype == torch.uint8
-    fixed_z = torch.randn(64 if images else 2000, cfg["z_dim"], generator=torch.Generator().manual_seed(cfg["seed"] + 1))
-    fixed_z, real_points = fixed_z.to(device), None if images else dataset[:2000]
-
-    def checkpoint(name="last.pt"):
-        extra = {"seconds": time.time() - start, "evals": evals, "epoch": batches.epoch(),
-                 "window": window.cpu(), "window_n": window_n}
-        atomic_torch_save(trainer.state(extra), os.path.join(out, "checkpoints", name))
-
-    def keep_checkpoint(step):
-        """A copy of the state at a --save-at step, which later checkpoints do not replace."""
-        if step in cfg["save_at"]:
-            checkpoint(f"step{step:07d}.pt")
-
-    def save_outputs(step):
-        """The eval, samples and checkpoint due at `step`. A checkpoint comes before the eval (an FID
-        takes minutes), so a run killed during it resumes with its training and only redoes the eval."""
-        eval_now = eval_missing(cfg, step, total_steps, evals)  # False with --eval-every 0 (no evaluator)
-        if eval_now:
-            checkpoint()
-            evals.append({"step": step, **evaluator(trainer.G, step)})
-            atomic_write_csv(pd.DataFrame(evals), os.path.join(out, "eval.csv"))
-            board.scalars("eval", evals[-1])
-        if due(cfg["sample_every"], step, total_steps):
-            sample_path = os.path.join(out, "samples", f"step{step:07d}.png")
-            save_samples(trainer.G, fixed_z, sample_path, real_points)
-            board.image(sample_path, step)
-        if eval_now or due(cfg["ckpt_every"], step, total_steps):
-            checkpoint()
-
-    from tqdm import tqdm
-    bar = tqdm(total=total_steps, initial=trainer.step, desc=os.path.basename(out), dynamic_ncols=True,
-               disable=None)  # no bar when stderr is not a terminal (logs, CI, sweeps)
-    window, window_n = torch.zeros(N_STATS, device=device), 0  # sums of the step statistics since the last log
-    if ckpt is not None:
-        window, window_n = ckpt["window"].to(device), ckpt["window_n"]
-        window = torch.cat([window, window.new_zeros(N_STATS - len(window))])  # a run from before the regime columns
-    finite = True  # the statistics of every logged interval were; the current interval's are summed in window
-
-    def all_finite():
-        """No step statistic so far is NaN or infinite: checked on the interval sums, not step by step
-        (a NaN or an infinity stays in a sum), which saves three kernels a step."""
-        return finite and bool(torch.isfinite(window).all())
-
-    status, start = "completed", time.time() - seconds
-    try:
-        with StopRequest() as stop:
-            if ckpt is not None and eval_missing(cfg, trainer.step, total_steps, evals):
-                save_outputs(trainer.step)  # killed during this eval: redo it, and what came after it
-            if trainer.step == 0:
-                keep_checkpoint(0)
-            while trainer.step < total_steps:
-                if stop.requested:  # between steps: the state is whole
-                    status = "interrupted"
-                    if all_finite():
-                        checkpoint()
-                    break
-                stats = trainer.train_step(batches, total_steps)
-                window += stats
-                window_n += 1
-                bar.update(1)
-                step = trainer.step
-                if due(cfg["log_every"], step, total_steps):
-                    values = (window / window_n).tolist()  # the one host sync per log interval
-                    finite = finite and all(map(math.isfinite, values))
-                    log.write([step, round(batches.epoch(), 4), *values, round(time.time() - start, 2)])
-                    board.scalars("train", log.last_row)
-                    bar.set_postfix(loss_d=f"{values[0]:.4f}", loss_g=f"{values[1]:.4f}")
-                    window.zero_()
-                    window_n = 0
-                if not (any(due(cfg[k], step, total_steps) for k in PERIODIC) or step in cfg["save_at"]
-                        or eval_due(cfg, step, total_steps)):
-                    continue
-                if not all_finite():  # checked before anything is evaluated or saved
-                    status = "diverged"
-                    break
-                keep_checkpoint(step)
-                save_outputs(step)
-    except KeyboardInterrupt:  # a second Ctrl-C: stop now, keep the last periodic checkpoint
-        status = "interrupted"
-    finally:
-        bar.close()
-        log.close()
-        board.close()
-    write_summary(cfg, status, trainer, total_steps, log.last_row, evals, time.time() - start)
+    run = Run(cfg, device, dataset, evaluator)
+    if ckpt is not None and not run.resume(ckpt):
+        return 0
+    atomic_write_text(os.path.join(cfg["out"], "config.json"), json.dumps({**cfg, **environment(device)}, indent=2) + "\n")
+    status = run.loop(resumed=ckpt is not None)
+    out, trainer = cfg["out"], run.trainer
+    write_summary(cfg, status, trainer, run.total_steps, run.log.last_row, run.evals, time.time() - run.start)
     if status == "diverged":
         print(f"{out}: diverged (NaN or Inf loss) before step {trainer.step}; the last good checkpoint is kept",
               file=sys.stderr)
@@ -922,8 +831,136 @@ def train(cfg, device, dataset, ckpt, evaluator):
     if status == "interrupted":
         print(f"{out}: interrupted at step {trainer.step}; --resume continues from its last checkpoint", file=sys.stderr)
         return 130
-    print(f"{out}: completed {trainer.step} steps in {time.time() - start:.0f} s")
+    print(f"{out}: completed {trainer.step} steps in {time.time() - run.start:.0f} s")
     return 0
+
+
+class Run:
+    """One run's loop, top to bottom: train steps, sum their statistics over a log interval, and at each
+    step something is due, save what is due (a kept checkpoint, an evaluation, samples, the checkpoint)
+    once the statistics are checked finite. Mutates cfg once, here: the steps and epochs that run."""
+
+    def __init__(self, cfg, device, dataset, evaluator):
+        self.cfg, self.device, self.evaluator = cfg, device, evaluator
+        self.trainer = Trainer(cfg, device)
+        self.batches = Batches(dataset.to(device), cfg["batch_size"], cfg["seed"])
+        self.total_steps = cfg["steps"] or math.ceil(cfg["epochs"] * self.batches.per_epoch / cfg["n_critic"])
+        # what runs, not what was asked: --steps decides the epochs, --epochs the steps
+        cfg.update(total_steps=self.total_steps, steps=self.total_steps,
+                   epochs=round(self.total_steps * cfg["n_critic"] / self.batches.per_epoch, 4))
+        os.makedirs(os.path.join(cfg["out"], "checkpoints"), exist_ok=True)
+        self.seconds, self.evals = 0.0, []
+        self.window, self.window_n = torch.zeros(len(STEP_STATS), device=device), 0  # sums since the last log
+        self.finite = True  # the statistics of every logged interval were; the current ones are in window
+        images = dataset.dtype == torch.uint8
+        self.fixed_z = torch.randn(64 if images else 2000, cfg["z_dim"],
+                                   generator=torch.Generator().manual_seed(cfg["seed"] + 1)).to(device)
+        self.real_points = None if images else dataset[:2000]
+
+    def resume(self, ckpt):
+        """Continue from a checkpoint; False where the run has nothing left to do."""
+        trainer, out = self.trainer, self.cfg["out"]
+        trainer.load_state(ckpt, os.path.join(out, "checkpoints", "last.pt"))
+        self.batches.drawn = trainer.step * self.cfg["n_critic"]
+        self.seconds, self.evals = ckpt["seconds"], ckpt["evals"]
+        window = ckpt["window"].to(self.device)
+        self.window = torch.cat([window, window.new_zeros(len(STEP_STATS) - len(window))])  # older runs: fewer
+        self.window_n = ckpt["window_n"]
+        if trainer.step >= self.total_steps and not eval_missing(self.cfg, trainer.step, self.total_steps, self.evals):
+            print(f"{out} already has {trainer.step} of {self.total_steps} steps")
+            return False
+        print(f"{out}: resuming at step {trainer.step} of {self.total_steps}")
+        return True
+
+    def checkpoint(self, name="last.pt"):
+        extra = {"seconds": time.time() - self.start, "evals": self.evals, "epoch": self.batches.epoch(),
+                 "window": self.window.cpu(), "window_n": self.window_n}
+        atomic_torch_save(self.trainer.state(extra), os.path.join(self.cfg["out"], "checkpoints", name))
+
+    def keep_checkpoint(self, step):
+        """A copy of the state at a --save-at step, which later checkpoints do not replace."""
+        if step in self.cfg["save_at"]:
+            self.checkpoint(f"step{step:07d}.pt")
+
+    def save_outputs(self, step):
+        """The eval, samples and checkpoint due at `step`. A checkpoint comes before the eval (an FID
+        takes minutes), so a run killed during it resumes with its training and only redoes the eval."""
+        cfg, out = self.cfg, self.cfg["out"]
+        eval_now = eval_missing(cfg, step, self.total_steps, self.evals)  # False with --eval-every 0 (no evaluator)
+        if eval_now:
+            self.checkpoint()
+            self.evals.append({"step": step, **self.evaluator(self.trainer.G, step)})
+            atomic_write_csv(pd.DataFrame(self.evals), os.path.join(out, "eval.csv"))
+            self.board.scalars("eval", self.evals[-1])
+        if due(cfg["sample_every"], step, self.total_steps):
+            sample_path = os.path.join(out, "samples", f"step{step:07d}.png")
+            save_samples(self.trainer.G, self.fixed_z, sample_path, self.real_points)
+            self.board.image(sample_path, step)
+        if eval_now or due(cfg["ckpt_every"], step, self.total_steps):
+            self.checkpoint()
+
+    def all_finite(self):
+        """No step statistic so far is NaN or infinite: checked on the interval sums, not step by step
+        (a NaN or an infinity stays in a sum), which saves three kernels a step."""
+        return self.finite and bool(torch.isfinite(self.window).all())
+
+    def log_interval(self, step, bar):
+        """metrics.csv's row of the interval that ends at `step`: the means of its step statistics."""
+        values = (self.window / self.window_n).tolist()  # the one host sync per log interval
+        self.finite = self.finite and all(map(math.isfinite, values))
+        self.log.write([step, round(self.batches.epoch(), 4), *values, round(time.time() - self.start, 2)])
+        self.board.scalars("train", self.log.last_row)
+        named = dict(zip(STEP_STATS, values))
+        bar.set_postfix(loss_d=f"{named['loss_d']:.4f}", loss_g=f"{named['loss_g']:.4f}")
+        self.window.zero_()
+        self.window_n = 0
+
+    def something_due(self, step):
+        cfg = self.cfg
+        return (any(due(cfg[k], step, self.total_steps) for k in PERIODIC) or step in cfg["save_at"]
+                or eval_due(cfg, step, self.total_steps))
+
+    def loop(self, resumed):
+        """Train to the total steps; returns the status: completed, diverged or interrupted."""
+        from tqdm import tqdm
+        cfg, trainer, out = self.cfg, self.trainer, self.cfg["out"]
+        self.log = MetricsLog(os.path.join(out, "metrics.csv"), resume_step=trainer.step if resumed else None)
+        self.board = TensorBoard(out, cfg["tensorboard"], trainer.step + 1 if resumed else 0)
+        bar = tqdm(total=self.total_steps, initial=trainer.step, desc=os.path.basename(out), dynamic_ncols=True,
+                   disable=None)  # no bar when stderr is not a terminal (logs, CI, sweeps)
+        status, self.start = "completed", time.time() - self.seconds
+        try:
+            with StopRequest() as stop:
+                if resumed and eval_missing(cfg, trainer.step, self.total_steps, self.evals):
+                    self.save_outputs(trainer.step)  # killed during this eval: redo it, and what came after it
+                if trainer.step == 0:
+                    self.keep_checkpoint(0)
+                while trainer.step < self.total_steps:
+                    if stop.requested:  # between steps: the state is whole
+                        status = "interrupted"
+                        if self.all_finite():
+                            self.checkpoint()
+                        break
+                    self.window += trainer.train_step(self.batches, self.total_steps)
+                    self.window_n += 1
+                    bar.update(1)
+                    step = trainer.step
+                    if due(cfg["log_every"], step, self.total_steps):
+                        self.log_interval(step, bar)
+                    if not self.something_due(step):
+                        continue
+                    if not self.all_finite():  # checked before anything is evaluated or saved
+                        status = "diverged"
+                        break
+                    self.keep_checkpoint(step)
+                    self.save_outputs(step)
+        except KeyboardInterrupt:  # a second Ctrl-C: stop now, keep the last periodic checkpoint
+            status = "interrupted"
+        finally:
+            bar.close()
+            self.log.close()
+            self.board.close()
+        return status
 
 
 TF32_MODES = {"off": (False, False), "conv": (True, False), "all": (True, True)}  # (cuDNN convolutions, matmuls)

@@ -583,10 +583,10 @@ def test_logit_statistics_are_the_batch_statistics(tmp_path):
                 (real - real.mean()).pow(2).mean().sqrt(), (fake + 1 / 3).pow(2).mean().sqrt(), torch.tensor(3.0),
                 torch.tensor(0.0)]
     torch.testing.assert_close(stats, torch.stack(expected))
-    assert len(stats) == train.N_STATS - 4  # loss_d, loss_g and the two gradient norms come before
+    assert len(stats) == len(train.LOGIT_STATS)
 
 
-STAT_COLUMNS = train.METRIC_COLUMNS[6:14]  # d_real ... clip_share: logit_stats's, in its order
+STAT_COLUMNS = train.LOGIT_STATS
 
 
 def test_logged_statistics_are_interval_means_of_the_per_step_statistics(tiny_images, tmp_path, monkeypatch):
@@ -891,3 +891,18 @@ def test_compile_leaves_d_eager_under_a_gradient_penalty():
         G, D = models.build("dcgan", width=8)
         train.tune_for_speed(G, D, {"compile": True, "gp": gp})
         assert G._compiled_call_impl is not None and (D._compiled_call_impl is not None) == d_compiled
+
+
+def test_a_step_returns_one_statistic_per_name_and_metrics_csv_logs_them_under_it(tmp_path):
+    """The step statistics have names: train_step's tensor has one value per STEP_STATS name, and
+    metrics.csv's columns are the step, the epoch, those names and the seconds."""
+    out = tmp_path / "run"
+    assert train.main(["--dataset", "ring8", "--steps", "3", "--log-every", "1", "--eval-every", "0", "--out", str(out)]) == 0
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert list(metrics.columns) == ["step", "epoch", *train.STEP_STATS, "seconds"] and len(metrics) == 3
+    cfg = train.resolve(train.build_parser().parse_args(["--dataset", "ring8", "--out", str(tmp_path / "other")]))
+    trainer = train.Trainer(cfg, torch.device("cpu"))
+    stats = trainer.train_step(train.Batches(torch.randn(256, 2), 64, 0), 10)
+    assert stats.shape == (len(train.STEP_STATS),)
+    named = dict(zip(train.STEP_STATS, stats.tolist()))
+    assert 0 < named["d_real"] < 1 and 0 < named["d_fake"] < 1 and named["logit_absmax"] >= abs(named["logit_real"])
