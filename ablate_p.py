@@ -34,6 +34,7 @@ from minkgan import data
 from minkgan import figures
 import losses
 from minkgan import failure, paths, precision, rundir
+from minkgan import runs as runs_csv
 from minkgan import training as train
 from minkgan import utils
 from minkgan.utils import (HelpFormatter, OneLineParser, UserError, WriteError, atomic_write_text, check_merge_target,
@@ -506,10 +507,6 @@ def paper_tables(images):
     return final
 
 
-def completed(row):
-    return row.get("status") == "completed"
-
-
 def any_completed(row):
     return (row.get("completed") or 0) > 0
 
@@ -528,11 +525,11 @@ def merge_run_rows(rows, results):
     """<results>/runs.csv: one row per run identity (RUN_KEY), merged into what is there; returns
     every row it holds, this sweep's and earlier ones'."""
     def arrange(table):
-        table = without_stale_failures(table, RUN_KEY[:-1], "total_steps", completed)
+        table = without_stale_failures(table, RUN_KEY[:-1], "total_steps", runs_csv.is_completed)
         if table["dataset"].isin(data.IMAGE_DATASETS).any():
             table = failures_from_run_logs(table, results)
         return table.sort_values(["dataset", "loss", "p", "n_critic", "seed"], kind="stable")
-    return utils.merge_csv(os.path.join(results, "runs.csv"), rows, RUN_KEY, good=completed, arrange=arrange,
+    return utils.merge_csv(os.path.join(results, "runs.csv"), rows, RUN_KEY, good=runs_csv.is_completed, arrange=arrange,
                            added=ADDED_KEY)
 
 

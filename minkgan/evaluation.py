@@ -70,6 +70,7 @@ from minkgan import paper as paper_csv
 from minkgan import paths
 from minkgan import precision as precisions
 from minkgan import rundir
+from minkgan import runs as runs_csv
 from minkgan.paper import TABLE2_LOSSES
 from minkgan.metrics import KID_MAX_FEATURES, PRDC_COLUMNS, at_most, frechet_distance, kid, prdc, statistics, toy_metrics
 from minkgan.utils import (HelpFormatter, OneLineParser, UserError, atomic_write_bytes, atomic_write_text, check_device,
@@ -404,10 +405,6 @@ EVAL_KEY = ["run", "checkpoint", "steps", "n_fake", "n_real", "real_split", "fid
 ADDED_KEY = ["fid_precision"]  # key columns a fid.csv from before them lacks (its rows: empty there)
 
 
-def completed(row):
-    return row.get("status") == "completed"
-
-
 def precision_cell(precision):
     """A fid.csv precision cell: empty for float32, as in the rows from before the flags (their identity
     stays theirs), else the precision's name."""
@@ -433,7 +430,7 @@ def append_rows(path, rows, columns):
     completed one."""
     new = pd.DataFrame(rows)
     new = new[[c for c in columns if c in new] + [c for c in new if c not in columns]]
-    return merge_csv(path, new, [k for k in EVAL_KEY if k in new], good=completed, added=ADDED_KEY)
+    return merge_csv(path, new, [k for k in EVAL_KEY if k in new], good=runs_csv.is_completed, added=ADDED_KEY)
 
 
 class TrainingEvaluator:

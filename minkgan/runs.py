@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from minkgan import data
-from minkgan.utils import UserError, read_csv_of_ours
+from minkgan.utils import UserError, is_number, read_csv_of_ours
 
 COLUMNS = ["loss", "p", "seed", "status"]  # what every reader of a runs.csv needs
 NUMBERS = ["p", "n_critic", "seed", "epochs", "steps", "total_steps", "adam_eps", "clip", "n_fake", "n_real"]
@@ -118,11 +118,3 @@ def read_log(path, torn_tail="refuse"):
                             "line); delete that line, or resume the run, which cuts its log back to the checkpoint")
         kept.append(line)
     return pd.read_csv(io.StringIO("\n".join(kept) + "\n"))
-
-
-def is_number(cell):
-    try:
-        float(cell)
-        return True
-    except ValueError:
-        return False

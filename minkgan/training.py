@@ -32,7 +32,7 @@ from minkgan import rundir
 from minkgan.precision import cpu_name
 from minkgan.utils import (HelpFormatter, OneLineParser, UserError, WriteError, atomic_save_figure, atomic_torch_save,
                    atomic_write_bytes, atomic_write_csv, atomic_write_text, check_device, check_writable_folder, eval_mode,
-                   read_json, tf32_switches)
+                   is_number, read_json, tf32_switches)
 
 ADAM_EPS = 1e-8  # torch's default; the paper names none
 TOY_TRAIN_SIZE = 100_000  # points drawn once per seed: the toy "dataset" an epoch goes through
@@ -543,15 +543,6 @@ def whole_rows_up_to(path, step):
     text = io.StringIO()
     csv.writer(text, lineterminator="\n").writerows([header, *kept])
     return text.getvalue()
-
-
-def is_number(cell):
-    """A CSV cell that reads as a float (nan and inf too: a diverging run logs them)."""
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
 
 
 class MetricsLog:

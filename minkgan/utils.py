@@ -488,3 +488,12 @@ def eval_mode(module):
         yield module
     finally:
         module.train(was_training)
+
+
+def is_number(cell):
+    """A CSV cell that reads as a float (nan and inf too: a diverging run logs them)."""
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
