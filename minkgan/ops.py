@@ -39,13 +39,12 @@ import platform
 import re
 import subprocess
 import sys
-import time
 import warnings
 
 import torch
 
 from minkgan import paths
-from minkgan.utils import UserError
+from minkgan.utils import UserError, wait_for_lock
 
 SRC_DIR = os.path.join(paths.ROOT, "csrc")
 CPP_SOURCES = ("mink_ops.cpp",)
@@ -268,15 +267,10 @@ def build(src_dir=None, with_cuda=None, load=True, verbose=False):
     failed = os.path.join(root, key + "-failed.log")
     os.makedirs(root, exist_ok=True)
     with open(os.path.join(root, key + ".flock"), "w") as lockf:
-        deadline = time.monotonic() + BUILD_TIMEOUT_S
-        while True:
-            try:
-                fcntl.flock(lockf, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"timed out after {BUILD_TIMEOUT_S:.0f}s waiting for another build in {build_dir}")
-                time.sleep(0.5)
+        holder = wait_for_lock(lockf.fileno(), lockf.name, BUILD_TIMEOUT_S, f"the build in {build_dir}")
+        if holder is not None:
+            raise RuntimeError(f"timed out after {BUILD_TIMEOUT_S:.0f}s waiting for process {holder}'s build in "
+                               f"{build_dir}")
         try:
             _raise_remembered_failure(failed)
             try:

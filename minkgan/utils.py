@@ -279,30 +279,36 @@ def folder_lock(folder):
         raise WriteError(folder, e, "nothing in it was changed") from None
     fd = os.open(folder, os.O_RDONLY)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            wait_for_lock(fd, folder, float(os.environ.get(LOCK_TIMEOUT_VARIABLE, LOCK_TIMEOUT)))
+        timeout = float(os.environ.get(LOCK_TIMEOUT_VARIABLE, LOCK_TIMEOUT))
+        holder = wait_for_lock(fd, folder, timeout, folder)
+        if holder is not None:
+            raise WriteError(folder, OSError(errno.EWOULDBLOCK, f"locked by process {holder} for {timeout:g} s"),
+                             f"nothing in it was changed: wait for process {holder} to end (or stop it), then "
+                             f"run this again")
         yield
     finally:
         os.close(fd)  # closing releases the lock
 
 
-def wait_for_lock(fd, folder, timeout):
-    """Take the flock on fd once its holder lets go, saying who holds it; a WriteError after timeout seconds."""
-    holder = lock_holder(folder)
-    print(f"waiting for {folder}: process {holder} holds its lock (giving up after {timeout:g} s)", file=sys.stderr,
+def wait_for_lock(fd, path, timeout, what):
+    """Take the flock on fd (a lock on path) at once, or once its holder lets go, saying in one line who
+    holds it; returns None when taken, or the holder's PID after timeout seconds (the caller says what
+    giving up means: the folder merge and the ops build each have their own remedy)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return None
+    except BlockingIOError:
+        holder = lock_holder(path)
+    print(f"waiting for {what}: process {holder} holds its lock (giving up after {timeout:g} s)", file=sys.stderr,
           flush=True)
     deadline = time.monotonic() + timeout
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
+            return None
         except BlockingIOError:
             if time.monotonic() >= deadline:
-                raise WriteError(folder, OSError(errno.EWOULDBLOCK, f"locked by process {holder} for {timeout:g} s"),
-                                 f"nothing in it was changed: wait for process {holder} to end (or stop it), then "
-                                 f"run this again") from None
+                return holder
             time.sleep(min(0.2, timeout))
 
 

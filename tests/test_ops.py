@@ -720,3 +720,21 @@ def test_cuda_penalty_parameter_gradients(fused):
     assert len(out["on"]) == len(out["off"]) >= 5
     for a, b in zip(out["on"], out["off"]):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6 * b.abs().max().item())
+
+
+def test_a_build_waits_for_a_held_build_lock_naming_the_holder_then_gives_up(tmp_path, monkeypatch, capsys):
+    """The build lock and the folder merge share utils.wait_for_lock: the one line, then the build's own error."""
+    monkeypatch.setenv("MINK_OPS_CACHE", str(tmp_path))
+    monkeypatch.setattr(ops, "BUILD_TIMEOUT_S", 0.5)
+    lock_path = tmp_path / (ops.source_hash(ops.SRC_DIR, False) + ".flock")
+    hold = ("import fcntl, sys, time; f = open(sys.argv[1], 'w'); fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); "
+            "time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(lock_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(RuntimeError, match=f"waiting for process {holder.pid}'s build in"):
+            ops.build(with_cuda=False, load=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert f"process {holder.pid} holds its lock (giving up after 0.5 s)" in capsys.readouterr().err
