@@ -1,5 +1,9 @@
 """The verdict, the README's answer and the claims table: one line per claim of the paper, each conclusion
 word chosen by a rule of minkgan/verdicts.py or analysis/contrasts.py from the committed results."""
+import functools
+import glob
+import os
+
 import numpy as np
 import pandas as pd
 
@@ -102,7 +106,20 @@ HOLDS = {True: "holds", False: "does not hold"}
 
 def claim_words(results, epochs=VERDICT_EPOCHS):
     """Every rule's word of the verdict (minkgan/verdicts.py), from the committed results: what the
-    verdict, the answer and results/verdicts.csv say."""
+    verdict, the answer and results/verdicts.csv say. Computed once per state of the results' CSVs (a
+    render fills about ten claim cells; D*'s grid search alone takes a second), again when one changes."""
+    return dict(words_of(results, epochs, csv_fingerprint(results)))
+
+
+def csv_fingerprint(results):
+    """(name, size, modification time) of every CSV in the results folder: the words' inputs."""
+    paths_ = sorted(glob.glob(os.path.join(results, "*.csv")))
+    return tuple((os.path.basename(p), os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths_)
+
+
+@functools.lru_cache(maxsize=4)
+def words_of(results, epochs, fingerprint):
+    """claim_words' rules, once per fingerprint."""
     runs = image_runs(results, epochs)
     means = {k[1]: g["final_fid"].mean() for k, g in arms(runs[runs["loss"] == "minkowski"])}
     h3 = campaign_row(results, "minkowski-p4", "minkowski-p1", epochs)
