@@ -35,7 +35,7 @@ from minkgan import figures
 import losses
 from minkgan import failure, paths, precision, rundir
 from minkgan import runs as runs_csv
-from minkgan import training as train
+from minkgan import settings
 from minkgan import utils
 from minkgan.utils import (HelpFormatter, OneLineParser, UserError, WriteError, atomic_write_text, check_merge_target,
                    check_writable_folder, read_json, run_main)
@@ -48,7 +48,7 @@ GROUP_KEY = ["dataset", "loss", "p", "n_critic", *rundir.READING_COLUMNS, "preci
 TOY_TABLE_KEY = [*GROUP_KEY[:-1], "steps"]  # a row of toy_table.csv: a group, its budget named steps there
 ADDED_KEY = ["precision"]
 # what train.py writes in a run folder but its samples, checkpoints and TensorBoard events: kept in <results>/run_logs
-LOGGED_FILES = [f for f in train.RUN_FILES if f not in ("samples", "checkpoints", "tensorboard")]
+LOGGED_FILES = [f for f in rundir.RUN_FILES if f not in ("samples", "checkpoints", "tensorboard")]
 
 
 # train.py flags that name a run: the sweep sets them for each run, so passing them through is an error
@@ -57,12 +57,12 @@ SWEEP_OWNS = {"--out": "--runs (each run trains in <runs>/<dataset>/<run name>)"
               "--overwrite": "nothing: delete a run's directory to train it again",
               "--seed": "--seeds", "--loss": "--losses", "--p": "--p", "--dataset": "--dataset",
               "--eval-every": "--eval-every"}
-assert list(SWEEP_OWNS) == train.SET_BY_SWEEP  # train.py --help says which flags a sweep forwards
+assert list(SWEEP_OWNS) == settings.SET_BY_SWEEP  # train.py --help says which flags a sweep forwards
 
 
 def forwarded_flags():
     """The train.py flags a sweep passes through to every run: all but those it sets itself."""
-    return [o for o in train.build_parser()._option_string_actions if o.startswith("--") and o != "--help"
+    return [o for o in settings.build_parser()._option_string_actions if o.startswith("--") and o != "--help"
             and o not in SWEEP_OWNS]
 
 
@@ -73,7 +73,7 @@ def build_parser():
                        formatter_class=HelpFormatter)
     a = ap.add_argument
     a("--p", type=float, nargs="+", default=[1, 2, 3, 4, 5, 6, 7, 8],
-      help=f"Minkowski exponents (reals from 1 to {train.MAX_P}: beyond, float32 gradients underflow)")
+      help=f"Minkowski exponents (reals from 1 to {settings.MAX_P}: beyond, float32 gradients underflow)")
     a("--losses", nargs="+", default=["minkowski"], help=f"losses to sweep, or 'all': {', '.join(losses.LOSSES)}")
     a("--seeds", type=int, nargs="+", default=[0])
     a("--dataset", nargs="+", default=["cifar10"], help=f"one or more of {', '.join(data.DATASETS)}")
@@ -98,8 +98,8 @@ def parse(argv):
             raise UserError(f"unknown loss {name!r} in --losses; choose from {', '.join(losses.LOSSES)} or 'all'")
     args.losses = names
     for p in args.p:
-        train.check_p(p)
-    train.check_seeds(args.seeds, "--seeds must be integers")
+        settings.check_p(p)
+    settings.check_seeds(args.seeds, "--seeds must be integers")
     for dataset in args.dataset:
         if dataset not in data.DATASETS:
             raise UserError(f"unknown --dataset {dataset!r}; choose one of {', '.join(data.DATASETS)}")
@@ -112,7 +112,7 @@ def parse(argv):
 
 def check_forwarded(passthrough):
     """A forwarded flag that names a run (SWEEP_OWNS), even abbreviated as argparse allows, is an error."""
-    options = train.build_parser()._option_string_actions
+    options = settings.build_parser()._option_string_actions
     for token in passthrough:
         name = token.split("=", 1)[0]
         if not name.startswith("--"):
@@ -141,13 +141,13 @@ def parse_shard(text):
 def plan(args, passthrough):
     """Every run of the sweep as (name, train.py argv, settings), in a fixed order."""
     runs = []
-    flags = train.build_parser().parse_known_args(passthrough)[0]  # a non-default n_critic or eps names the run
+    flags = settings.build_parser().parse_known_args(passthrough)[0]  # a non-default n_critic or eps names the run
     n_critic = flags.n_critic
     for dataset in args.dataset:
         for loss in args.losses:
             for p in (args.p if loss == "minkowski" else [None]):
                 for seed in args.seeds:
-                    run = train.run_name(loss, p, n_critic, seed, flags.adam_eps, flags.clip, flags.clip_params, dataset,
+                    run = settings.run_name(loss, p, n_critic, seed, flags.adam_eps, flags.clip, flags.clip_params, dataset,
                                          flags.precision)
                     name = f"{dataset}/{run}"
                     argv = ["--loss", loss, "--dataset", dataset, "--seed", str(seed), "--out",
@@ -422,8 +422,8 @@ def failures_from_run_logs(table, results):
 
 def non_default_eps(cfg):
     """Adam's eps where a run changed it, else None (the runs.csv column stays empty for the default)."""
-    eps = cfg.get("adam_eps", train.ADAM_EPS)
-    return None if eps == train.ADAM_EPS else eps
+    eps = cfg.get("adam_eps", settings.ADAM_EPS)
+    return None if eps == settings.ADAM_EPS else eps
 
 
 def non_default_precision(cfg):
@@ -652,7 +652,7 @@ def main(argv=None):
     check_outputs(args)
     if not args.collect:
         runs = plan(args, passthrough)
-        train.resolve(train.build_parser().parse_args(runs[0][1]))  # bad pass-through flags fail here, once
+        settings.resolve(settings.build_parser().parse_args(runs[0][1]))  # bad pass-through flags fail here, once
         mine = shard(runs, *args.shard)
         print(f"{len(mine)} of {len(runs)} runs (shard {args.shard[0]}/{args.shard[1]}) in {args.runs}, "
               f"{args.jobs} at a time", flush=True)

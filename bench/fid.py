@@ -35,7 +35,7 @@ from minkgan import paths
 from minkgan import data
 from minkgan import evaluation as evaluate
 from minkgan import precision
-from minkgan import training as train
+from minkgan import rundir
 from minkgan.utils import check_merge_target, merge_csv
 import models
 
@@ -93,7 +93,7 @@ def throughput(n, rounds=3):
 def throughput_rows(n, rounds):
     """One CSV row per extractor: its rate and its ratio to evaluate.py's float32 rate, on this CPU."""
     rates = throughput(n, rounds)
-    device = train.hardware_name(torch.device("cpu"))
+    device = rundir.hardware_name(torch.device("cpu"))
     return [{"device": device, "variant": name, "images_per_s": ips, "ratio": ips / rates[BASELINE], "n": n,
              "rounds": rounds, "torch": torch.__version__, "loadavg_1m": round(os.getloadavg()[0], 2),
              **precision.cpu_row()} for name, ips in rates.items()]

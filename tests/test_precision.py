@@ -11,6 +11,8 @@ import torch
 import ablate_p
 from minkgan import precision
 from minkgan import training as train
+from minkgan import settings
+from minkgan import trainstep
 from minkgan.utils import UserError, run_main
 
 TOY = ["--dataset", "ring8", "--steps", "6", "--log-every", "2", "--sample-every", "100", "--ckpt-every", "3",
@@ -66,13 +68,13 @@ def test_a_gpu_without_bf16_is_refused_in_one_line_exit_2_with_nothing_written(t
 
 
 def test_the_flag_is_in_config_json_and_a_bfloat16_run_has_a_folder_of_its_own():
-    parse = lambda *a: train.resolve(train.build_parser().parse_args(list(a)))  # noqa: E731
+    parse = lambda *a: settings.resolve(settings.build_parser().parse_args(list(a)))  # noqa: E731
     cfg = parse("--dataset", "ring8")
     assert cfg["precision"] == "float32" and cfg["fid_precision"] == "float32"
     assert cfg["out"] == os.path.join("runs", "ring8", "minkowski-p4-seed0")  # as before the flag
     bf16 = parse("--dataset", "ring8", "--precision", "bfloat16", "--clip-params", "weights", "--clip", "0.01")
     assert bf16["out"] == os.path.join("runs", "ring8", "minkowski-p4-clip0.01-clipweights-bfloat16-seed0")
-    assert "precision" in train.RUN_DEFINING
+    assert "precision" in settings.RUN_DEFINING
 
 
 def test_float32_is_bit_for_bit_the_run_without_the_flag(tmp_path):
@@ -119,9 +121,9 @@ def test_a_bfloat16_run_on_tiny_images_trains_to_the_end_with_float32_state(tiny
 
 
 def test_the_trainers_forward_gives_float32_from_bfloat16_autocast():
-    cfg = train.resolve(train.build_parser().parse_args(["--dataset", "folder", "--width", "4", "--precision",
+    cfg = settings.resolve(settings.build_parser().parse_args(["--dataset", "folder", "--width", "4", "--precision",
                                                          "bfloat16", "--fused", "off"]))
-    trainer = train.Trainer(cfg, torch.device("cpu"))
+    trainer = trainstep.Trainer(cfg, torch.device("cpu"))
     z = torch.randn(4, cfg["z_dim"])
     fake = trainer.forward(trainer.G, z)
     logits = trainer.forward(trainer.D, fake)
