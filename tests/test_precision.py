@@ -9,6 +9,8 @@ import pytest
 import torch
 
 import ablate_p
+
+from minkgan import collect
 from minkgan import precision
 from minkgan import training as train
 from minkgan import settings
@@ -55,7 +57,7 @@ def test_a_cpu_without_bf16_hardware_runs_bfloat16_with_one_warning_line(tmp_pat
 
 
 def test_a_gpu_without_bf16_is_refused_in_one_line_exit_2_with_nothing_written(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(train, "resolve_device", lambda name: "cuda")
+    monkeypatch.setattr(settings, "resolve_device", lambda name: "cuda")
     monkeypatch.setattr(precision, "cuda_has_bf16", lambda device: False)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Old GPU")
     out = tmp_path / "run"
@@ -145,22 +147,22 @@ def test_runs_csv_keeps_the_precisions_apart_and_old_rows_keep_their_identity(tm
     runs = tmp_path / "runs"
     write_run(runs, "gan-seed0", {})  # from before --precision: float32
     write_run(runs, "gan-bfloat16-seed0", {"precision": "bfloat16"})
-    rows = ablate_p.collect_rows(str(runs))
+    rows = collect.collect_rows(str(runs))
     cells = rows.set_index("run")["precision"]
     assert pd.isna(cells["ring8/gan-seed0"]) and cells["ring8/gan-bfloat16-seed0"] == "bfloat16"
     results = tmp_path / "results"
     results.mkdir()
     old = rows[rows["precision"].isna()].drop(columns="precision").assign(final_modes=1)
     old.to_csv(results / "runs.csv", index=False)  # a runs.csv from before the column
-    merged = ablate_p.merge_run_rows(rows, str(results))
+    merged = collect.merge_run_rows(rows, str(results))
     assert len(merged) == 2  # the float32 rerun replaced its old row, the bfloat16 run is another run
     float32 = merged[merged["precision"].isna()]
     assert float32["final_modes"].tolist() == [3] and merged["precision"].dropna().tolist() == ["bfloat16"]
     text = (results / "runs.csv").read_text().splitlines()
     assert text[0].split(",").count("precision") == 1 and ",,dcgan" not in text[1]
-    groups = ablate_p.aggregate(merged, ablate_p.METRICS["toy"])
+    groups = collect.aggregate(merged, collect.METRICS["toy"])
     assert sorted(groups["final_modes_mean"]) == [3, 5]  # two groups, never one mean
-    assert ablate_p.float32_runs(merged)["run"].tolist() == ["ring8/gan-seed0"]
+    assert collect.float32_runs(merged)["run"].tolist() == ["ring8/gan-seed0"]
 
 
 def test_a_sweep_forwards_the_flag_and_names_its_runs_by_it():
