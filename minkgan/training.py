@@ -135,9 +135,9 @@ def main(argv=None):
     check_writable_folder(cfg["out"], "--out")
     rundir.refuse_existing_run(cfg)  # before the data is loaded, which can take minutes
     dataset = load_training_data(cfg)
-    cfg = {**cfg, **budget(cfg, len(dataset))}
     device = torch.device(cfg["device"])
     evaluator = make_evaluator(cfg, device)
+    cfg = {**cfg, **budget(cfg, len(dataset))}
     with rundir.locked(cfg["out"]):  # one process per run directory
         ckpt = rundir.prepare_run_dir(cfg)
         rundir.remove_stale_temporaries(cfg["out"])
