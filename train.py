@@ -3,7 +3,8 @@
     python train.py --loss minkowski --p 4                 # CIFAR-10, 200 epochs, as the paper
     python train.py --dataset ring8 --steps 3000           # the 2-D benchmark, minutes on a CPU
 
-The trainer is minkgan/training.py, which the sweep, the benchmarks and the analyses share.
+The flags are minkgan/settings.py, the step minkgan/trainstep.py and the loop minkgan/training.py, which
+the sweep, the benchmarks and the analyses share.
 """
 from minkgan.training import main
 from minkgan.utils import run_main

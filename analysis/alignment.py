@@ -27,7 +27,8 @@ import torch
 
 import losses
 from minkgan import rundir
-from minkgan import training as train
+from minkgan import settings
+from minkgan import trainstep
 from minkgan.utils import OneLineParser, UserError, check_merge_target, check_writable_file, merge_csv, run_main
 
 COMPARED = [("gan", None), ("nsgan", None), ("lsgan", None), ("hinge", None), ("wgan", None)] + \
@@ -127,15 +128,15 @@ def kept_checkpoints(run_dir):
 
 def adam_settings(cfg, lr):
     """(lr, betas, eps) of the run's Adam for one net; runs from before --adam-eps used torch's eps."""
-    return cfg[lr], (cfg["beta1"], cfg["beta2"]), cfg.get("adam_eps", train.ADAM_EPS)
+    return cfg[lr], (cfg["beta1"], cfg["beta2"]), cfg.get("adam_eps", settings.ADAM_EPS)
 
 
 def align_run(run_dir, batch_size, seed, dataset=None):
     """Rows of every kept checkpoint of one run; `dataset` (uint8 or 2-D tensor) saves loading it again."""
     cfg = rundir.read_config(run_dir)
-    dataset = train.load_training_data(cfg) if dataset is None else dataset
+    dataset = trainstep.load_training_data(cfg) if dataset is None else dataset
     g = torch.Generator().manual_seed(seed)
-    real = train.to_input(dataset[torch.randperm(len(dataset), generator=g)[:batch_size]])
+    real = trainstep.to_input(dataset[torch.randperm(len(dataset), generator=g)[:batch_size]])
     z = torch.randn(batch_size, cfg["z_dim"], generator=g)
     adam_d, adam_g = adam_settings(cfg, "lr_d"), adam_settings(cfg, "lr_g")
     run_p = cfg["p"] if cfg["loss"] == "minkowski" else None

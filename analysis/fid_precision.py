@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from minkgan import data
-from minkgan import evaluation as evaluate
+from minkgan import inception
 from minkgan import precision
 from minkgan.metrics import frechet_distance, statistics
 from minkgan.utils import OneLineParser, UserError, check_merge_target, merge_csv, run_main
@@ -27,7 +27,7 @@ def features(images, fid_weights, batch_size):
     out = {}
     for name in precision.PRECISIONS:
         print(f"{len(images)} images through {name} Inception", flush=True)
-        out[name] = evaluate.InceptionFeatures(fid_weights, "cpu", batch_size, precision=name)(images)
+        out[name] = inception.InceptionFeatures(fid_weights, "cpu", batch_size, precision=name)(images)
     return out
 
 
@@ -50,7 +50,7 @@ def drawn(images, count, seed):
     """The first `count` images of evaluate.py's seeded permutation."""
     if count > len(images):
         raise UserError(f"{count} images needed, the folder holds {len(images)}; lower --n or --sets")
-    return images[evaluate._permutation(len(images), seed)[:count]]
+    return images[inception._permutation(len(images), seed)[:count]]
 
 
 def main(argv=None):

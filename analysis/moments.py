@@ -20,6 +20,7 @@ import torch
 
 from minkgan import data
 from minkgan import evaluation as evaluate
+from minkgan import inception
 from minkgan import rundir
 from minkgan.metrics import moment_gaps
 from minkgan.utils import OneLineParser, UserError, check_merge_target, check_writable_folder, merge_csv, run_main
@@ -32,10 +33,10 @@ def image_rows(G, cfg, n, extractor, stats_dir):
     images = data.load_images(cfg["dataset"], cfg["data_root"], "train", download=False)
     if 2 * n > len(images):
         raise UserError(f"--n {n}: the floor needs 2n = {2 * n} train images, {cfg['dataset']} has {len(images)}")
-    order = evaluate._permutation(len(images), 0)
+    order = inception._permutation(len(images), 0)
     real, other = images[order[:n]], images[order[n:2 * n]]
     fake = data.to_uint8(evaluate.generate(G, cfg["z_dim"], n, seed=evaluate.EVAL_NOISE_SEED))
-    _, _, real_features = evaluate.real_statistics(extractor, cfg["dataset"], cfg["data_root"], "train", n, 0, stats_dir)
+    _, _, real_features = inception.real_statistics(extractor, cfg["dataset"], cfg["data_root"], "train", n, 0, stats_dir)
     pixels = lambda x: x.reshape(len(x), -1).numpy()  # noqa: E731
     return [("pixels", moment_gaps(pixels(fake), pixels(real))),
             ("inception", moment_gaps(extractor(fake), real_features[:n])),
@@ -56,7 +57,7 @@ def build_parser():
     ap.add_argument("--checkpoint", default=None, help="a checkpoint name in each run's checkpoints/ (default last.pt)")
     ap.add_argument("--n", type=int, default=5000, help="samples per side")
     ap.add_argument("--fid-weights", default=None, help="pytorch-fid's Inception weights, for offline use")
-    ap.add_argument("--stats-dir", default=evaluate.DEFAULT_STATS_DIR, help="the FID's cache of real features")
+    ap.add_argument("--stats-dir", default=inception.DEFAULT_STATS_DIR, help="the FID's cache of real features")
     ap.add_argument("--csv", default=None, help="merge the rows into this CSV (by run, checkpoint, space, n)")
     return ap
 
@@ -75,7 +76,7 @@ def main(argv=None):
         if cfg["dataset"] in data.TOY_DATASETS:
             gaps = toy_rows(G, cfg, args.n)
         else:
-            extractor = extractor or evaluate.InceptionFeatures(args.fid_weights)
+            extractor = extractor or inception.InceptionFeatures(args.fid_weights)
             gaps = image_rows(G, cfg, args.n, extractor, args.stats_dir)
         base = {"run": f"{cfg['dataset']}/{os.path.basename(os.path.normpath(run_dir))}", "dataset": cfg["dataset"],
                 "loss": cfg["loss"], "p": cfg["p"] if cfg["loss"] == "minkowski" else None,

@@ -19,7 +19,9 @@ import os
 import pandas as pd
 import torch
 
-from minkgan import training as train
+from minkgan import rundir
+from minkgan import settings
+from minkgan import trainstep
 from minkgan.utils import OneLineParser, UserError, atomic_write_csv, check_merge_target, check_writable_file, eval_mode, run_main
 
 LOSSES = ["wgan", "gan", "minkowski-p1", "minkowski-p2", "minkowski-p4", "minkowski-p8"]
@@ -44,12 +46,12 @@ class Member:
         self.name, self.seed, self.nudge = name, seed, nudge
         self.cfg = {**cfg, "loss": loss, "p": p if p is not None else cfg["p"], "seed": seed, "n_critic": 1}
         torch.manual_seed(seed)  # as train.train: the seed alone fixes the initialisation
-        self.trainer = train.Trainer(self.cfg, torch.device("cpu"))
+        self.trainer = trainstep.Trainer(self.cfg, torch.device("cpu"))
         if nudge:
             with torch.no_grad():
                 for param in self.trainer.G.parameters():
                     param.add_(nudge * torch.randn_like(param))
-        self.batches = train.Batches(dataset, cfg["batch_size"], seed)
+        self.batches = trainstep.Batches(dataset, cfg["batch_size"], seed)
         self.rng = torch.get_rng_state()
 
     def step(self, total_steps):
@@ -132,7 +134,7 @@ def main(argv=None):
         raise UserError("--steps, --every and --n-images must be at least 1")
     if "--n-critic" in rest or "--loss" in rest or "--p" in rest:
         raise UserError("analysis/trajectories.py sets the loss (--losses) and n_critic (1) itself; drop --loss, --p, --n-critic")
-    cfg = train.resolve(train.build_parser().parse_args(["--loss", "wgan", "--n-critic", "1", *rest]))
+    cfg = settings.resolve(settings.build_parser().parse_args(["--loss", "wgan", "--n-critic", "1", *rest]))
     if cfg["gp"] or cfg["instance_noise"] or cfg["diversity"]:
         raise UserError("analysis/trajectories.py compares plain losses: drop --gp, --instance-noise and --diversity")
     for name in args.losses:
@@ -140,9 +142,9 @@ def main(argv=None):
     check_merge_target(args.csv, ["step", "member", "reference"], "--csv")  # it replaces only a table of its own
     if args.figure:
         check_writable_file(args.figure, "--figure")
-    dataset = train.load_training_data(cfg)
+    dataset = trainstep.load_training_data(cfg)
     budget = {"dataset": cfg["dataset"], "arch": cfg["arch"], "clip": cfg["clip"], "clip_params": cfg["clip_params"],
-              "batch_size": cfg["batch_size"], "seed": cfg["seed"], "hardware": train.hardware_name(torch.device("cpu"))}
+              "batch_size": cfg["batch_size"], "seed": cfg["seed"], "hardware": rundir.hardware_name(torch.device("cpu"))}
     table = run(cfg, dataset, args.losses, args.steps, args.every, args.nudge, args.n_images,
                 write=lambda rows: atomic_write_csv(rows.assign(**budget), args.csv))
     print(f"wrote {args.csv}")

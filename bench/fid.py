@@ -34,8 +34,9 @@ from PIL import Image
 from minkgan import paths
 from minkgan import data
 from minkgan import evaluation as evaluate
+from minkgan import inception
 from minkgan import precision
-from minkgan import training as train
+from minkgan import rundir
 from minkgan.utils import check_merge_target, merge_csv
 import models
 
@@ -58,7 +59,7 @@ def make_random_run(root, dataset, data_root):
 
 def extractors():
     """name -> (a callable on uint8 images, or on [0, 1] floats for pytorch-fid's own forward)."""
-    plain = evaluate.pytorch_fid_inception()
+    plain = inception.pytorch_fid_inception()
 
     def pytorch_fid(x):
         with torch.inference_mode():
@@ -66,8 +67,8 @@ def extractors():
                 plain(x[i:i + 50].float() / 255)
     out = {"pytorch-fid InceptionV3, batch 50": pytorch_fid}
     for bs in (50, 200):
-        out[f"evaluate.py (folded BN, channels_last), batch {bs}"] = evaluate.InceptionFeatures(None, "cpu", bs)
-    out["evaluate.py bfloat16 (folded BN, channels_last), batch 200"] = evaluate.InceptionFeatures(
+        out[f"evaluate.py (folded BN, channels_last), batch {bs}"] = inception.InceptionFeatures(None, "cpu", bs)
+    out["evaluate.py bfloat16 (folded BN, channels_last), batch 200"] = inception.InceptionFeatures(
         None, "cpu", 200, precision="bfloat16")
     return out
 
@@ -93,7 +94,7 @@ def throughput(n, rounds=3):
 def throughput_rows(n, rounds):
     """One CSV row per extractor: its rate and its ratio to evaluate.py's float32 rate, on this CPU."""
     rates = throughput(n, rounds)
-    device = train.hardware_name(torch.device("cpu"))
+    device = rundir.hardware_name(torch.device("cpu"))
     return [{"device": device, "variant": name, "images_per_s": ips, "ratio": ips / rates[BASELINE], "n": n,
              "rounds": rounds, "torch": torch.__version__, "loadavg_1m": round(os.getloadavg()[0], 2),
              **precision.cpu_row()} for name, ips in rates.items()]

@@ -38,6 +38,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from minkgan import ops
 from minkgan import precision
 from minkgan import training as train
+from minkgan import rundir
+from minkgan import settings
+from minkgan import trainstep
 from minkgan.timing import per_call_ms
 from minkgan.utils import OneLineParser, UserError, check_device, check_merge_target, merge_csv, run_main
 
@@ -59,16 +62,16 @@ GPU_ONLY = {"compile_reduce_overhead"}  # CUDA graphs: on the CPU the mode is pl
 def make_step(arch, variant, device, batch=64, loss=("--loss", "minkowski", "--p", "4")):
     """A Trainer of train.py and its batches on random images; returns step() -> None."""
     flags, _, mode = VARIANTS[variant]
-    cfg = train.resolve(train.build_parser().parse_args(
+    cfg = settings.resolve(settings.build_parser().parse_args(
         ["--dataset", "folder", "--arch", arch, "--batch-size", str(batch), "--device", str(device), *loss, *flags]))
     torch.manual_seed(0)
     train.set_determinism(device, False)
-    trainer = train.Trainer(cfg, device)
+    trainer = trainstep.Trainer(cfg, device)
     if mode:  # what --compile does, in a mode train.py has no flag for
         trainer.G.compile(mode=mode)
         trainer.D.compile(mode=mode)
     images = torch.randint(0, 256, (4 * batch, 3, 32, 32), dtype=torch.uint8, device=device)
-    batches = train.Batches(images, batch, seed=0)
+    batches = trainstep.Batches(images, batch, seed=0)
 
     def step():
         if mode:
@@ -148,7 +151,7 @@ def rows_of(device, arch, variants, rounds, min_time, ceiling):
     rows = []
     for name in variants:
         t = ms.get(name, math.nan)
-        rows.append({"device": train.hardware_name(device), "arch": arch, "variant": name, "ms": t,
+        rows.append({"device": rundir.hardware_name(device), "arch": arch, "variant": name, "ms": t,
                      "ratio": ms["plain"] / t, "calls": calls, "aten_ops": counts.get(name, math.nan),
                      "gflop_per_step": gflop, "of_sgemm": gflop / (t / 1e3) / ceiling, "sgemm_gflops": ceiling,
                      "error": errors.get(name, ""), "torch": torch.__version__,
@@ -162,13 +165,13 @@ COUNTED_LOSSES = {"minkowski-p4": ("--loss", "minkowski", "--p", "4"), "wgan": (
 def count_rows(device, archs):
     """ATen ops of one plain step (after a warm-up) per architecture and loss, and the code's git revision."""
     ops.set_backend("off", device)
-    revision, rows = train.environment(device)["git"], []  # two git calls: once, not per row
+    revision, rows = rundir.environment(device)["git"], []  # two git calls: once, not per row
     for arch in archs:
         for loss, flags in COUNTED_LOSSES.items():
             step = make_step(arch, "plain", device, loss=flags)
             for _ in range(2):
                 step()
-            rows.append({"revision": revision, "device": train.hardware_name(device), "arch": arch,
+            rows.append({"revision": revision, "device": rundir.hardware_name(device), "arch": arch,
                          "loss": loss, "aten_ops": aten_ops(step), "torch": torch.__version__})
     return rows
 
@@ -199,7 +202,7 @@ def main(argv=None):
         return 0
     rows = []
     for device in devices:
-        print(f"torch {torch.__version__}, {train.hardware_name(device)}, fused backend "
+        print(f"torch {torch.__version__}, {rundir.hardware_name(device)}, fused backend "
               f"{ops.set_backend('on', device)}", flush=True)
         note = precision.emulated_note() if device.type == "cpu" else None
         if note and any("bfloat16" in VARIANTS[v][0] for v in args.variants):

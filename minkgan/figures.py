@@ -21,7 +21,7 @@ import pandas as pd  # noqa: E402
 
 import losses  # noqa: E402
 from minkgan import runs as runs_csv  # noqa: E402
-from minkgan.training import ADAM_EPS  # noqa: E402
+from minkgan.settings import ADAM_EPS  # noqa: E402
 from minkgan.utils import OneLineParser, UserError, atomic_save_figure, check_writable_folder, read_json  # noqa: E402
 
 

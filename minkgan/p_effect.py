@@ -29,7 +29,7 @@ from scipy import stats
 from minkgan import rundir
 from minkgan import paper as paper_csv
 from minkgan import runs as runs_csv
-from minkgan.training import ADAM_EPS
+from minkgan.settings import ADAM_EPS
 from minkgan.utils import (OneLineParser, UserError, check_merge_target, check_writable_file, merge_csv,
                    read_json, row_identity)
 

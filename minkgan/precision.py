@@ -9,6 +9,7 @@ import contextlib
 import platform
 import sys
 
+import pandas as pd
 import torch
 
 from minkgan.utils import UserError
@@ -98,3 +99,16 @@ def autocast(precision, device):
     if precision == "bfloat16":
         return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def float32_rows(rows, columns=("train_precision", "fid_precision"), where="fid.csv", log=print):
+    """The rows a table may average: trained and evaluated in float32 (an empty or missing cell is
+    float32). The others are for curves, and one line says how many were left out."""
+    keep = pd.Series(True, index=rows.index)
+    for column in (c for c in columns if c in rows):
+        keep &= rows[column].astype(object).fillna(DEFAULT).replace("", DEFAULT) == \
+            DEFAULT
+    if not keep.all():
+        log(f"{int((~keep).sum())} row(s) of {where} trained or evaluated in bfloat16 left out of the tables "
+            f"(tables are float32 only)")
+    return rows[keep]

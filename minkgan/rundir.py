@@ -6,15 +6,26 @@ directory); evaluate.py reads them. Both import this module, so imports run one 
 train.py -> evaluate.py -> rundir.py -> models.py.
 """
 import contextlib
+import csv
 import fcntl
 import glob
+import io
+import json
+import math
 import os
+import platform
+import shutil
+import subprocess
 
+import pandas as pd
 import torch
 
 from minkgan import data
 import models
-from minkgan.utils import UserError, read_json
+from minkgan import paths
+from minkgan import settings
+from minkgan.precision import cpu_name
+from minkgan.utils import (UserError, WriteError, atomic_write_csv, atomic_write_text, is_number, read_json)
 
 # How a run reads the paper's setup beyond the loss: its nets and what "weight clipping" clips.
 # Rows of two readings are two experiments: the tables never average them together.
@@ -126,10 +137,16 @@ def check_checkpoint(ckpt, path, keys, models, remedy):
 
 
 def read_config(run_dir):
+    """A run's config.json, upgraded to this version's settings (settings.upgrade_config)."""
     path = os.path.join(run_dir, "config.json")
     cfg = read_json(path)
-    if cfg is None:
+    if not isinstance(cfg, dict):
         raise UserError(f"{path} is missing or unreadable; is {run_dir} a run directory?")
+    cfg = settings.upgrade_config(cfg)
+    missing = [k for k in settings.RUN_DEFINING if k not in cfg]
+    if missing:
+        raise UserError(f"{path} lacks {missing[0]}, which train.py has always written; is {run_dir} a run directory "
+                        f"of this repository?")
     return cfg
 
 
@@ -153,3 +170,180 @@ def load_generator(run_dir, checkpoint=None, device="cpu"):
     check_checkpoint(ckpt, path, ["G"], {"G": G}, remedy)
     G.load_state_dict(ckpt["G"])
     return G.eval(), cfg, ckpt.get("step")
+
+
+# A training step's statistics, in the order Trainer.train_step returns them (a tensor: one host sync per
+# log interval): its losses and gradient norms, then D's regime (Trainer.logit_stats). metrics.csv logs
+# the mean of each over a log interval, between the step, the epoch and the seconds so far.
+LOSS_STATS = ["loss_d", "loss_g", "grad_norm_d", "grad_norm_g"]
+LOGIT_STATS = ["d_real", "d_fake", "logit_real", "logit_fake", "logit_real_std", "logit_fake_std", "logit_absmax",
+               "clip_share"]
+STEP_STATS = LOSS_STATS + LOGIT_STATS
+METRIC_COLUMNS = ["step", "epoch", *STEP_STATS, "seconds"]
+
+
+def environment(device):
+    """What produced the run: versions, code revision and the training device's hardware, for the config."""
+    here = paths.ROOT
+    try:
+        rev = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", here, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+        git = rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "") if rev.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired):
+        git = None
+    return {"torch": torch.__version__, "python": platform.python_version(), "git": git,
+            "hardware": hardware_name(device)}
+
+
+def hardware_name(device):
+    """The GPU's name for a CUDA device (that device's, not GPU 0's), else the CPU model."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{cpu_name()} x{torch.get_num_threads()} threads"
+
+
+
+def whole_rows_up_to(path, step):
+    """metrics.csv's header and its whole rows up to `step`, as CSV text: a row with another number of
+    fields than the header or a cell that is no number (a line torn by a kill, cut to `30`) is dropped,
+    as is every row past the checkpoint's step. Empty cells are whole: an older run's rows have them
+    in the columns added since."""
+    with open(path, newline="", errors="replace") as f:
+        rows = list(csv.reader(f))
+    header = rows[0] if rows and "step" in rows[0] else METRIC_COLUMNS
+    at = header.index("step")
+    kept = [r for r in rows[1:] if len(r) == len(header) and all(c == "" or is_number(c) for c in r)
+            and is_number(r[at]) and float(r[at]) <= step]
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows([header, *kept])
+    return text.getvalue()
+
+
+class MetricsLog:
+    """metrics.csv, one row per logged step; rows past a resumed checkpoint are dropped."""
+
+    def __init__(self, path, resume_step=None):
+        self.path = path
+        self.last_row = None  # as written (or kept from a resumed run), for the summary
+        if resume_step is not None and os.path.exists(path):
+            rows = pd.read_csv(io.StringIO(whole_rows_up_to(path, resume_step)))
+            rows = rows.reindex(columns=METRIC_COLUMNS)  # older runs lack columns
+            atomic_write_csv(rows, path)
+            self.last_row = rows.iloc[-1].to_dict() if len(rows) else None
+        new = not os.path.exists(path)
+        try:
+            self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        except OSError as e:
+            raise WriteError(path, e) from None
+        if new:
+            self._append(METRIC_COLUMNS)
+
+    def write(self, row):
+        row = [float(f"{v:.6g}") if isinstance(v, float) else v for v in row]
+        self._append(row)
+        self.last_row = dict(zip(METRIC_COLUMNS, row))
+
+    def _append(self, row):
+        """Append one whole CSV line or nothing: a write cut short (a full disk) is cut off the file
+        again, so that a resumed run never reads a torn row."""
+        line = io.StringIO()
+        csv.writer(line).writerow(row)
+        data, size = memoryview(line.getvalue().encode()), os.fstat(self.fd).st_size
+        try:
+            while data:
+                data = data[os.write(self.fd, data):]
+        except OSError as e:
+            os.ftruncate(self.fd, size)
+            raise WriteError(self.path, e) from None
+
+    def close(self):
+        os.close(self.fd)
+
+
+
+def refuse_existing_run(cfg, lock_held=False):
+    """A run directory in use is continued (--resume, from its checkpoint) or replaced (--overwrite)
+    only when asked: --resume with no checkpoint to continue from never trains over a run's files
+    (a completed run whose checkpoints were deleted would lose its logs). Before this process holds
+    the run's lock, a run another process is training is left to locked, which names it."""
+    out = cfg["out"]
+    if not is_empty(out) and not (cfg["resume"] or cfg["overwrite"]):
+        raise UserError(f"run directory {out} already exists; pass --resume to continue it, "
+                        f"--overwrite to start again, or another --out")
+    found = run_files_in(out)
+    if cfg["resume"] and found and not os.path.exists(last_checkpoint(out)) and \
+            (lock_held or not is_training(out)):
+        status = (read_json(os.path.join(out, "summary.json")) or {}).get("status")
+        what = f"a {status} run" if status else f"a run's files ({', '.join(found)})"
+        raise UserError(f"{out} holds {what} but no checkpoint to resume from ({last_checkpoint(out)}); "
+                        f"pass --overwrite to train it again, or another --out")
+
+
+def prepare_run_dir(cfg):
+    """Decide between a fresh run and a resumed one; return the checkpoint to resume or None."""
+    out, ckpt_path = cfg["out"], last_checkpoint(cfg["out"])
+    refuse_existing_run(cfg, lock_held=True)
+    if not (cfg["resume"] and os.path.exists(ckpt_path)):
+        return None
+    saved = read_config(out)
+    # a setting that does not apply to this run (None) cannot have changed it
+    changed = [k for k in settings.RUN_DEFINING if cfg[k] is not None and saved[k] != cfg[k]]
+    if changed:
+        k = changed[0]
+        was, now = settings.typed_flag(saved, k), settings.typed_flag(cfg, k)
+        raise UserError(f"{out} was trained with {was} {saved[k]}, not {'' if now == was else now + ' '}{cfg[k]}; "
+                        f"resume with the same settings or use another --out")
+    return load_checkpoint(ckpt_path, "delete it or pass --overwrite to start again")
+
+
+
+RUN_FILES = ["config.json", "metrics.csv", "eval.csv", "summary.json", "samples", "checkpoints", "tensorboard"]
+
+
+def run_files_in(out):
+    """The RUN_FILES that out holds: train.py's files, not the user's."""
+    return [name for name in RUN_FILES if os.path.lexists(os.path.join(out, name))]
+
+
+def clear_run_files(out):
+    """Delete what train.py writes in a run directory (only that: --out may hold other files)."""
+    for name in RUN_FILES:
+        path = os.path.join(out, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
+
+
+def write_summary(cfg, status, trainer, total_steps, last_row, evals, seconds):
+    summary = {"status": status, "step": trainer.step, "total_steps": total_steps, "seconds": round(seconds, 1)}
+    if last_row:
+        summary.update(epoch=last_row["epoch"], loss_d=last_row["loss_d"], loss_g=last_row["loss_g"])
+    summary.update(eval_summary(evals))
+    summary = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in summary.items()}
+    text = json.dumps(summary, indent=2, allow_nan=False)  # a NaN is null: strict JSON readers reject a bare NaN
+    atomic_write_text(os.path.join(cfg["out"], "summary.json"), text + "\n")
+
+
+# How "best" reads per metric; density has no best (above 1 is not better), the FID floor is a constant.
+BEST = {"fid": min, "kid": min, "rkl": min, "modes": max, "hq_pct": max, "precision": max, "recall": max,
+        "coverage": max}
+
+
+def eval_summary(evals):
+    """The final value of every evaluation metric, and the best one (with its step) of each in BEST."""
+    out = {}
+    if not evals:
+        return out
+    finite = lambda v: v is not None and v == v  # noqa: E731  (NaN, e.g. rkl with no mode captured)
+    for key, value in evals[-1].items():
+        if key == "step":
+            continue
+        out[f"final_{key}"] = value if finite(value) else None
+        candidates = [r for r in evals if finite(r.get(key))]
+        if key in BEST and candidates:
+            best = BEST[key](candidates, key=lambda r: r[key])
+            out[f"best_{key}"], out[f"best_{key}_step"] = best[key], best["step"]
+    return out
+

@@ -12,6 +12,10 @@ import pandas as pd
 import pytest
 
 import ablate_p
+
+from minkgan import sweep
+
+from minkgan import collect
 from minkgan import figures
 import losses
 from minkgan import failure, rundir
@@ -93,9 +97,9 @@ def fabricate_run(runs_dir, name, loss, p, seed, status, **metrics):
 
 def test_finished_runs_are_skipped_without_starting_a_process(tmp_path, monkeypatch):
     fabricate_run(tmp_path, "gan-seed0", "gan", 4.0, 0, "completed")
-    monkeypatch.setattr(ablate_p.subprocess, "Popen", lambda *a, **k: pytest.fail("a finished run was started again"))
+    monkeypatch.setattr(sweep.subprocess, "Popen", lambda *a, **k: pytest.fail("a finished run was started again"))
     out = str(tmp_path / "ring8" / "gan-seed0")
-    name, status, note = ablate_p.train_one("ring8/gan-seed0", ["--out", out], {}, str(tmp_path), 1, ablate_p.Children())
+    name, status, note = sweep.train_one("ring8/gan-seed0", ["--out", out], {}, str(tmp_path), 1, sweep.Children())
     assert status == "completed" and "skipped" in note
 
 
@@ -108,9 +112,9 @@ def test_a_run_without_a_checkpoint_starts_again_and_a_checkpointed_one_resumes(
     if checkpointed:
         (out / "checkpoints").mkdir()
         (out / "checkpoints" / "last.pt").write_bytes(b"a checkpoint")
-    children, started = ablate_p.Children(), []
+    children, started = sweep.Children(), []
     children.start = lambda cmd, **kwargs: started.append(cmd)  # records the command, starts nothing
-    ablate_p.train_one("ring8/gan-seed0", ["--out", str(out), "--resume"], {}, str(tmp_path), 1, children)
+    sweep.train_one("ring8/gan-seed0", ["--out", str(out), "--resume"], {}, str(tmp_path), 1, children)
     assert started[0][-3:] == ["--out", str(out), flag]
 
 
@@ -126,17 +130,17 @@ class LateSignal:
 def test_a_run_completed_before_a_late_sigterm_stays_completed(tmp_path):
     """Observed: failed.json beside a completed summary.json, and runs.csv saying "failed" for good."""
     out = tmp_path / "ring8" / "gan-seed0"
-    children = ablate_p.Children()
+    children = sweep.Children()
 
     def start(cmd, **kwargs):
         fabricate_run(tmp_path, "gan-seed0", "gan", None, 0, "completed", final_modes=8)
         return LateSignal()
 
     children.start = start
-    name, status, note = ablate_p.train_one("ring8/gan-seed0", ["--out", str(out), "--resume"], {}, str(tmp_path), 1,
+    name, status, note = sweep.train_one("ring8/gan-seed0", ["--out", str(out), "--resume"], {}, str(tmp_path), 1,
                                             children)
     assert status == "completed" and not (out / "failed.json").exists()
-    assert ablate_p.collect_rows(str(tmp_path))["status"].tolist() == ["completed"]
+    assert collect.collect_rows(str(tmp_path))["status"].tolist() == ["completed"]
 
 
 def test_a_stale_failed_json_beside_a_completed_run_is_ignored_and_healed(tmp_path):
@@ -144,10 +148,10 @@ def test_a_stale_failed_json_beside_a_completed_run_is_ignored_and_healed(tmp_pa
     out = tmp_path / "ring8" / "gan-seed0"
     (out / "failed.json").write_text(json.dumps({"dataset": "ring8", "loss": "gan", "p": None, "seed": 0,
                                                  "status": "failed", "exit_code": -15, "error": None}))
-    rows = ablate_p.collect_rows(str(tmp_path))
+    rows = collect.collect_rows(str(tmp_path))
     assert rows[["status", "final_modes"]].values.tolist() == [["completed", 8]]
-    name, status, note = ablate_p.train_one("ring8/gan-seed0", ["--out", str(out)], {}, str(tmp_path), 1,
-                                            ablate_p.Children())
+    name, status, note = sweep.train_one("ring8/gan-seed0", ["--out", str(out)], {}, str(tmp_path), 1,
+                                            sweep.Children())
     assert status == "completed" and "skipped" in note and not (out / "failed.json").exists()
 
 
@@ -157,7 +161,7 @@ def test_collect_averages_seeds_and_counts_failures(tmp_path):
                       final_modes=modes, final_hq_pct=90.0 + seed, final_rkl=0.1)
     fabricate_run(tmp_path, "gan-seed0", "gan", 4.0, 0, "diverged", final_modes=1)
     fabricate_run(tmp_path, "gan-seed1", "gan", 4.0, 1, "completed", final_modes=3, final_hq_pct=50.0, final_rkl=1.0)
-    table = ablate_p.aggregate(ablate_p.collect_rows(str(tmp_path)), ablate_p.METRICS["toy"]).set_index("loss")
+    table = collect.aggregate(collect.collect_rows(str(tmp_path)), collect.METRICS["toy"]).set_index("loss")
     assert table.loc["minkowski", "final_modes_mean"] == 7 and table.loc["minkowski", "final_modes_std"] == 1
     assert table.loc["minkowski", "p"] == 4 and pd.isna(table.loc["gan", "p"])
     assert table.loc["gan", "final_modes_mean"] == 3  # the diverged seed is counted, not averaged
@@ -170,7 +174,7 @@ def test_a_metric_missing_in_some_seeds_is_averaged_over_the_others_and_counted(
         fabricate_run(tmp_path, f"minkowski-p1-seed{seed}", "minkowski", 1.0, seed, "completed",
                       final_modes=modes, final_hq_pct=10.0, final_rkl=rkl)
     fabricate_run(tmp_path, "gan-seed0", "gan", None, 0, "completed", final_modes=8, final_hq_pct=5.0, final_rkl=0.3)
-    table = ablate_p.aggregate(ablate_p.collect_rows(str(tmp_path)), ablate_p.METRICS["toy"]).set_index("loss")
+    table = collect.aggregate(collect.collect_rows(str(tmp_path)), collect.METRICS["toy"]).set_index("loss")
     mink = table.loc["minkowski"]
     assert mink["final_rkl_mean"] == pytest.approx(3.1) and mink["final_rkl_n"] == 2
     assert mink["final_modes_n"] == 3 and mink["completed"] == 3
@@ -185,8 +189,8 @@ def test_collect_writes_the_paper_tables_for_image_runs(tmp_path):
                       final_fid_floor_test=9.0)
     fabricate_run(tmp_path / "runs", "gan-seed0", "gan", 4.0, 0, "completed", dataset="cifar10",
                   final_fid=200.0, best_fid=190.0, final_kid=0.2)  # evaluated before the other metrics existed
-    rows = ablate_p.collect_rows(str(tmp_path / "runs"))
-    ablate_p.write_tables(rows, str(tmp_path / "results"))
+    rows = collect.collect_rows(str(tmp_path / "runs"))
+    collect.write_tables(rows, str(tmp_path / "results"))
     t2 = pd.read_csv(tmp_path / "results" / "table2.csv")
     mink = t2[(t2["loss"] == "minkowski")].iloc[0]
     assert (mink["paper_fid"], mink["fid_mean"], mink["best_fid_mean"], mink["seeds"]) == (99.6, 125.0, 105.0, 2)
@@ -206,13 +210,13 @@ def test_runs_csv_keeps_the_logit_gap_and_largest_logit_of_the_last_logged_inter
     metrics = os.path.join(tmp_path, "folder", "minkowski-p8-seed0", "metrics.csv")
     pd.DataFrame({"step": [50, 100], "logit_real": [0.3, 0.012], "logit_fake": [-0.2, 0.005],
                   "logit_absmax": [0.9, 0.04]}).to_csv(metrics, index=False)
-    rows = ablate_p.collect_rows(str(tmp_path)).set_index("loss")
+    rows = collect.collect_rows(str(tmp_path)).set_index("loss")
     assert rows.loc["minkowski", "final_logit_gap"] == pytest.approx(0.007)
     assert rows.loc["minkowski", "final_logit_absmax"] == 0.04
     assert pd.isna(rows.loc["gan", "final_logit_gap"])  # its metrics.csv has no logit columns (an older run)
 
 
-def collect(runs, *extra):
+def run_collect(runs, *extra):
     return subprocess.run([sys.executable, "ablate_p.py", "--collect", "--runs", str(runs), *extra], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
 
@@ -233,11 +237,11 @@ def test_tables_go_beside_the_runs_and_merge_with_what_is_there(tmp_path):
         os.path.join(ROOT, "results"))) if f.endswith(".csv")]
     fabricate_run(tmp_path / "a", "gan-seed0", "gan", None, 0, "failed")  # the same identity, failed now
     fabricate_run(tmp_path / "a", "minkowski-p4-seed0", "minkowski", 4.0, 0, "completed", final_modes=5)
-    assert collect(tmp_path / "a").returncode == 0
+    assert run_collect(tmp_path / "a").returncode == 0
     assert (tmp_path / "a" / "results" / "toy_table.csv").exists()  # by default beside the runs
-    assert collect(tmp_path / "a", "--results", str(results)).returncode == 0
+    assert run_collect(tmp_path / "a", "--results", str(results)).returncode == 0
     fabricate_run(tmp_path / "b", "minkowski-p4-seed1", "minkowski", 4.0, 1, "completed", final_modes=7)
-    assert collect(tmp_path / "b", "--results", str(results)).returncode == 0
+    assert run_collect(tmp_path / "b", "--results", str(results)).returncode == 0
     table = pd.read_csv(results / "toy_table.csv").set_index(["dataset", "loss"])
     assert table.loc[("grid25", "gan"), "final_modes_mean"] == 18.7  # untouched by these sweeps
     assert table.loc[("ring8", "gan"), "final_modes_mean"] == 7.0  # its runs failed: the good row stays
@@ -259,7 +263,7 @@ def test_runs_with_another_adam_eps_are_kept_apart_from_the_loss_seeds(tmp_path)
                       dataset="cifar10", final_fid=fid, best_fid=fid)
     fabricate_run(tmp_path / "runs", "minkowski-p8-eps1e-12-seed0", "minkowski", 8.0, 0, "completed",
                   dataset="cifar10", final_fid=200.0, best_fid=200.0, adam_eps=1e-12)
-    ablate_p.write_tables(ablate_p.collect_rows(str(tmp_path / "runs")), str(tmp_path / "results"))
+    collect.write_tables(collect.collect_rows(str(tmp_path / "runs")), str(tmp_path / "results"))
     runs = pd.read_csv(tmp_path / "results" / "runs.csv")
     assert sorted(zip(runs["final_fid"], runs["adam_eps"].fillna(0))) == [(200.0, 1e-12), (300.0, 0), (320.0, 0)]
     p8 = pd.read_csv(tmp_path / "results" / "table3.csv").set_index("p").loc[8]
@@ -277,7 +281,7 @@ def test_two_readings_of_the_papers_clipping_are_two_runs_and_two_table_rows(tmp
     for name, clip_params, fid in (("gan-seed0", "all", 150.0), ("gan-clipweights-seed0", "weights", 250.0)):
         fabricate_run(tmp_path / "runs", name, "gan", None, 0, "completed", dataset="cifar10", final_fid=fid,
                       best_fid=fid, arch="dcgan", clip=0.01, clip_params=clip_params)
-    ablate_p.write_tables(ablate_p.collect_rows(str(tmp_path / "runs")), str(tmp_path / "results"))
+    collect.write_tables(collect.collect_rows(str(tmp_path / "runs")), str(tmp_path / "results"))
     runs = pd.read_csv(tmp_path / "results" / "runs.csv")
     assert sorted(zip(runs["clip_params"], runs["final_fid"])) == [("all", 150.0), ("weights", 250.0)]
     gan = pd.read_csv(tmp_path / "results" / "table2.csv").query("loss == 'gan'").set_index("clip_params")
@@ -290,18 +294,18 @@ def test_figures_showing_runs_of_another_folder_are_kept(tmp_path):
     fabricate_run(tmp_path / "a", "gan-seed0", "gan", None, 0, "completed", final_modes=8)
     fabricate_run(tmp_path / "b", "gan-seed1", "gan", None, 1, "completed", final_modes=6)
     results = tmp_path / "results"
-    assert collect(tmp_path / "a", "--results", str(results)).returncode == 0
+    assert run_collect(tmp_path / "a", "--results", str(results)).returncode == 0
     figure = results / "figures" / "ring8-losses.png"
     drawn = figure.read_bytes()
-    proc = collect(tmp_path / "b", "--results", str(results))
+    proc = run_collect(tmp_path / "b", "--results", str(results))
     assert proc.returncode == 0 and "kept the ring8- figures" in proc.stdout
     assert figure.read_bytes() == drawn and len(pd.read_csv(results / "runs.csv")) == 2
     fabricate_run(tmp_path / "b", "gan-seed0", "gan", None, 0, "completed", final_modes=8)  # now b holds both
-    proc = collect(tmp_path / "b", "--results", str(results))
+    proc = run_collect(tmp_path / "b", "--results", str(results))
     assert proc.returncode == 0 and "kept" not in proc.stdout and "ring8-losses.png" in proc.stdout
     fabricate_run(tmp_path / "c", "gan-seed0", "gan", None, 0, "completed", final_modes=8, total_steps=200, step=200)
     fabricate_run(tmp_path / "c", "gan-seed1", "gan", None, 1, "completed", final_modes=6, total_steps=200, step=200)
-    proc = collect(tmp_path / "c", "--results", str(results))  # the same names, twice the steps: other runs
+    proc = run_collect(tmp_path / "c", "--results", str(results))  # the same names, twice the steps: other runs
     assert proc.returncode == 0 and "kept the ring8- figures" in proc.stdout and "(100 steps)" in proc.stdout
     assert len(pd.read_csv(results / "runs.csv")) == 4
 
@@ -314,7 +318,7 @@ def test_collect_keeps_the_logs_of_completed_runs_for_figures(tmp_path):
     fabricate_run(tmp_path / "a", "minkowski-p4-seed0", "minkowski", 4.0, 0, "completed", final_modes=7)
     fabricate_run(tmp_path / "a", "minkowski-p8-seed0", "minkowski", 8.0, 0, "diverged", final_modes=1)
     results = tmp_path / "results"
-    assert collect(tmp_path / "a", "--results", str(results)).returncode == 0
+    assert run_collect(tmp_path / "a", "--results", str(results)).returncode == 0
     logs = results / "run_logs" / "ring8-100steps"
     assert sorted(os.listdir(logs)) == ["gan-seed0", "minkowski-p4-seed0"]  # the diverged run is not kept
     assert not (logs / "gan-seed0" / "samples").exists()  # 170 kB a grid: the figures of the collect show them
@@ -329,7 +333,7 @@ def test_collect_keeps_the_logs_of_completed_runs_for_figures(tmp_path):
     fabricate_run(tmp_path / "b", "gan-seed0", "gan", None, 0, "diverged", final_modes=1)
     fabricate_run(tmp_path / "b", "minkowski-p4-seed0", "minkowski", 4.0, 0, "completed", final_modes=5,
                   total_steps=200, step=200)
-    assert collect(tmp_path / "b", "--results", str(results)).returncode == 0
+    assert run_collect(tmp_path / "b", "--results", str(results)).returncode == 0
     assert json.loads((logs / "gan-seed0" / "summary.json").read_text())["status"] == "completed"  # kept
     assert json.loads((logs / "minkowski-p4-seed0" / "summary.json").read_text())["final_modes"] == 7
     other_budget = results / "run_logs" / "ring8-200steps" / "minkowski-p4-seed0" / "summary.json"
@@ -340,13 +344,13 @@ def test_collect_keeps_the_column_order_of_an_existing_runs_csv(tmp_path):
     """Observed: --collect rewrote runs.csv in its own column order, so every committed line changed in
     a diff. The file's order is kept; a new column goes at the end."""
     fabricate_run(tmp_path / "runs", "gan-seed0", "gan", None, 0, "completed", final_modes=8)
-    assert collect(tmp_path / "runs", "--results", str(tmp_path / "results")).returncode == 0
+    assert run_collect(tmp_path / "runs", "--results", str(tmp_path / "results")).returncode == 0
     path = tmp_path / "results" / "runs.csv"
     table = pd.read_csv(path)
     table[list(reversed(table.columns.drop("final_modes")))].to_csv(path, index=False)  # as an older collect wrote it
     before = path.read_text().splitlines()
     fabricate_run(tmp_path / "runs", "gan-seed1", "gan", None, 1, "completed", final_modes=7)
-    assert collect(tmp_path / "runs", "--results", str(tmp_path / "results")).returncode == 0
+    assert run_collect(tmp_path / "runs", "--results", str(tmp_path / "results")).returncode == 0
     after = path.read_text().splitlines()
     assert after[0] == before[0] + ",final_modes" and len(after) == 3
 
@@ -355,7 +359,7 @@ def test_a_failed_run_never_replaces_a_completed_one_in_runs_csv(tmp_path):
     fabricate_run(tmp_path / "a", "gan-seed0", "gan", None, 0, "completed", final_modes=8)
     fabricate_run(tmp_path / "b", "gan-seed0", "gan", None, 0, "diverged", final_modes=1)
     for runs in ("a", "b"):
-        assert collect(tmp_path / runs, "--results", str(tmp_path / "results")).returncode == 0
+        assert run_collect(tmp_path / runs, "--results", str(tmp_path / "results")).returncode == 0
     runs = pd.read_csv(tmp_path / "results" / "runs.csv")
     assert runs[["status", "final_modes"]].values.tolist() == [["completed", 8]]
 
@@ -466,7 +470,7 @@ def test_paper_tables_keep_wgan_with_one_critic_step_apart_from_the_papers_wgan(
             fabricate_run(tmp_path / "runs", f"wgan-nc{n_critic}-seed{seed}", "wgan", 4.0, seed, "completed",
                           dataset="cifar10", final_fid=fid + seed, best_fid=fid, final_kid=0.1, n_critic=n_critic,
                           step=steps, total_steps=steps)
-    table2, _ = ablate_p.paper_tables(ablate_p.collect_rows(str(tmp_path / "runs")))
+    table2, _ = collect.paper_tables(collect.collect_rows(str(tmp_path / "runs")))
     wgan = table2[table2["loss"] == "wgan"].set_index("n_critic")
     assert wgan.loc[5, "paper_fid"] == 210.3 and pd.isna(wgan.loc[1, "paper_fid"])
     assert (wgan.loc[5, "fid_mean"], wgan.loc[1, "fid_mean"]) == (200.5, 150.5)
@@ -479,8 +483,8 @@ def test_a_run_another_process_is_training_is_collected_as_running(tmp_path):
     run_dir = str(tmp_path / "ring8" / "gan-seed0")
     os.remove(os.path.join(run_dir, "summary.json"))  # under way: no summary yet
     with rundir.locked(run_dir):
-        assert ablate_p.collect_rows(str(tmp_path))["status"].tolist() == ["running"]
-    assert ablate_p.collect_rows(str(tmp_path))["status"].tolist() == ["failed"]  # no process: it died
+        assert collect.collect_rows(str(tmp_path))["status"].tolist() == ["running"]
+    assert collect.collect_rows(str(tmp_path))["status"].tolist() == ["failed"]  # no process: it died
 
 
 def ring8_gan(table, clip):
@@ -495,7 +499,7 @@ def test_a_rerun_of_a_committed_toy_row_replaces_it_instead_of_adding_one(tmp_pa
     committed.to_csv(path, index=False)
     row = committed[ring8_gan(committed, 0.0)].copy()
     row["final_modes_mean"] = 8.0
-    ablate_p.merge_toy_table(row, path)
+    collect.merge_toy_table(row, path)
     merged = pd.read_csv(path)
     assert len(merged) == len(committed)
     assert merged.loc[ring8_gan(merged, 0.0), "final_modes_mean"].tolist() == [8.0]
@@ -508,12 +512,12 @@ def test_figures_showing_2d_groups_that_runs_csv_lacks_are_kept(tmp_path):
     rows, from a folder gone with its machine): a second reading's runs must not redraw their figures."""
     fabricate_run(tmp_path / "a", "gan-seed0", "gan", None, 0, "completed", final_modes=8)
     results = tmp_path / "results"
-    assert collect(tmp_path / "a", "--results", str(results)).returncode == 0
+    assert run_collect(tmp_path / "a", "--results", str(results)).returncode == 0
     pd.read_csv(results / "runs.csv").iloc[0:0].to_csv(results / "runs.csv", index=False)  # the table's runs unknown
     figure = results / "figures" / "ring8-losses.png"
     drawn = figure.read_bytes()
     fabricate_run(tmp_path / "b", "gan-clip0.01-seed0", "gan", None, 0, "completed", final_modes=2, clip=0.01)
-    proc = collect(tmp_path / "b", "--results", str(results))
+    proc = run_collect(tmp_path / "b", "--results", str(results))
     assert proc.returncode == 0 and "the gan group of toy_table.csv" in proc.stdout
     assert figure.read_bytes() == drawn and len(pd.read_csv(results / "toy_table.csv")) == 2
 
@@ -531,7 +535,7 @@ def test_runs_csv_says_which_image_runs_failed_by_the_preregistered_rule(tmp_pat
         fabricate_run(tmp_path, name, loss, p, 0, "completed", dataset="folder", final_fid=300.0, total_steps=1562, step=1562)
         stalled_metrics(os.path.join(tmp_path, "folder", name), late)
     fabricate_run(tmp_path, "wgan-seed0", "wgan", None, 0, "diverged", dataset="folder", total_steps=1562)
-    rows = ablate_p.collect_rows(str(tmp_path)).set_index("loss")
+    rows = collect.collect_rows(str(tmp_path)).set_index("loss")
     assert rows.loc["minkowski", "failed"] == "yes" and rows.loc["gan", "failed"] == "no"
     assert rows.loc["wgan", "failed"] == "yes"  # a diverged run counts as failed
     assert rows.loc["minkowski", "grad_g_late"] == pytest.approx(0.009) and rows.loc["gan", "grad_g_early"] == 1.0
@@ -544,7 +548,7 @@ def test_runs_collected_before_the_rule_get_their_failure_from_the_run_logs(tmp_
                   final_fid=300.0, best_fid=300.0, total_steps=1562, step=1562)
     stalled_metrics(os.path.join(tmp_path, "old", "folder", "minkowski-p4-seed0"), 0.001)
     results = tmp_path / "results"
-    assert collect(tmp_path / "old", "--results", str(results)).returncode == 0
+    assert run_collect(tmp_path / "old", "--results", str(results)).returncode == 0
     runs_csv = results / "runs.csv"
     table = pd.read_csv(runs_csv)
     old = table.drop(columns=failure.FAILURE_COLUMNS)
@@ -553,7 +557,7 @@ def test_runs_collected_before_the_rule_get_their_failure_from_the_run_logs(tmp_
     fabricate_run(tmp_path / "new", "gan-seed1", "gan", None, 1, "completed", dataset="folder", final_fid=250.0,
                   best_fid=250.0, total_steps=1562, step=1562)
     stalled_metrics(os.path.join(tmp_path, "new", "folder", "gan-seed1"), 0.5)
-    assert collect(tmp_path / "new", "--results", str(results)).returncode == 0
+    assert run_collect(tmp_path / "new", "--results", str(results)).returncode == 0
     table = pd.read_csv(runs_csv).set_index("run")
     assert table.loc["folder/minkowski-p4-seed0", "failed"] == "yes" and table.loc["folder/gan-seed1", "failed"] == "no"
     assert pd.isna(table.loc["folder/gan-seed3", "failed"])

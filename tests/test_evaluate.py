@@ -17,12 +17,14 @@ import torch
 
 from minkgan import data
 from minkgan import evaluation as evaluate
+from minkgan import eval_tables
+from minkgan import inception
 from minkgan import metrics
 import models
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REAL_WEIGHTS = os.path.join(os.path.expanduser("~"), ".cache", "torch", "hub", "checkpoints",
-                            evaluate.FID_WEIGHTS_NAME)
+                            inception.FID_WEIGHTS_NAME)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -73,13 +75,13 @@ def run_cli(args, env=None, script="evaluate.py"):
 
 @pytest.fixture(scope="module")
 def extractor():
-    return evaluate.InceptionFeatures("random", "cpu", batch_size=16)
+    return inception.InceptionFeatures("random", "cpu", batch_size=16)
 
 
 def test_building_the_extractor_leaves_the_global_rng_alone():
     """train.py builds it after restoring a checkpoint's RNG state: it must not shift the training noise."""
     state = torch.get_rng_state()
-    evaluate.InceptionFeatures("random", "cpu")
+    inception.InceptionFeatures("random", "cpu")
     assert torch.equal(torch.get_rng_state(), state)
 
 
@@ -88,7 +90,7 @@ def test_building_the_extractor_leaves_the_global_rng_alone():
 def test_fast_inception_equals_pytorch_fid_forward(extractor):
     import pytorch_fid.inception as pfi
 
-    model = evaluate.pytorch_fid_inception("random")
+    model = inception.pytorch_fid_inception("random")
     assert isinstance(model, pfi.InceptionV3) and not model.training
     x = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
     with torch.no_grad():
@@ -155,7 +157,7 @@ def test_fid_floor_is_real_against_other_real_images(tmp_path, extractor, monkey
             pixels = torch.randint(0, 256, (32, 32, 3), generator=g, dtype=torch.uint8).numpy()
             Image.fromarray(pixels).save(tmp_path / "jpeg" / split / "c0" / f"{i}.png")
     train_root, stats_dir = str(tmp_path / "jpeg" / "train"), str(tmp_path / "stats")
-    floor = evaluate.fid_floor(extractor, "folder", train_root, 5, 3, stats_dir)
+    floor = inception.fid_floor(extractor, "folder", train_root, 5, 3, stats_dir)
     train, test = data.load_images("folder", train_root), data.load_images("folder", str(tmp_path / "jpeg" / "test"))
     order, test_order = torch.randperm(12, generator=torch.Generator().manual_seed(3)), \
         torch.randperm(7, generator=torch.Generator().manual_seed(3))
@@ -164,17 +166,17 @@ def test_fid_floor_is_real_against_other_real_images(tmp_path, extractor, monkey
     other, held_out = stats(train[order[5:10]]), stats(test[test_order[:5]])
     assert floor["fid_floor"] == pytest.approx(metrics.frechet_distance(*other, *reference), rel=1e-6)
     assert floor["fid_floor_test"] == pytest.approx(metrics.frechet_distance(*held_out, *reference), rel=1e-6)
-    mu, _, _ = evaluate.real_statistics(extractor, "folder", train_root, "train", 5, 3, stats_dir)
+    mu, _, _ = inception.real_statistics(extractor, "folder", train_root, "train", 5, 3, stats_dir)
     assert np.allclose(mu, reference[0], rtol=1e-6)  # the floor's reference set is the one fakes are measured against
     monkeypatch.setattr(data, "load_images", lambda *a, **k: pytest.fail("images loaded again: the floor is cached"))
-    assert evaluate.fid_floor(extractor, "folder", train_root, 5, 3, stats_dir) == floor
+    assert inception.fid_floor(extractor, "folder", train_root, 5, 3, stats_dir) == floor
     monkeypatch.undo()
-    too_few = evaluate.fid_floor(extractor, "folder", train_root, 7, 3, stats_dir)  # 14 > 12 train images
+    too_few = inception.fid_floor(extractor, "folder", train_root, 7, 3, stats_dir)  # 14 > 12 train images
     assert math.isnan(too_few["fid_floor"]) and too_few["fid_floor_test"] > 0
-    none = evaluate.fid_floor(extractor, "folder", train_root, 13, 3, stats_dir)  # no reference set: cached too
+    none = inception.fid_floor(extractor, "folder", train_root, 13, 3, stats_dir)  # no reference set: cached too
     monkeypatch.setattr(data, "load_images", lambda *a, **k: pytest.fail("images loaded again: the floor is cached"))
     assert all(math.isnan(v) for v in none.values())
-    assert all(math.isnan(v) for v in evaluate.fid_floor(extractor, "folder", train_root, 13, 3, stats_dir).values())
+    assert all(math.isnan(v) for v in inception.fid_floor(extractor, "folder", train_root, 13, 3, stats_dir).values())
 
 
 def test_generated_samples_are_quantised_like_png(tmp_path, tiny_images):
@@ -211,8 +213,8 @@ def test_training_evaluator_restores_mode(tmp_path, tiny_images):
                                        "fid_floor_test", "fid_precision"} and out["fid"] > 0
     assert out["fid_precision"] == "float32"  # eval.csv's column: each FID says which Inception made it
     assert 0 <= out["coverage"] <= 1 and math.isnan(out["fid_floor"])  # a training run does not pay for the floor
-    extractor = evaluate.InceptionFeatures("random")
-    evaluate.fid_floor(extractor, "folder", tiny_images, 6, 0, cfg["fid_stats_dir"])  # as evaluate.py RUN_DIR does
+    extractor = inception.InceptionFeatures("random")
+    inception.fid_floor(extractor, "folder", tiny_images, 6, 0, cfg["fid_stats_dir"])  # as evaluate.py RUN_DIR does
     out = evaluate.TrainingEvaluator(cfg, "cpu")(G, 5)
     assert out["fid_floor"] > 0 and math.isnan(out["fid_floor_test"])  # read from the cache; no test folder
     G.eval()
@@ -234,10 +236,10 @@ def test_more_real_images_than_there_are_is_refused_and_a_cache_of_fewer_is_not_
     with pytest.raises(evaluate.UserError, match="^--eval-n 400 is more than the 40 images of folder"):
         evaluate.TrainingEvaluator(cfg, "cpu")
     assert not os.path.exists(stats_dir)
-    extractor = evaluate.InceptionFeatures("random")
+    extractor = inception.InceptionFeatures("random")
     features = extractor(data.load_images("folder", tiny_images))  # what the clamped evaluator cached
-    wrong = evaluate.stats_path(stats_dir, "folder", tiny_images, "train", 400, 0, extractor.weights_tag)
-    evaluate.save_stats(wrong, *metrics.statistics(features), features)
+    wrong = inception.stats_path(stats_dir, "folder", tiny_images, "train", 400, 0, extractor.weights_tag)
+    inception.save_stats(wrong, *metrics.statistics(features), features)
     args = [run, "--n", "6", "--real-n", "400", "--fid-weights", "random", "--stats-dir", stats_dir, "--csv", csv,
             "--device", "cpu"]
     with pytest.raises(evaluate.UserError, match="^--real-n 400 is more than the 40 images of folder .*--real-n 40 "):
@@ -289,7 +291,7 @@ def test_build_tables_puts_paper_beside_ours():
                                               ("minkowski", 4.0, 0, 90.0), ("minkowski", 2.0, 0, 120.0),
                                               ("hinge", 4.0, 0, 80.0)])]
     rows.append(dict(rows[0], fid=300.0))  # a re-evaluation of run r0 replaces the older row
-    t2, t3 = evaluate.build_tables(rows)
+    t2, t3 = eval_tables.build_tables(rows)
     assert list(t2["loss"]) == list(paper.TABLE2_LOSSES)
     gan = t2[t2["loss"] == "gan"].iloc[0]
     assert gan["paper_fid"] == 197.8 and gan["fid_mean"] == 205.0 and gan["seeds"] == 2
@@ -311,7 +313,7 @@ def test_a_run_name_trained_again_at_another_budget_is_another_run_of_the_table(
         return dict(run=f"folder/minkowski-p4-seed{seed}", dataset="folder", loss="minkowski", p=4.0, seed=seed,
                     steps=steps, epochs=steps / 781, n_fake=n, n_real=n, fid=fid, device="cpu")
     rows = [row(0, 781, 100.0), row(1, 781, 110.0), row(0, 1562, 50.0, n=5000)]
-    t3 = evaluate.build_tables(rows)[1].dropna(subset=["fid_mean"]).set_index("steps")
+    t3 = eval_tables.build_tables(rows)[1].dropna(subset=["fid_mean"]).set_index("steps")
     assert (t3.loc["781", "seeds"], t3.loc["781", "fid_mean"]) == (2, 105.0)
     assert (t3.loc["1562", "seeds"], t3.loc["1562", "fid_mean"]) == (1, 50.0)
 
@@ -361,12 +363,12 @@ def test_generic_mode_equals_pytorch_fid_pipeline_random_weights(tmp_path, capsy
     same random weights (the subprocess `python -m pytorch_fid` comparison needs the real ones)."""
     import pytorch_fid.fid_score as fs
 
-    weights = evaluate.random_fid_weights(seed=1)
+    weights = inception.random_fid_weights(seed=1)
     path = tmp_path / "w.pth"
     torch.save(weights, path)
     a = save_pngs(tmp_path / "a", 8, seed=0)
     b = save_pngs(tmp_path / "b", 8, seed=1, smooth=True)
-    with evaluate._patched_loader(weights) as (pfi, _):
+    with inception._patched_loader(weights) as (pfi, _):
         model = pfi.InceptionV3([3])  # what calculate_fid_given_paths builds
     mu_a, s_a = fs.compute_statistics_of_path(a, model, 50, 2048, "cpu", 0)
     mu_b, s_b = fs.compute_statistics_of_path(b, model, 50, 2048, "cpu", 0)
@@ -437,7 +439,7 @@ def test_no_tf32_uses_the_new_precision_api_and_restores_it():
     saved = conv.fp32_precision, matmul.fp32_precision
     try:
         conv.fp32_precision = matmul.fp32_precision = "tf32"
-        with evaluate._no_tf32():
+        with inception._no_tf32():
             assert (conv.fp32_precision, matmul.fp32_precision) == ("ieee", "ieee")
         assert (conv.fp32_precision, matmul.fp32_precision) == ("tf32", "tf32")
     finally:
@@ -531,10 +533,10 @@ def test_every_measured_table_row_says_how_its_budget_differs_from_the_papers():
         return {"loss": "gan", "p": None, "n_critic": 1, "dataset": "cifar10", "seed": 0, "steps": 156250,
                 "epochs": 200.0, "n_fake": 5000, "n_real": 5000, "fid": 50.0, "kid": 0.0, "kid_std": 0.0,
                 "device": "cpu", **kw}
-    paper = evaluate.build_tables([row()])[0].set_index("loss")
+    paper = eval_tables.build_tables([row()])[0].set_index("loss")
     assert paper.loc["gan", "note"] == "the paper's protocol"
     assert paper.loc["hinge", "note"] == "not measured at any budget yet"
-    reduced = evaluate.build_tables([row(dataset="folder", epochs=1.0, steps=781, n_fake=2000, n_real=2000)])[0]
+    reduced = eval_tables.build_tables([row(dataset="folder", epochs=1.0, steps=781, n_fake=2000, n_real=2000)])[0]
     note = reduced.set_index("loss").loc["gan", "note"]
     assert note.startswith("reduced budget, not the paper's protocol: ") and "1.0 epochs (paper 200)" in note
     assert "2000 generated samples (paper 5000)" in note and "folder images" in note

@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 import torch
 
-import ablate_p
+
+from minkgan import collect
 import layout
 from minkgan import utils
 from minkgan.utils import run_main
@@ -297,7 +298,7 @@ def test_a_run_logs_copy_is_complete_or_absent_on_a_full_disk(tmp_path, tmpfs):
     """Observed: a full disk left a run_logs/ copy with eval.csv and metrics.csv but no config.json."""
     run = tmp_path / "runs" / "ring8" / "gan-seed0"
     run.mkdir(parents=True)
-    for name in ablate_p.LOGGED_FILES:
+    for name in collect.LOGGED_FILES:
         (run / name).write_text(name * (6000 // len(name)))  # two pages each: eight, more than there is room for
     results = tmpfs.mount("results", 5 * 4096)
     copy = os.path.join(results, "run_logs", "ring8-100steps", "gan-seed0")
@@ -306,13 +307,13 @@ def test_a_run_logs_copy_is_complete_or_absent_on_a_full_disk(tmp_path, tmpfs):
         f.write("the copy of an earlier collect")
     rows = pd.DataFrame([{"run": "ring8/gan-seed0", "status": "completed", "total_steps": 100}])
     with pytest.raises(utils.WriteError, match="No space left on device"):
-        ablate_p.mirror_run_logs(rows, str(tmp_path / "runs"), results)
+        collect.mirror_run_logs(rows, str(tmp_path / "runs"), results)
     assert os.listdir(os.path.dirname(copy)) == ["gan-seed0"]  # no half-made copy beside it
     assert os.listdir(copy) == ["config.json"] and open(os.path.join(copy, "config.json")).read().startswith("the copy")
     tmpfs.resize(results, 1 << 20)
-    ablate_p.mirror_run_logs(rows, str(tmp_path / "runs"), results)
-    assert sorted(os.listdir(copy)) == sorted(ablate_p.LOGGED_FILES)
-    assert all(open(os.path.join(copy, f)).read() == (run / f).read_text() for f in ablate_p.LOGGED_FILES)
+    collect.mirror_run_logs(rows, str(tmp_path / "runs"), results)
+    assert sorted(os.listdir(copy)) == sorted(collect.LOGGED_FILES)
+    assert all(open(os.path.join(copy, f)).read() == (run / f).read_text() for f in collect.LOGGED_FILES)
 
 
 FULL_DISK_CASES = [

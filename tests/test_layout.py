@@ -64,3 +64,27 @@ def test_every_documented_command_answers_help():
         done = subprocess.run([sys.executable, *command.split(), "--help"], cwd=layout.ROOT, capture_output=True,
                               text=True, timeout=300)
         assert done.returncode == 0 and "Traceback" not in done.stderr, f"python {command} --help: {done.stderr[-300:]}"
+
+
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 500, 60  # issue 35: a module and a function a reader takes in at once
+
+
+def code_files():
+    """Every Python file of the commands and the library (not the tests)."""
+    folders = [*layout.COMMAND_FOLDERS, layout.LIBRARY, os.path.join(layout.LIBRARY, "*")]
+    return sorted({p for f in folders for p in glob.glob(os.path.join(layout.ROOT, f, "*.py"))})
+
+
+def test_no_module_or_function_is_too_long_to_read():
+    too_long = []
+    for path in code_files():
+        text = open(path).read()
+        name = os.path.relpath(path, layout.ROOT)
+        if len(text.splitlines()) > MAX_MODULE_LINES:
+            too_long.append(f"{name}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    too_long.append(f"{name}: {node.name} {length} lines")
+    assert not too_long, too_long

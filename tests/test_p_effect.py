@@ -93,7 +93,7 @@ def test_a_runs_csv_gives_the_same_test_as_the_folders_it_was_collected_from(tmp
     """The committed results/runs.csv outlives the run directories: the test reads it alike, leaves
     out runs with another Adam eps (their own experiment, testable with --adam-eps), and refuses to
     mix budgets."""
-    import ablate_p
+    from minkgan import collect
 
     runs = str(tmp_path / "runs")
     for p, fids in {1: [300, 310], 4: [150, 160]}.items():
@@ -101,7 +101,7 @@ def test_a_runs_csv_gives_the_same_test_as_the_folders_it_was_collected_from(tmp
             fake_run(runs, p, seed, fid)
     from_folder = p_effect.minkowski_runs(runs, "final_fid")
     csv = tmp_path / "runs.csv"
-    ablate_p.collect_rows(runs).assign(adam_eps=None).to_csv(csv, index=False)
+    collect.collect_rows(runs).assign(adam_eps=None).to_csv(csv, index=False)
     from_csv = p_effect.minkowski_runs(str(csv), "final_fid")
     assert from_csv.reset_index(drop=True).equals(from_folder.reset_index(drop=True))
     table = pd.read_csv(csv)
@@ -124,8 +124,8 @@ def test_the_csv_keeps_a_row_per_budget_and_never_the_test_of_fewer_runs(tmp_pat
         for seed, fid in enumerate(fids):
             fake_run(runs, p, seed, fid)
     csv = str(tmp_path / "runs.csv")
-    import ablate_p
-    table = ablate_p.collect_rows(runs)
+    from minkgan import collect
+    table = collect.collect_rows(runs)
     pd.concat([table, table.assign(steps=781, final_fid=table["final_fid"] * 2)]).to_csv(csv, index=False)
     out = str(tmp_path / "p_effect.csv")
     for steps in (781, 1562):

@@ -9,8 +9,12 @@ import pytest
 import torch
 
 import ablate_p
+
+from minkgan import collect
 from minkgan import precision
 from minkgan import training as train
+from minkgan import settings
+from minkgan import trainstep
 from minkgan.utils import UserError, run_main
 
 TOY = ["--dataset", "ring8", "--steps", "6", "--log-every", "2", "--sample-every", "100", "--ckpt-every", "3",
@@ -53,7 +57,7 @@ def test_a_cpu_without_bf16_hardware_runs_bfloat16_with_one_warning_line(tmp_pat
 
 
 def test_a_gpu_without_bf16_is_refused_in_one_line_exit_2_with_nothing_written(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(train, "resolve_device", lambda name: "cuda")
+    monkeypatch.setattr(settings, "resolve_device", lambda name: "cuda")
     monkeypatch.setattr(precision, "cuda_has_bf16", lambda device: False)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Old GPU")
     out = tmp_path / "run"
@@ -66,13 +70,13 @@ def test_a_gpu_without_bf16_is_refused_in_one_line_exit_2_with_nothing_written(t
 
 
 def test_the_flag_is_in_config_json_and_a_bfloat16_run_has_a_folder_of_its_own():
-    parse = lambda *a: train.resolve(train.build_parser().parse_args(list(a)))  # noqa: E731
+    parse = lambda *a: settings.resolve(settings.build_parser().parse_args(list(a)))  # noqa: E731
     cfg = parse("--dataset", "ring8")
     assert cfg["precision"] == "float32" and cfg["fid_precision"] == "float32"
     assert cfg["out"] == os.path.join("runs", "ring8", "minkowski-p4-seed0")  # as before the flag
     bf16 = parse("--dataset", "ring8", "--precision", "bfloat16", "--clip-params", "weights", "--clip", "0.01")
     assert bf16["out"] == os.path.join("runs", "ring8", "minkowski-p4-clip0.01-clipweights-bfloat16-seed0")
-    assert "precision" in train.RUN_DEFINING
+    assert "precision" in settings.RUN_DEFINING
 
 
 def test_float32_is_bit_for_bit_the_run_without_the_flag(tmp_path):
@@ -93,7 +97,7 @@ def test_an_old_run_without_precision_resumes_as_float32_and_refuses_bfloat16(tm
     assert run([*TOY, "--steps", "3", "--out", out]) == 0
     path = os.path.join(out, "config.json")
     cfg = read(path)
-    del cfg["precision"], cfg["fid_precision"]  # a config from before the flags
+    del cfg["precision"], cfg["fid_precision"], cfg["config_version"]  # a config from before the flags
     with open(path, "w") as f:
         json.dump(cfg, f)
     capsys.readouterr()
@@ -119,9 +123,9 @@ def test_a_bfloat16_run_on_tiny_images_trains_to_the_end_with_float32_state(tiny
 
 
 def test_the_trainers_forward_gives_float32_from_bfloat16_autocast():
-    cfg = train.resolve(train.build_parser().parse_args(["--dataset", "folder", "--width", "4", "--precision",
+    cfg = settings.resolve(settings.build_parser().parse_args(["--dataset", "folder", "--width", "4", "--precision",
                                                          "bfloat16", "--fused", "off"]))
-    trainer = train.Trainer(cfg, torch.device("cpu"))
+    trainer = trainstep.Trainer(cfg, torch.device("cpu"))
     z = torch.randn(4, cfg["z_dim"])
     fake = trainer.forward(trainer.G, z)
     logits = trainer.forward(trainer.D, fake)
@@ -143,22 +147,22 @@ def test_runs_csv_keeps_the_precisions_apart_and_old_rows_keep_their_identity(tm
     runs = tmp_path / "runs"
     write_run(runs, "gan-seed0", {})  # from before --precision: float32
     write_run(runs, "gan-bfloat16-seed0", {"precision": "bfloat16"})
-    rows = ablate_p.collect_rows(str(runs))
+    rows = collect.collect_rows(str(runs))
     cells = rows.set_index("run")["precision"]
     assert pd.isna(cells["ring8/gan-seed0"]) and cells["ring8/gan-bfloat16-seed0"] == "bfloat16"
     results = tmp_path / "results"
     results.mkdir()
     old = rows[rows["precision"].isna()].drop(columns="precision").assign(final_modes=1)
     old.to_csv(results / "runs.csv", index=False)  # a runs.csv from before the column
-    merged = ablate_p.merge_run_rows(rows, str(results))
+    merged = collect.merge_run_rows(rows, str(results))
     assert len(merged) == 2  # the float32 rerun replaced its old row, the bfloat16 run is another run
     float32 = merged[merged["precision"].isna()]
     assert float32["final_modes"].tolist() == [3] and merged["precision"].dropna().tolist() == ["bfloat16"]
     text = (results / "runs.csv").read_text().splitlines()
     assert text[0].split(",").count("precision") == 1 and ",,dcgan" not in text[1]
-    groups = ablate_p.aggregate(merged, ablate_p.METRICS["toy"])
+    groups = collect.aggregate(merged, collect.METRICS["toy"])
     assert sorted(groups["final_modes_mean"]) == [3, 5]  # two groups, never one mean
-    assert ablate_p.float32_runs(merged)["run"].tolist() == ["ring8/gan-seed0"]
+    assert collect.float32_runs(merged)["run"].tolist() == ["ring8/gan-seed0"]
 
 
 def test_a_sweep_forwards_the_flag_and_names_its_runs_by_it():

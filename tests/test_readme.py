@@ -3,7 +3,7 @@ import os
 import re
 import shlex
 
-from minkgan import training as train
+from minkgan import settings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -26,7 +26,7 @@ def test_quick_start_has_two_commands_and_ci_runs_the_test_one():
 def test_quick_start_trains_the_paper_loss_on_embedded_data():
     main = shlex.split(commands_after_install(quick_start_commands()[0]))
     assert main[:2] == ["python", "train.py"]
-    cfg = train.resolve(train.build_parser().parse_args(main[2:]))
+    cfg = settings.resolve(settings.build_parser().parse_args(main[2:]))
     assert (cfg["dataset"], cfg["loss"], cfg["p"]) == ("ring8", "minkowski", 4.0)
 
 

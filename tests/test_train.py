@@ -15,6 +15,10 @@ import losses
 import models
 from minkgan import rundir
 from minkgan import training as train
+from minkgan import precision
+from minkgan import settings
+from minkgan import trainstep
+from minkgan import utils
 from minkgan.utils import run_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -39,7 +43,7 @@ def test_every_loss_trains_on_ring8(loss, tmp_path):
     assert run(["--loss", loss, "--steps", "20", "--out", out, *TOY]) == 0
     assert summary(out)["status"] == "completed" and summary(out)["step"] == 20
     metrics = pd.read_csv(os.path.join(out, "metrics.csv"))
-    assert list(metrics.columns) == train.METRIC_COLUMNS
+    assert list(metrics.columns) == rundir.METRIC_COLUMNS
     assert metrics["step"].tolist() == [5, 10, 15, 20]
     assert metrics[["loss_d", "loss_g", "grad_norm_d", "grad_norm_g"]].notna().all().all()
     assert os.path.exists(os.path.join(out, "samples", "step0000020.png"))
@@ -50,17 +54,17 @@ def test_every_loss_trains_on_ring8(loss, tmp_path):
 
 
 def test_loss_dependent_defaults(tmp_path):
-    cfg = train.resolve(train.build_parser().parse_args(["--loss", "wgan-gp"]))
+    cfg = settings.resolve(settings.build_parser().parse_args(["--loss", "wgan-gp"]))
     assert (cfg["clip"], cfg["gp"], cfg["n_critic"], cfg["d_norm"]) == (0.0, 10.0, 5, "none")
-    assert train.resolve(train.build_parser().parse_args(["--loss", "wgan", "--dataset", "ring8"]))["clip"] == 0.01
-    assert train.resolve(train.build_parser().parse_args(["--dataset", "ring8"]))["clip"] == 0.0
-    cfg = train.resolve(train.build_parser().parse_args([]))
+    assert settings.resolve(settings.build_parser().parse_args(["--loss", "wgan", "--dataset", "ring8"]))["clip"] == 0.01
+    assert settings.resolve(settings.build_parser().parse_args(["--dataset", "ring8"]))["clip"] == 0.0
+    cfg = settings.resolve(settings.build_parser().parse_args([]))
     assert (cfg["loss"], cfg["p"], cfg["clip"], cfg["gp"], cfg["n_critic"]) == ("minkowski", 4.0, 0.01, 0.0, 1)
     assert (cfg["lr_d"], cfg["lr_g"], cfg["beta1"], cfg["beta2"], cfg["batch_size"], cfg["z_dim"], cfg["epochs"]) == \
         (2e-4, 2e-4, 0.5, 0.999, 64, 100, 200)
     assert cfg["out"] == os.path.join("runs", "cifar10", "minkowski-p4-seed0")
     assert cfg["d_norm"] == "batch"
-    parse = lambda *a: train.resolve(train.build_parser().parse_args(list(a)))  # noqa: E731
+    parse = lambda *a: settings.resolve(settings.build_parser().parse_args(list(a)))  # noqa: E731
     assert parse("--loss", "wgan", "--gp", "10")["d_norm"] == "none"  # any penalty: no BatchNorm in D
     assert parse("--loss", "gan", "--gp", "1", "--d-norm", "batch")["d_norm"] == "batch"  # unless asked for
 
@@ -118,18 +122,18 @@ def test_weight_clipping_bounds_every_d_parameter(tmp_path):
 
 def test_batches_cover_each_epoch_once_and_replay_from_a_position():
     data = torch.arange(20)
-    b = train.Batches(data, 4, seed=3)
+    b = trainstep.Batches(data, 4, seed=3)
     epoch0 = torch.cat([b.next() for _ in range(5)])
     assert sorted(epoch0.tolist()) == list(range(20))
     epoch1 = torch.cat([b.next() for _ in range(5)])
     assert not torch.equal(epoch0, epoch1)
-    replay = train.Batches(data, 4, seed=3, drawn=7)
+    replay = trainstep.Batches(data, 4, seed=3, drawn=7)
     assert torch.equal(replay.next(), epoch1[8:12])
 
 
 def signal_mid_step(monkeypatch, step, signals):
     """Send `signals` to this process inside G's update of `step`: D has already taken its step."""
-    original = train.Trainer.generator_step
+    original = trainstep.Trainer.generator_step
 
     def generator_step(self, *args):
         if self.step == step:
@@ -137,7 +141,7 @@ def signal_mid_step(monkeypatch, step, signals):
                 os.kill(os.getpid(), sig)
         return original(self, *args)
 
-    monkeypatch.setattr(train.Trainer, "generator_step", generator_step)
+    monkeypatch.setattr(trainstep.Trainer, "generator_step", generator_step)
 
 
 def assert_same_run(a_dir, b_dir):
@@ -194,14 +198,14 @@ def test_resume_without_a_checkpoint_refuses_and_overwrite_starts_clean(tmp_path
     keeps no stale rows and leaves the files that are not train.py's."""
     resumed = str(tmp_path / "resumed")
     with monkeypatch.context() as m:
-        original = train.Trainer.generator_step
+        original = trainstep.Trainer.generator_step
 
         def crash_at_17(self, *args):
             if self.step == 17:
                 raise RuntimeError("crash")
             return original(self, *args)
 
-        m.setattr(train.Trainer, "generator_step", crash_at_17)
+        m.setattr(trainstep.Trainer, "generator_step", crash_at_17)
         with pytest.raises(RuntimeError):
             train.main([*RESUME_ARGV, "--ckpt-every", "100", "--out", resumed])
     assert pd.read_csv(os.path.join(resumed, "metrics.csv"))["step"].tolist() == [5, 10, 15]
@@ -224,9 +228,9 @@ def test_resume_without_a_checkpoint_is_refused_under_the_runs_lock_too(tmp_path
     out = tmp_path / "run"
     out.mkdir()
     (out / "metrics.csv").write_text("step\n5\n")
-    cfg = train.resolve(train.build_parser().parse_args([*TOY, "--out", str(out), "--resume"]))
-    with rundir.locked(str(out)), pytest.raises(train.UserError, match="holds a run's files .metrics.csv. but no"):
-        train.prepare_run_dir(cfg)
+    cfg = settings.resolve(settings.build_parser().parse_args([*TOY, "--out", str(out), "--resume"]))
+    with rundir.locked(str(out)), pytest.raises(utils.UserError, match="holds a run's files .metrics.csv. but no"):
+        rundir.prepare_run_dir(cfg)
     assert (out / "metrics.csv").read_text() == "step\n5\n"
 
 
@@ -295,7 +299,7 @@ def test_resume_refuses_changed_settings(tmp_path, capsys):
     assert summary(out)["step"] == 20
     path = os.path.join(out, "config.json")  # a run from before --diversity existed resumes with its default
     cfg = json.load(open(path))
-    del cfg["diversity"]
+    del cfg["diversity"], cfg["config_version"]  # a version-1 config.json
     json.dump(cfg, open(path, "w"))
     assert run(["--steps", "25", "--out", out, "--resume", *TOY]) == 0
     assert run(["--steps", "30", "--diversity", "1", "--out", out, "--resume", *TOY]) == 2
@@ -448,10 +452,10 @@ def test_diversity_term_enters_g_loss(tmp_path, monkeypatch):
 def test_config_hardware_names_the_cpu_model(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nvendor_id\t: Fake\nmodel name\t: Fake CPU 9000 16-Core\n")
-    assert train.cpu_name(cpuinfo) == "Fake CPU 9000 16-Core"
+    assert precision.cpu_name(cpuinfo) == "Fake CPU 9000 16-Core"
     cpuinfo.write_text("processor\t: 0\n")  # no model line (some ARM kernels): the platform's name
-    fallback = train.cpu_name(cpuinfo)
-    assert fallback and train.cpu_name(tmp_path / "missing") == fallback
+    fallback = precision.cpu_name(cpuinfo)
+    assert fallback and precision.cpu_name(tmp_path / "missing") == fallback
 
 
 @pytest.fixture
@@ -466,28 +470,28 @@ def fake_cuda(monkeypatch):
 
 def test_checkpoint_keeps_only_the_training_devices_cuda_rng(fake_cuda):
     cuda1 = torch.device("cuda:1")
-    state = train.cuda_rng_state(cuda1)
+    state = trainstep.cuda_rng_state(cuda1)
     assert state == "state-cuda:1" and fake_cuda == [("get", "cuda:1")]
-    train.restore_cuda_rng(state, torch.device("cuda:0"))  # trained on cuda:1, resumed on cuda:0
+    trainstep.restore_cuda_rng(state, torch.device("cuda:0"))  # trained on cuda:1, resumed on cuda:0
     assert fake_cuda[-1] == ("set", "state-cuda:1", "cuda:0")
-    assert train.cuda_rng_state(torch.device("cpu")) is None
-    train.restore_cuda_rng(None, cuda1)
-    train.restore_cuda_rng("x", torch.device("cpu"))
+    assert trainstep.cuda_rng_state(torch.device("cpu")) is None
+    trainstep.restore_cuda_rng(None, cuda1)
+    trainstep.restore_cuda_rng("x", torch.device("cpu"))
     assert len(fake_cuda) == 2
 
 
 def test_old_checkpoints_with_every_gpus_rng_resume_on_fewer_gpus(fake_cuda):
     """Older checkpoints saved get_rng_state_all(): a list, possibly longer or shorter than the GPUs here."""
-    train.restore_cuda_rng(["s0", "s1"], torch.device("cuda:1"))
+    trainstep.restore_cuda_rng(["s0", "s1"], torch.device("cuda:1"))
     assert fake_cuda == [("set", "s1", "cuda:1")]
-    train.restore_cuda_rng(["s0"], torch.device("cuda:1"))  # one GPU saved, none for index 1: no crash
-    train.restore_cuda_rng([], torch.device("cuda:0"))  # a CPU run's checkpoint
+    trainstep.restore_cuda_rng(["s0"], torch.device("cuda:1"))  # one GPU saved, none for index 1: no crash
+    trainstep.restore_cuda_rng([], torch.device("cuda:0"))  # a CPU run's checkpoint
     assert len(fake_cuda) == 1
 
 
 def test_hardware_is_the_training_devices(fake_cuda):
-    assert train.hardware_name(torch.device("cuda:1")) == "Fake GPU 1"
-    assert train.hardware_name(torch.device("cpu")).startswith(train.cpu_name())
+    assert rundir.hardware_name(torch.device("cuda:1")) == "Fake GPU 1"
+    assert rundir.hardware_name(torch.device("cpu")).startswith(precision.cpu_name())
 
 
 @pytest.fixture
@@ -510,7 +514,7 @@ def test_deterministic_flag_turns_off_cudnn_benchmark(monkeypatch, fake_tf32):
     train.set_determinism(torch.device("cuda:0"), True)
     assert not torch.backends.cudnn.benchmark and torch.backends.cudnn.deterministic
     assert calls == [(True, True)] and os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
-    assert train.build_parser().parse_args(["--deterministic"]).deterministic
+    assert settings.build_parser().parse_args(["--deterministic"]).deterministic
 
 
 @pytest.mark.parametrize("deterministic, flag, mode", [(False, "auto", "conv"), (True, "auto", "off"),
@@ -530,20 +534,20 @@ def test_tf32_is_off_under_deterministic_unless_chosen_and_the_mode_is_returned(
     conv.precision = matmul.precision = "unset"
     assert train.set_determinism(torch.device("cpu"), deterministic, flag) is None  # no TF32 on a CPU
     assert conv.precision == matmul.precision == "unset"
-    assert train.build_parser().parse_args(["--tf32", flag]).tf32 == flag
+    assert settings.build_parser().parse_args(["--tf32", flag]).tf32 == flag
 
 
 def test_run_names_show_a_non_default_critic_count():
-    assert train.run_name("wgan", None, 5, 0) == "wgan-seed0"
-    assert train.run_name("wgan", None, 1, 2) == "wgan-ncritic1-seed2"
-    assert train.run_name("minkowski", 2.5, 1, 1) == "minkowski-p2.5-seed1"
-    assert train.run_name("gan", None, 3, 0) == "gan-ncritic3-seed0"
-    assert train.run_name("minkowski", 8.0, 1, 0, 1e-8) == "minkowski-p8-seed0"
-    assert train.run_name("minkowski", 8.0, 1, 0, 1e-12) == "minkowski-p8-eps1e-12-seed0"
-    assert train.run_name("gan", None, 1, 0, clip=0.01, clip_params="weights") == "gan-clipweights-seed0"
-    assert train.run_name("gan", None, 1, 0, clip=0.01, dataset="ring8") == "gan-clip0.01-seed0"
-    assert train.run_name("wgan", None, 5, 0, clip=0.01, dataset="ring8") == "wgan-seed0"  # WGAN's own default
-    assert train.run_name("gan", None, 1, 0, clip=0.0, clip_params="weights") == "gan-clip0-seed0"  # nothing clipped
+    assert settings.run_name("wgan", None, 5, 0) == "wgan-seed0"
+    assert settings.run_name("wgan", None, 1, 2) == "wgan-ncritic1-seed2"
+    assert settings.run_name("minkowski", 2.5, 1, 1) == "minkowski-p2.5-seed1"
+    assert settings.run_name("gan", None, 3, 0) == "gan-ncritic3-seed0"
+    assert settings.run_name("minkowski", 8.0, 1, 0, 1e-8) == "minkowski-p8-seed0"
+    assert settings.run_name("minkowski", 8.0, 1, 0, 1e-12) == "minkowski-p8-eps1e-12-seed0"
+    assert settings.run_name("gan", None, 1, 0, clip=0.01, clip_params="weights") == "gan-clipweights-seed0"
+    assert settings.run_name("gan", None, 1, 0, clip=0.01, dataset="ring8") == "gan-clip0.01-seed0"
+    assert settings.run_name("wgan", None, 5, 0, clip=0.01, dataset="ring8") == "wgan-seed0"  # WGAN's own default
+    assert settings.run_name("gan", None, 1, 0, clip=0.0, clip_params="weights") == "gan-clip0-seed0"  # nothing clipped
 
 
 def test_adam_eps_reaches_both_optimizers_and_a_resume_keeps_it(tmp_path, capsys):
@@ -553,7 +557,7 @@ def test_adam_eps_reaches_both_optimizers_and_a_resume_keeps_it(tmp_path, capsys
     assert [ckpt[opt]["param_groups"][0]["eps"] for opt in ("opt_g", "opt_d")] == [1e-12, 1e-12]
     assert run(["--loss", "gan", "--steps", "3", "--resume", "--out", out, *TOY]) == 2
     assert "trained with --adam-eps 1e-12, not 1e-08" in capsys.readouterr().err
-    default = train.resolve(train.build_parser().parse_args(["--adam-eps", "1e-12", "--p", "8"]))["out"]
+    default = settings.resolve(settings.build_parser().parse_args(["--adam-eps", "1e-12", "--p", "8"]))["out"]
     assert default == os.path.join("runs", "cifar10", "minkowski-p8-eps1e-12-seed0")
 
 
@@ -575,7 +579,7 @@ def test_clip_params_chooses_what_is_clipped_and_the_share_at_the_bound_is_logge
 
 
 def test_logit_statistics_are_the_batch_statistics(tmp_path):
-    trainer = train.Trainer.__new__(train.Trainer)
+    trainer = trainstep.Trainer.__new__(trainstep.Trainer)
     trainer.cfg, trainer.clipped = {"clip": 0.0}, []
     real, fake = torch.tensor([0.5, -1.0, 2.0]), torch.tensor([-3.0, 1.0, 1.0])
     stats = trainer.logit_stats(real, fake)
@@ -583,10 +587,10 @@ def test_logit_statistics_are_the_batch_statistics(tmp_path):
                 (real - real.mean()).pow(2).mean().sqrt(), (fake + 1 / 3).pow(2).mean().sqrt(), torch.tensor(3.0),
                 torch.tensor(0.0)]
     torch.testing.assert_close(stats, torch.stack(expected))
-    assert len(stats) == len(train.LOGIT_STATS)
+    assert len(stats) == len(rundir.LOGIT_STATS)
 
 
-STAT_COLUMNS = train.LOGIT_STATS
+STAT_COLUMNS = rundir.LOGIT_STATS
 
 
 def test_logged_statistics_are_interval_means_of_the_per_step_statistics(tiny_images, tmp_path, monkeypatch):
@@ -594,7 +598,7 @@ def test_logged_statistics_are_interval_means_of_the_per_step_statistics(tiny_im
     are computed the plain way (one reduction per statistic, one comparison per parameter tensor, in
     float64) from the logits and clipped parameters the step had: the leaner step logs the same numbers."""
     per_step = []
-    leaner = train.Trainer.logit_stats
+    leaner = trainstep.Trainer.logit_stats
 
     def also_the_plain_way(self, logit_real, logit_fake):
         r, f, bound = logit_real.double(), logit_fake.double(), self.cfg["clip"] * (1 - 1e-6)
@@ -603,7 +607,7 @@ def test_logged_statistics_are_interval_means_of_the_per_step_statistics(tiny_im
                          f.std(correction=0), torch.maximum(r.abs().max(), f.abs().max()), at])
         return leaner(self, logit_real, logit_fake)
 
-    monkeypatch.setattr(train.Trainer, "logit_stats", also_the_plain_way)
+    monkeypatch.setattr(trainstep.Trainer, "logit_stats", also_the_plain_way)
     out = str(tmp_path / "run")
     assert run(["--loss", "gan", "--dataset", "folder", "--data-root", tiny_images, "--width", "4", "--batch-size", "8",
                 "--steps", "6", "--log-every", "3", "--clip", "0.01", "--out", out]) == 0
@@ -622,14 +626,14 @@ def test_share_at_bound_counts_every_parameter_at_the_bound_exactly():
     params = [edges, -edges.flip(0), inside.contiguous(memory_format=torch.channels_last)]
     values = [v for p in params for v in p.flatten().tolist()]
     assert sum(abs(v) >= t.item() for v in values) == 6
-    assert train.share_at_bound(params, c).item() == pytest.approx(6 / len(values), rel=1e-7)
+    assert trainstep.share_at_bound(params, c).item() == pytest.approx(6 / len(values), rel=1e-7)
 
 
 def test_the_step_statistics_take_the_same_kernels_whatever_the_number_of_parameters():
     """Observed: share_at_bound ran three kernels and an addition per clipped tensor, about 45 of the
     ATen ops of a DCGAN step. Now one view per tensor (no kernel), then one concatenation."""
     from bench.step import aten_ops
-    trainer = train.Trainer.__new__(train.Trainer)
+    trainer = trainstep.Trainer.__new__(trainstep.Trainer)
     trainer.cfg = {"clip": 0.01}
     real, fake = torch.randn(8), torch.randn(8)
     counts = []
@@ -640,8 +644,8 @@ def test_the_step_statistics_take_the_same_kernels_whatever_the_number_of_parame
 
 
 def test_adam_is_fused_on_a_gpu_and_torchs_default_on_the_cpu():
-    assert train.adam_options(torch.device("cuda:1")) == {"fused": True}
-    assert train.adam_options(torch.device("cpu")) == {"fused": None}  # the CPU runs' weights stay the same
+    assert trainstep.adam_options(torch.device("cuda:1")) == {"fused": True}
+    assert trainstep.adam_options(torch.device("cpu")) == {"fused": None}  # the CPU runs' weights stay the same
 
 
 def test_a_resume_uses_this_devices_adam_whatever_the_checkpoint_says(tmp_path):
@@ -654,7 +658,7 @@ def test_a_resume_uses_this_devices_adam_whatever_the_checkpoint_says(tmp_path):
     for opt in ("opt_g", "opt_d"):
         for group in ckpt[opt]["param_groups"]:
             group["fused"] = True
-    trainer = train.Trainer(train.resolve(train.build_parser().parse_args(["--loss", "gan", "--out", out, *TOY])),
+    trainer = trainstep.Trainer(settings.resolve(settings.build_parser().parse_args(["--loss", "gan", "--out", out, *TOY])),
                             torch.device("cpu"))
     trainer.load_state(ckpt, path)
     assert [g["fused"] for opt in (trainer.opt_g, trainer.opt_d) for g in opt.param_groups] == [None, None]
@@ -690,7 +694,7 @@ def test_save_at_keeps_checkpoints_at_those_steps(tmp_path):
     assert first["step"] == 0 and third["step"] == 3
     assert not all(torch.equal(first["G"][k], third["G"][k]) for k in first["G"])
     torch.manual_seed(0)  # step 0 is the initialisation: the same seed builds the same G
-    G, _ = rundir.build_models(train.resolve(train.build_parser().parse_args(["--loss", "gan", *TOY])), "cpu")
+    G, _ = rundir.build_models(settings.resolve(settings.build_parser().parse_args(["--loss", "gan", *TOY])), "cpu")
     assert all(torch.equal(v, first["G"][k]) for k, v in G.state_dict().items())
 
 
@@ -764,11 +768,11 @@ def test_a_symlink_loop_or_an_empty_class_folder_adds_no_image(tiny_images, tmp_
     assert torch.equal(data.load_folder(tiny_images), images)
     assert torch.equal(data.load_folder(str(root)), images)
     (tmp_path / "none" / "cat").mkdir(parents=True)
-    with pytest.raises(train.UserError, match="no images found in .*none"):
+    with pytest.raises(utils.UserError, match="no images found in .*none"):
         data.load_folder(str(tmp_path / "none"))
 
 
-@pytest.mark.parametrize("p, gradients, squares", [(train.MAX_P, "normal", "normal"), (90, "normal", "zero"),
+@pytest.mark.parametrize("p, gradients, squares", [(settings.MAX_P, "normal", "normal"), (90, "normal", "zero"),
                                                      (160, "zero", "zero")])
 def test_p_above_the_bound_leaves_float32_gradients_or_their_squares_zero(p, gradients, squares):
     """Why --p stops at MAX_P: every run starts at D = 1/2, where the Minkowski loss's gradient per
@@ -828,7 +832,7 @@ def test_config_records_what_ran_and_only_what_applies(tmp_path):
     assert run(["--steps", "781", "--out", str(out), "--log-every", "781", "--sample-every", "100000",
                 "--ckpt-every", "100000", "--dataset", "ring8"]) == 0
     cfg = json.load(open(out / "config.json"))
-    per_epoch = train.TOY_TRAIN_SIZE // 64
+    per_epoch = trainstep.TOY_TRAIN_SIZE // 64
     assert (cfg["steps"], cfg["total_steps"], cfg["epochs"]) == (781, 781, round(781 / per_epoch, 4)) == \
         (781, 781, 0.5)
     assert cfg["d_norm"] is None and cfg["clip_params"] is None and cfg["gp_center"] is None  # no norm, clip, penalty
@@ -850,7 +854,7 @@ def test_evaluate_gives_the_numbers_of_the_training_evaluation(tmp_path):
 def test_summary_keeps_the_best_of_each_metric_that_has_a_direction():
     evals = [{"step": 10, "fid": 90.0, "recall": 0.2, "coverage": 0.5, "density": 1.4, "precision": 0.7},
              {"step": 20, "fid": 80.0, "recall": 0.1, "coverage": 0.6, "density": 0.9, "precision": 0.6}]
-    out = train.eval_summary(evals)
+    out = rundir.eval_summary(evals)
     assert (out["best_fid"], out["best_fid_step"], out["best_recall"], out["best_recall_step"]) == (80.0, 20, 0.2, 10)
     assert (out["best_coverage"], out["best_precision"]) == (0.6, 0.7)
     assert "best_density" not in out and out["final_density"] == 0.9
@@ -877,7 +881,7 @@ def test_speed_flags_train_the_eager_run_within_rounding(flag, tiny_images, tmp_
         images = [rundir.load_generator(runs[n])[0](z) for n in ("eager", "fast")]
     assert (images[0] - images[1]).abs().max() < 1e-4
     assert json.load(open(os.path.join(runs["fast"], "config.json")))[flag[2:].replace("-", "_")] is True
-    trainer = train.Trainer(train.resolve(train.build_parser().parse_args([*FAST_RUN, flag])), torch.device("cpu"))
+    trainer = trainstep.Trainer(settings.resolve(settings.build_parser().parse_args([*FAST_RUN, flag])), torch.device("cpu"))
     conv = next(m for m in trainer.D.modules() if isinstance(m, torch.nn.Conv2d))
     if flag == "--channels-last":  # the flag took effect: the comparison above is not eager against eager
         assert conv.weight.is_contiguous(memory_format=torch.channels_last)
@@ -889,7 +893,7 @@ def test_compile_leaves_d_eager_under_a_gradient_penalty():
     """torch.compile has no double backward, which the penalty's gradient takes through D."""
     for gp, d_compiled in ((0.0, True), (10.0, False)):
         G, D = models.build("dcgan", width=8)
-        train.tune_for_speed(G, D, {"compile": True, "gp": gp})
+        trainstep.tune_for_speed(G, D, {"compile": True, "gp": gp})
         assert G._compiled_call_impl is not None and (D._compiled_call_impl is not None) == d_compiled
 
 
@@ -899,10 +903,26 @@ def test_a_step_returns_one_statistic_per_name_and_metrics_csv_logs_them_under_i
     out = tmp_path / "run"
     assert train.main(["--dataset", "ring8", "--steps", "3", "--log-every", "1", "--eval-every", "0", "--out", str(out)]) == 0
     metrics = pd.read_csv(out / "metrics.csv")
-    assert list(metrics.columns) == ["step", "epoch", *train.STEP_STATS, "seconds"] and len(metrics) == 3
-    cfg = train.resolve(train.build_parser().parse_args(["--dataset", "ring8", "--out", str(tmp_path / "other")]))
-    trainer = train.Trainer(cfg, torch.device("cpu"))
-    stats = trainer.train_step(train.Batches(torch.randn(256, 2), 64, 0), 10)
-    assert stats.shape == (len(train.STEP_STATS),)
-    named = dict(zip(train.STEP_STATS, stats.tolist()))
+    assert list(metrics.columns) == ["step", "epoch", *rundir.STEP_STATS, "seconds"] and len(metrics) == 3
+    cfg = settings.resolve(settings.build_parser().parse_args(["--dataset", "ring8", "--out", str(tmp_path / "other")]))
+    trainer = trainstep.Trainer(cfg, torch.device("cpu"))
+    stats = trainer.train_step(trainstep.Batches(torch.randn(256, 2), 64, 0), 10)
+    assert stats.shape == (len(rundir.STEP_STATS),)
+    named = dict(zip(rundir.STEP_STATS, stats.tolist()))
     assert 0 < named["d_real"] < 1 and 0 < named["d_fake"] < 1 and named["logit_absmax"] >= abs(named["logit_real"])
+
+
+def test_an_old_config_is_read_as_this_versions(tmp_path):
+    """Version 1 (no config_version) lacks the settings added since: each is its default, in one place."""
+    new = settings.resolve(settings.build_parser().parse_args(TOY))
+    old = {k: v for k, v in new.items() if k not in ("precision", "fid_precision", "eval_at", "tensorboard", "tf32", "config_version")}
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    cfg = rundir.read_config(str(tmp_path))
+    assert cfg["precision"] == cfg["fid_precision"] == "float32" and cfg["eval_at"] == [] and cfg["tf32"] is None
+    assert cfg["config_version"] == settings.CONFIG_VERSION and not cfg["tensorboard"]
+    (tmp_path / "config.json").write_text(json.dumps({**old, "precision": "bfloat16"}))
+    assert rundir.read_config(str(tmp_path))["precision"] == "bfloat16"  # what a config holds is kept
+    current = {k: v for k, v in new.items() if k != "seed"}
+    (tmp_path / "config.json").write_text(json.dumps(current))
+    with pytest.raises(utils.UserError, match="lacks seed"):
+        rundir.read_config(str(tmp_path))

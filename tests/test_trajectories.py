@@ -4,13 +4,14 @@ import pytest
 import torch
 
 from analysis import trajectories
-from minkgan import training as train
+from minkgan import settings
+from minkgan import trainstep
 from minkgan.utils import run_main
 
 
 def lockstep(losses, steps=6, **kw):
-    cfg = train.resolve(train.build_parser().parse_args(["--loss", "wgan", "--n-critic", "1", "--dataset", "ring8"]))
-    dataset = train.load_training_data(cfg)
+    cfg = settings.resolve(settings.build_parser().parse_args(["--loss", "wgan", "--n-critic", "1", "--dataset", "ring8"]))
+    dataset = trainstep.load_training_data(cfg)
     return trajectories.run(cfg, dataset, losses, steps=steps, every=3, n_images=50,
                             **{"nudge": 1e-6, "write": lambda table: None, **kw})
 
@@ -31,8 +32,8 @@ def test_equal_losses_stay_equal_and_the_controls_drift():
 
 
 def test_the_distance_is_the_rms_pixel_difference():
-    cfg = train.resolve(train.build_parser().parse_args(["--loss", "wgan", "--dataset", "ring8"]))
-    dataset = train.load_training_data(cfg)
+    cfg = settings.resolve(settings.build_parser().parse_args(["--loss", "wgan", "--dataset", "ring8"]))
+    dataset = trainstep.load_training_data(cfg)
     a, b = (trajectories.Member("wgan", cfg, dataset, seed) for seed in (0, 1))
     z = torch.randn(20, cfg["z_dim"])
     expected = ((a.images(z) - b.images(z)) ** 2).sum().div(a.images(z).numel()).sqrt().item()

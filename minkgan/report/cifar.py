@@ -7,7 +7,7 @@ import pandas as pd
 from minkgan import contrasts, p_effect, stats
 from minkgan import paper as paper_csv
 from minkgan import runs as runs_csv
-from minkgan import training as train
+from minkgan import settings
 import losses
 from minkgan.report.text import cpu, interval, markdown_table, mean_sd, not_yet, num, per_seed, sig, signed, small, span
 from minkgan.report.facts import (FAILURE_RULES, H8_SEEDS, VERDICT_EPOCHS, arm_key, arm_label, arm_values, arms,
@@ -25,11 +25,11 @@ def paper(results):
 
 def setup(results):
     """The paper's Table 1, as train.py's defaults."""
-    d = vars(train.build_parser().parse_args([]))
+    d = vars(settings.build_parser().parse_args([]))
     lr = f"{d['lr']:.0e}".replace("e-0", "e-")
     return (f"CIFAR-10, DCGAN-style nets, z = {d['z_dim']}, Adam lr {lr}, betas ({d['beta1']:g}, "
             f"{d['beta2']:g}), batch {d['batch_size']}, {d['epochs']:g} epochs, D's weights clipped to "
-            f"[-{train.default_clip('gan', 'cifar10'):g}, {train.default_clip('gan', 'cifar10'):g}] for every model")
+            f"[-{settings.default_clip('gan', 'cifar10'):g}, {settings.default_clip('gan', 'cifar10'):g}] for every model")
 
 
 def table2(results, epochs, clip_params="all"):
@@ -198,7 +198,7 @@ def adam_eps(results, epochs, eps):
     for key, arm in arms(other):
         base = [g for k, g in arms(default) if k == key]
         rows.append([arm_label(*key), f"{float(eps):g}: " + per_seed(arm["final_fid"]) + f" ({mean_sd(arm['final_fid'])})",
-                     f"{train.ADAM_EPS:g}: " + (mean_sd(base[0]["final_fid"]) if base else "–"),
+                     f"{settings.ADAM_EPS:g}: " + (mean_sd(base[0]["final_fid"]) if base else "–"),
                      per_seed(arm["final_logit_gap"], small)])
     header = ["arm", "FID by seed, Adam eps", "mean ± SD at the default eps", "D's logit gap at the end"]
     return markdown_table(header, rows) + "\n\n" + budget(other)

@@ -12,7 +12,7 @@ from minkgan import contrasts, stats
 from minkgan import paper as paper_csv
 from minkgan.paper import TABLE2_LOSSES
 from minkgan import runs as runs_csv
-from minkgan import training as train
+from minkgan import settings
 import losses
 from minkgan.report.text import cpu, span
 from minkgan.utils import UserError, read_json
@@ -181,7 +181,7 @@ def toy_rows(results, clip=None):
     (WGAN's 0.01, none for the others) or `clip=C` for every loss; p only for Minkowski rows."""
     t = read_csv(results, "toy_table.csv")
     t = t.assign(p=t["p"].where(t["loss"] == "minkowski"))
-    wanted = [train.default_clip(l, d) if clip is None else float(clip) for l, d in zip(t["loss"], t["dataset"])]
+    wanted = [settings.default_clip(l, d) if clip is None else float(clip) for l, d in zip(t["loss"], t["dataset"])]
     return t[np.isclose(t["clip"].fillna(0), wanted)]
 
 
