@@ -1,9 +1,10 @@
-"""A run directory's one home: its config, its checkpoints and their checks, its lock, and the
-leftovers of interrupted writes.
+"""A run directory's one home: its config (read through settings.upgrade_config), its checkpoints and
+their checks, its lock, metrics.csv's columns and rows, its summary, the checks before a run is
+resumed or replaced, and the leftovers of interrupted writes.
 
 train.py writes run directories and holds the lock while it trains (one process per run
-directory); evaluate.py reads them. Both import this module, so imports run one way:
-train.py -> evaluate.py -> rundir.py -> models.py.
+directory); evaluate.py, the sweep and the analyses read them. Imports run one way:
+training -> trainstep -> rundir -> settings -> models.
 """
 import contextlib
 import csv
