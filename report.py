@@ -62,7 +62,9 @@ def write_verdicts(results):
     of the results files sees the outcomes the documents state."""
     rules = {"best_p": "verdicts.best_p", "far_behind": "verdicts.far_behind", "modes_ring8": "verdicts.direction",
              "modes_grid25": "verdicts.direction", "coverage": "verdicts.direction", "one_loss": "verdicts.one_loss",
-             "one_loss_weights": "verdicts.one_loss", "steadier_d": "H6: contrasts.verdict", "moments": "H7: toys.h7",
+             "one_loss_weights": "verdicts.one_loss", "steadier_d": "H6: contrasts.verdict",
+             "steadier_loss_d": "exploratory: contrasts.verdict", "steadier_loss_g": "exploratory: contrasts.verdict",
+             "setup": "verdicts.setup_reproduced", "moments": "H7: toys.h7",
              "arguments_fail": "verdicts.arguments_that_fail", "even_p": "verdicts.even_p_fails",
              "binomial": "verdicts.binomial_fails", "optimal_d": "verdicts.optimal_d_checked"}
     rows = [{"outcome": name, "word": " ".join(f"{p:g}" for p in word) if isinstance(word, list) else word,

@@ -85,7 +85,8 @@ def build_tables(fid_rows, paper=None):
     return t2.assign(note=t2.apply(budget_note, axis=1))[cols], t3.assign(note=t3.apply(budget_note, axis=1))[cols]
 
 
-PAPER_PROTOCOL = {"dataset": "cifar10", "epochs": 200, "n_fake": 5000, "n_real": 5000}  # Table 1, section 4
+PAPER_PROTOCOL = {"dataset": paper_csv.TABLE1["dataset"], "epochs": paper_csv.TABLE1["epochs"], "n_fake": 5000,
+                  "n_real": 5000}  # Table 1 and section 4
 
 
 def budget_note(row):

@@ -4,6 +4,11 @@ import pandas as pd
 
 from minkgan import paths
 
+# Table 1's setup, as train.py's flags: CIFAR-10, z of 100, Adam 2e-4 with betas (0.5, 0.999), batch 64,
+# 200 epochs, D's weights clipped to [-0.01, 0.01] for every model (the nets: "DCGAN-style", no layers given)
+TABLE1 = {"dataset": "cifar10", "arch": "dcgan", "z_dim": 100, "lr": 2e-4, "beta1": 0.5, "beta2": 0.999,
+          "batch_size": 64, "epochs": 200, "clip": 0.01}
+
 # Table 2's losses in the order its rows are shown here, the paper's three first, then the other baselines
 TABLE2_LOSSES = ("gan", "wgan", "minkowski", "nsgan", "wgan-gp", "lsgan", "hinge")
 

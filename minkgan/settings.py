@@ -297,3 +297,16 @@ def upgrade_config(saved):
         return dict(saved)
     defaults = vars(build_parser().parse_args([])) | {"tf32": None}
     return {**defaults, **saved, "config_version": CONFIG_VERSION}
+
+
+def paper_setup_differences(argv=()):
+    """The settings of paper.TABLE1 that train.py with these flags (none: its defaults) does not run with,
+    as {flag: (ours, the paper's)}; clip is checked for every loss of Table 2, as the paper clips them all."""
+    from minkgan import paper
+    differences = {}
+    for loss in ("minkowski", "gan", "wgan"):
+        cfg = resolve(build_parser().parse_args(["--loss", loss, *argv]))
+        for name, value in paper.TABLE1.items():
+            if cfg[name] != value:
+                differences.setdefault("--" + name.replace("_", "-"), (cfg[name], value))
+    return differences

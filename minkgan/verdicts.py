@@ -32,6 +32,15 @@ def direction(low, high):
     return "not seen" if word == "inconclusive" else word
 
 
+def setup_reproduced(differences):
+    """Claim T1: 'reproduced as train.py's defaults' when no setting of the paper's Table 1 differs from
+    them, else which ones do."""
+    if not differences:
+        return "reproduced as `train.py`'s defaults"
+    return "differs from `train.py`'s defaults in " + ", ".join(
+        f"{flag} ({ours} here, {paper} in the paper)" for flag, (ours, paper) in differences.items())
+
+
 def one_loss(cosines, threshold=ONE_LOSS_COSINE):
     """The mechanism: 'nearly one loss' when every measured cosine of a loss's D gradient to WGAN's
     reaches the threshold, else 'not one loss'."""

@@ -102,5 +102,36 @@ def test_an_unknown_claim_row_is_one_line():
     from minkgan import paths
     from minkgan.report import verdict
     from minkgan.utils import UserError
-    with pytest.raises(UserError, match="rows generated are a, b, c"):
+    with pytest.raises(UserError, match="rows generated are T1, a, b, c, c_curves"):
         verdict.claim(paths.RESULTS, "z")
+
+
+def test_the_setup_word_names_each_setting_of_table_1_that_differs():
+    from minkgan import settings
+    assert verdicts.setup_reproduced(settings.paper_setup_differences()) == "reproduced as `train.py`'s defaults"
+    differences = settings.paper_setup_differences(["--batch-size", "32", "--clip", "0.02"])
+    assert differences == {"--batch-size": (32, 64), "--clip": (0.02, 0.01)}
+    assert verdicts.setup_reproduced(differences) == ("differs from `train.py`'s defaults in --batch-size (32 here, 64 "
+                                                      "in the paper), --clip (0.02 here, 0.01 in the paper)")
+
+
+def test_the_loss_curves_word_follows_stability_csv(tmp_path):
+    """Claim (c)'s loss curves: contradicted on the committed logs (p = 4's vary more than GAN's); a
+    stability.csv where p = 4's G loss varies less says supported; none says untested."""
+    import shutil
+
+    import pandas as pd
+
+    from minkgan import paths
+    from minkgan.report import verdict
+    results = tmp_path / "results"
+    shutil.copytree(paths.RESULTS, results, ignore=shutil.ignore_patterns("figures", "dynamics", "run_logs"))
+    assert verdict.claim_words(str(results))["steadier_loss_g"] == "contradicted"
+    stability = pd.read_csv(results / "stability.csv")
+    p4 = (stability["loss"] == "minkowski") & (stability["p"] == 4)
+    stability.loc[p4, "cv_loss_g"] = [0.001 * (i + 1) for i in range(p4.sum())]
+    stability.to_csv(results / "stability.csv", index=False)
+    assert verdict.claim_words(str(results))["steadier_loss_g"] == "supported"
+    assert verdict.claim(str(results), "c_curves").startswith("G's loss: supported (p = 4 − GAN")
+    (results / "stability.csv").unlink()
+    assert verdict.claim(str(results), "c_curves").startswith("untested")
