@@ -40,14 +40,17 @@ def _ours(rows):
         if col not in df:
             df[col] = np.nan
     if "run" in df:
-        # the latest evaluation of each run at each budget: a run folder's name comes back for another
-        # budget (1 and 2 epochs of minkowski-p4-seed0 are two runs)
-        df = df.drop_duplicates(["run", "steps", "n_fake", "n_real"], keep="last")
+        # the latest evaluation of each run at each budget, a run being its resolved folder (evaluate.py c1,
+        # then evaluate.py /abs/path/c1, is one run); a run folder's name comes back for another budget
+        # (1 and 2 epochs of minkowski-p4-seed0 are two runs)
+        df["resolved"] = df["run"].astype(str).map(os.path.realpath)
+        df = df.drop_duplicates(["resolved", "steps", "n_fake", "n_real"], keep="last")
     df["p"] = np.where(df["loss"] == "minkowski", pd.to_numeric(df["p"], errors="coerce"), np.nan)
     df["n_real"] = df["n_real"].astype(str)
     out = []
     keys = ["dataset", "loss", "p", "n_critic", *rundir.READING_COLUMNS, "epochs", "steps", "n_fake", "n_real"]
     for _, g in df.groupby(keys, dropna=False, sort=False):
+        refuse_a_seed_twice(g)
         fid = pd.to_numeric(g["fid"], errors="coerce")
         means = {col: pd.to_numeric(g[col.removesuffix("_mean")], errors="coerce").mean() for col in TABLE_MEANS}
         out.append({"loss": g["loss"].iloc[0], "p": g["p"].iloc[0], "n_critic": g["n_critic"].iloc[0],
@@ -55,6 +58,18 @@ def _ours(rows):
                     "fid_mean": fid.mean(), "fid_std": fid.std(ddof=1) if len(fid) > 1 else np.nan,
                     **means, "seeds": len(g), **_budget(g)})
     return pd.DataFrame(out)
+
+
+def refuse_a_seed_twice(group):
+    """Two rows of one seed in a group are one run listed twice (or the same run trained twice): counted
+    twice they would be two seeds with the SD of a copy. One line names them."""
+    if "seed" not in group:
+        return
+    twice = group[group["seed"].duplicated(keep=False)]
+    if len(twice):
+        runs = ", ".join(twice["run"].astype(str)) if "run" in twice else "two rows"
+        raise UserError(f"{twice['loss'].iloc[0]} seed {twice['seed'].iloc[0]} has two rows at one budget ({runs}): "
+                        f"a run counts once; remove the duplicate row from the CSV")
 
 
 def build_tables(fid_rows, paper=None):

@@ -306,6 +306,21 @@ def test_build_tables_puts_paper_beside_ours():
     assert t3.set_index("p").loc[2, "fid_mean"] == 120.0 and t3.set_index("p").loc[4, "n_fake"] == "5000"
 
 
+def test_one_run_under_two_spellings_is_one_seed_and_a_seed_listed_twice_is_refused(tmp_path, monkeypatch):
+    """Observed: evaluate.py c1, then evaluate.py /abs/path/c1, made --table report 2 seeds with SD 0."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c1").mkdir()
+
+    def row(run, seed, fid):
+        return dict(run=run, dataset="cifar10", loss="gan", seed=seed, steps=100, epochs=1.0, n_fake=5000,
+                    n_real=5000, fid=fid, device="cpu")
+    rows = [row("c1", 0, 100.0), row(str(tmp_path / "c1"), 0, 101.0), row("c2", 1, 120.0)]
+    gan = eval_tables.build_tables(rows)[0].set_index("loss").loc["gan"]
+    assert (gan["seeds"], gan["fid_mean"]) == (2, 110.5)  # c1's later evaluation, and c2
+    with pytest.raises(evaluate.UserError, match=r"gan seed 0 has two rows at one budget \(c1, other/c1\): a run counts once"):
+        eval_tables.build_tables([row("c1", 0, 100.0), row("other/c1", 0, 101.0)])
+
+
 def test_a_run_name_trained_again_at_another_budget_is_another_run_of_the_table():
     """Observed: collecting 2-epoch runs into results/ dropped the 1-epoch runs of the same names
     (minkowski-p4-seed0) from the 1-epoch row of Table 3, whose seeds fell from 4 to 3."""
