@@ -65,6 +65,7 @@ from minkgan import paths
 from minkgan import precision as precisions
 from minkgan import rundir
 from minkgan import runs as runs_csv
+from minkgan import settings
 from minkgan.metrics import PRDC_COLUMNS, frechet_distance, kid, prdc, statistics, toy_metrics
 from minkgan.utils import (HelpFormatter, OneLineParser, UserError, check_device, check_merge_target,
                            check_writable_folder, eval_mode, merge_csv, read_json)
@@ -291,6 +292,8 @@ def main(argv=None):
             raise UserError(f"--real-n must be a number or 'all', got {args.real_n!r}") from None
         if args.real_n < 2:
             raise UserError(f"--real-n must be at least 2, got {args.real_n}")
+    settings.check_seeds([args.seed], "--seed must be an integer")
+    settings.check_seeds([args.noise_seed], "--noise-seed must be an integer")
     if args.kid_subsets < 1 or args.kid_subset_size < 2:
         raise UserError("--kid-subsets must be >= 1 and --kid-subset-size >= 2")
     if (args.fake is None) != (args.real is None):
