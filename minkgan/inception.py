@@ -16,7 +16,8 @@ import torch.nn as nn
 from minkgan import data
 from minkgan import precision as precisions
 from minkgan.metrics import KID_MAX_FEATURES, at_most, frechet_distance, kid, prdc, statistics
-from minkgan.utils import UserError, atomic_write_bytes, atomic_write_text, read_json, tf32_switches
+from minkgan.precision import tf32_switches
+from minkgan.utils import UserError, atomic_write_bytes, atomic_write_text, read_json
 
 FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + FID_WEIGHTS_NAME

@@ -112,3 +112,13 @@ def float32_rows(rows, columns=("train_precision", "fid_precision"), where="fid.
         log(f"{int((~keep).sum())} row(s) of {where} trained or evaluated in bfloat16 left out of the tables "
             f"(tables are float32 only)")
     return rows[keep]
+
+
+def tf32_switches():
+    """(object, attribute, TF32 value, full float32 value) of cuDNN's convolutions and of CUDA's matmuls:
+    the fp32_precision API where it exists (torch >= 2.9 raises on a mix of it and the legacy
+    allow_tf32 flags once anything set the new one)."""
+    if hasattr(torch.backends.cudnn, "conv") and hasattr(torch.backends.cudnn.conv, "fp32_precision"):
+        return [(torch.backends.cudnn.conv, "fp32_precision", "tf32", "ieee"),
+                (torch.backends.cuda.matmul, "fp32_precision", "tf32", "ieee")]
+    return [(torch.backends.cudnn, "allow_tf32", True, False), (torch.backends.cuda.matmul, "allow_tf32", True, False)]

@@ -20,10 +20,11 @@ import torch
 
 from minkgan import ops
 from minkgan import rundir
+from minkgan.precision import tf32_switches
 from minkgan.settings import TF32_MODES, build_parser, resolve
 from minkgan.trainstep import Batches, Trainer, load_training_data
 from minkgan.utils import (UserError, WriteError, atomic_save_figure, atomic_torch_save, atomic_write_bytes, atomic_write_csv,
-                           atomic_write_text, check_writable_folder, eval_mode, tf32_switches)
+                           atomic_write_text, check_writable_folder, eval_mode)
 
 class TensorBoard:
     """--tensorboard: each row of metrics.csv and eval.csv, and each sample grid, as TensorBoard events

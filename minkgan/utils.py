@@ -82,16 +82,6 @@ def check_device(name):
     return device
 
 
-def tf32_switches():
-    """(object, attribute, TF32 value, full float32 value) of cuDNN's convolutions and of CUDA's matmuls:
-    the fp32_precision API where it exists (torch >= 2.9 raises on a mix of it and the legacy
-    allow_tf32 flags once anything set the new one)."""
-    if hasattr(torch.backends.cudnn, "conv") and hasattr(torch.backends.cudnn.conv, "fp32_precision"):
-        return [(torch.backends.cudnn.conv, "fp32_precision", "tf32", "ieee"),
-                (torch.backends.cuda.matmul, "fp32_precision", "tf32", "ieee")]
-    return [(torch.backends.cudnn, "allow_tf32", True, False), (torch.backends.cuda.matmul, "allow_tf32", True, False)]
-
-
 def check_writable_folder(path, flag, shown=None):
     """Refuse, before anything is written, a `flag` folder that cannot hold outputs: a file (or a
     dangling symlink) there or on the way to it, or a read-only location. Creates nothing."""
@@ -294,20 +284,17 @@ def wait_for_lock(fd, path, timeout, what):
     """Take the flock on fd (a lock on path) at once, or once its holder lets go, saying in one line who
     holds it; returns None when taken, or the holder's PID after timeout seconds (the caller says what
     giving up means: the folder merge and the ops build each have their own remedy)."""
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return None
-    except BlockingIOError:
-        holder = lock_holder(path)
-    print(f"waiting for {what}: process {holder} holds its lock (giving up after {timeout:g} s)", file=sys.stderr,
-          flush=True)
-    deadline = time.monotonic() + timeout
+    deadline, holder = time.monotonic() + timeout, None
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return None
         except BlockingIOError:
-            if time.monotonic() >= deadline:
+            if holder is None:
+                holder = lock_holder(path)
+                print(f"waiting for {what}: process {holder} holds its lock (giving up after {timeout:g} s)",
+                      file=sys.stderr, flush=True)
+            elif time.monotonic() >= deadline:
                 return holder
             time.sleep(min(0.2, timeout))
 
