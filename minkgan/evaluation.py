@@ -50,6 +50,7 @@ re-evaluation of a checkpoint with the same protocol replaces its row (EVAL_KEY)
 --table writes beside --csv unless --table-dir names a folder.
 An image row holds fid, kid, kid_std, precision, recall, density, coverage, fid_floor, fid_floor_test.
 """
+import io
 import math
 import os
 import time
@@ -132,7 +133,20 @@ def append_rows(path, rows, columns):
     completed one."""
     new = pd.DataFrame(rows)
     new = new[[c for c in columns if c in new] + [c for c in new if c not in columns]]
-    return merge_csv(path, new, [k for k in EVAL_KEY if k in new], good=runs_csv.is_completed, added=ADDED_KEY)
+    return merge_csv(path, new, [k for k in EVAL_KEY if k in new], good=runs_csv.is_completed, added=ADDED_KEY,
+                     adapt=spell_runs_as_the_file_does)
+
+
+def spell_runs_as_the_file_does(old_text, new):
+    """A run evaluated under another spelling of its folder (c1, then /abs/path/c1) is the same run: its
+    new row takes the spelling already in the CSV, so that it replaces its old row instead of joining it."""
+    if not old_text or "run" not in new:
+        return new
+    old_runs = pd.read_csv(io.StringIO(old_text), usecols=["run"], dtype=str, keep_default_na=False)["run"]
+    spelling = {os.path.realpath(run): run for run in reversed(old_runs.tolist()) if run}
+    new = new.copy()
+    new["run"] = [spelling.get(os.path.realpath(run), run) for run in new["run"]]
+    return new
 
 
 class TrainingEvaluator:

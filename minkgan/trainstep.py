@@ -86,8 +86,11 @@ def use_adam_options(opt):
 # ----------------------------------------------------------------------------- training
 
 def grad_norm(module):
-    """L2 norm of all parameter gradients of a module, as a device tensor (no host sync)."""
-    return torch.nn.utils.get_total_norm([p.grad for p in module.parameters() if p.grad is not None])
+    """L2 norm of all parameter gradients of a module, as a float32 device tensor (no host sync). The
+    squares are summed in float64: a float32 gradient of 1e-25 (p near MAX_P) squares to 1e-50, which
+    float32 flushes to 0 and float64 holds down to the smallest float32 gradient."""
+    norms = [torch.linalg.vector_norm(p.grad, dtype=torch.float64) for p in module.parameters() if p.grad is not None]
+    return torch.linalg.vector_norm(torch.stack(norms)).float()
 
 
 def clipped_params(module, which):

@@ -452,13 +452,16 @@ def merged_csv_text(old_text, new, key, good=lambda row: True, arrange=lambda ta
     return text.getvalue()
 
 
-def merge_csv(path, new, key, good=lambda row: True, arrange=lambda table: table, added=()):
+def merge_csv(path, new, key, good=lambda row: True, arrange=lambda table: table, added=(), adapt=None):
     """Merge the DataFrame `new` into the CSV at path by `key` (merged_csv_text: every row it does not
     replace is kept as written), all under a lock on its folder, so that processes merging at once lose
     no row. A CSV that is not ours (read_csv_of_ours; `added` names the key columns it may lack) is
-    refused and left as it is. Returns the table as a reader of the file sees it."""
+    refused and left as it is. adapt(old_text, new), called under the lock, may rewrite the new rows to
+    the file's own spelling of a key. Returns the table as a reader of the file sees it."""
     with folder_lock(os.path.dirname(os.path.abspath(path))):
-        text = merged_csv_text(read_csv_of_ours(path, key, added=added), new, key, good, arrange)
+        old_text = read_csv_of_ours(path, key, added=added)
+        new = adapt(old_text, new) if adapt else new
+        text = merged_csv_text(old_text, new, key, good, arrange)
         atomic_write_text(path, text)
     return pd.read_csv(io.StringIO(text)) if text else pd.DataFrame()
 

@@ -321,6 +321,24 @@ def test_one_run_under_two_spellings_is_one_seed_and_a_seed_listed_twice_is_refu
         eval_tables.build_tables([row("c1", 0, 100.0), row("other/c1", 0, 101.0)])
 
 
+def test_a_run_evaluated_under_another_spelling_replaces_its_row_in_the_csv(tmp_path, monkeypatch):
+    """Observed: evaluate.py c1, then evaluate.py /abs/path/c1, left two rows of one checkpoint in fid.csv."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c1").mkdir()
+    (tmp_path / "c2").mkdir()
+
+    def row(run, fid):
+        return dict(run=run, dataset="cifar10", loss="gan", seed=0, steps=100, epochs=1.0, n_fake=5000, n_real=5000,
+                    fid=fid, device="cpu", checkpoint="last.pt", status="completed", real_split="train")
+    csv = tmp_path / "fid.csv"
+    evaluate.append_rows(str(csv), [row("c1", 100.0), row("c2", 120.0)], evaluate.FID_COLUMNS)
+    evaluate.append_rows(str(csv), [row(str(tmp_path / "c1"), 101.0), row(str(tmp_path / "c3"), 130.0)],
+                         evaluate.FID_COLUMNS)
+    table = pd.read_csv(csv)
+    assert list(table["run"]) == ["c1", "c2", str(tmp_path / "c3")]  # c1 keeps the file's spelling, c3 its own
+    assert list(table["fid"]) == [101.0, 120.0, 130.0]
+
+
 def test_a_run_name_trained_again_at_another_budget_is_another_run_of_the_table():
     """Observed: collecting 2-epoch runs into results/ dropped the 1-epoch runs of the same names
     (minkowski-p4-seed0) from the 1-epoch row of Table 3, whose seeds fell from 4 to 3."""

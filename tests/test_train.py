@@ -109,6 +109,19 @@ def test_image_models_train_on_a_folder(arch, extra, tiny_images, tmp_path):
     assert os.path.getsize(os.path.join(out, "samples", "step0000004.png")) > 0
 
 
+@pytest.mark.parametrize("scale", [1.0, 1e-25])
+def test_grad_norm_is_the_l2_norm_of_every_gradient_even_where_float32_squares_underflow(scale):
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    grads = [torch.randn_like(p) * scale for p in net.parameters()]
+    for p, g in zip(net.parameters(), grads):
+        p.grad = g
+    expected = torch.cat([g.double().flatten() for g in grads]).pow(2).sum().sqrt()
+    assert (scale == 1.0) == (torch.nn.utils.get_total_norm(grads).item() > 0)  # float32 squares: 0 at 1e-25
+    norm = trainstep.grad_norm(net)
+    assert norm.dtype == torch.float32
+    assert norm.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
 def test_weight_clipping_bounds_every_d_parameter(tmp_path):
     out = str(tmp_path / "run")
     assert run(["--loss", "gan", "--clip", "0.01", "--steps", "5", "--out", out, *TOY]) == 0
