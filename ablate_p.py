@@ -23,6 +23,7 @@ import losses
 from minkgan import collect
 from minkgan import data
 from minkgan import eval_tables
+from minkgan import rundir
 from minkgan import settings
 from minkgan import sweep
 from minkgan.utils import HelpFormatter, OneLineParser, UserError, check_merge_target, check_writable_folder, run_main
@@ -39,8 +40,7 @@ assert list(SWEEP_OWNS) == settings.SET_BY_SWEEP  # train.py --help says which f
 
 def forwarded_flags():
     """The train.py flags a sweep passes through to every run: all but those it sets itself."""
-    return [o for o in settings.build_parser()._option_string_actions if o.startswith("--") and o != "--help"
-            and o not in SWEEP_OWNS]
+    return [o for o in settings.long_options() if o not in SWEEP_OWNS]
 
 
 def build_parser():
@@ -89,7 +89,7 @@ def parse(argv):
 
 def check_forwarded(passthrough):
     """A forwarded flag that names a run (SWEEP_OWNS), even abbreviated as argparse allows, is an error."""
-    options = settings.build_parser()._option_string_actions
+    options = settings.long_options()
     for token in passthrough:
         name = token.split("=", 1)[0]
         if not name.startswith("--"):
@@ -124,8 +124,8 @@ def plan(args, passthrough):
         for loss in args.losses:
             for p in (args.p if loss == "minkowski" else [None]):
                 for seed in args.seeds:
-                    run = settings.run_name(loss, p, n_critic, seed, flags.adam_eps, flags.clip, flags.clip_params, dataset,
-                                         flags.precision)
+                    run = settings.run_name({"loss": loss, "p": p, "n_critic": n_critic, "seed": seed, "dataset": dataset,
+                                             **{k: vars(flags)[k] for k in ("adam_eps", "clip", "clip_params", "precision")}})
                     name = f"{dataset}/{run}"
                     argv = ["--loss", loss, "--dataset", dataset, "--seed", str(seed), "--out",
                             os.path.join(args.runs, name), "--eval-every", str(args.eval_every), "--resume"]
@@ -150,7 +150,7 @@ def check_outputs(args):
             check_writable_folder(folder, "--runs")
     for folder in (args.results, os.path.join(args.results, "figures"), os.path.join(args.results, "run_logs")):
         check_writable_folder(folder, "--results")
-    for name, key in (("runs.csv", collect.RUN_KEY), ("toy_table.csv", collect.TOY_TABLE_KEY),
+    for name, key in (("runs.csv", rundir.RUN_KEY), ("toy_table.csv", collect.TOY_TABLE_KEY),
                       ("table2.csv", eval_tables.PAPER_TABLE_KEY), ("table3.csv", eval_tables.PAPER_TABLE_KEY)):
         check_merge_target(os.path.join(args.results, name), key, "--results", added=collect.ADDED_KEY)
 

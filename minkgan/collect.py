@@ -20,12 +20,8 @@ from minkgan import sweep
 from minkgan import utils
 from minkgan.utils import WriteError, read_json
 
-# A run's identity in the tables: a rerun of the same (dataset, loss, p, n_critic, Adam eps, reading, precision,
-# seed, budget) replaces its row. adam_eps and precision are empty where they are the defaults, so rows from before
-# they were recorded keep theirs (a runs.csv or toy_table.csv from before `precision` lacks the column: ADDED_KEY).
-RUN_KEY = ["dataset", "loss", "p", "n_critic", "adam_eps", *rundir.READING_COLUMNS, "precision", "seed", "total_steps"]
-GROUP_KEY = ["dataset", "loss", "p", "n_critic", *rundir.READING_COLUMNS, "precision", "total_steps"]  # seeds averaged
-TOY_TABLE_KEY = [*GROUP_KEY[:-1], "steps"]  # a row of toy_table.csv: a group, its budget named steps there
+# A runs.csv or toy_table.csv from before `precision` lacks the column (ADDED_KEY): its rows read empty there.
+TOY_TABLE_KEY = [*rundir.GROUP_KEY[:-1], "steps"]  # a row of toy_table.csv: a group, its budget named steps there
 ADDED_KEY = ["precision"]
 # what train.py writes in a run folder but its samples, checkpoints and TensorBoard events: kept in <results>/run_logs
 LOGGED_FILES = [f for f in rundir.RUN_FILES if f not in ("samples", "checkpoints", "tensorboard")]
@@ -147,7 +143,7 @@ METRICS = {"image": ["final_fid", "best_fid", *(f"final_{m}" for m in IMAGE_FINA
 def with_budgets(rows):
     """A run that failed before it planned its steps gets the budget of its group's other runs, when
     they agree on one, so that it is counted beside them."""
-    group = GROUP_KEY[:-1]
+    group = rundir.GROUP_KEY[:-1]
     known = rows.dropna(subset=["total_steps"]).groupby(group, dropna=False)
     single = known["total_steps"].agg(lambda b: b.iloc[0] if b.nunique() == 1 else None)
     def budget(row):
@@ -165,9 +161,9 @@ def aggregate(rows, metrics):
                                     clip_params=rows["clip_params"].astype(object).fillna(""),
                                     precision=rows["precision"].astype(object).fillna("")))
     out = []
-    for key, group in rows.groupby(GROUP_KEY, sort=True, dropna=False):
+    for key, group in rows.groupby(rundir.GROUP_KEY, sort=True, dropna=False):
         done = group[group["status"] == "completed"]
-        row = dict(zip(GROUP_KEY, key))
+        row = dict(zip(rundir.GROUP_KEY, key))
         row["p"] = None if row["p"] == -1 else row["p"]
         row["n_critic"] = None if row["n_critic"] == -1 else int(row["n_critic"])
         row["clip_params"] = row["clip_params"] or None
@@ -214,20 +210,20 @@ def without_stale_failures(table, key, budget, good):
 
 
 def merge_run_rows(rows, results):
-    """<results>/runs.csv: one row per run identity (RUN_KEY), merged into what is there; returns
+    """<results>/runs.csv: one row per run identity (rundir.RUN_KEY), merged into what is there; returns
     every row it holds, this sweep's and earlier ones'."""
     def arrange(table):
-        table = without_stale_failures(table, RUN_KEY[:-1], "total_steps", runs_csv.is_completed)
+        table = without_stale_failures(table, rundir.RUN_KEY[:-1], "total_steps", runs_csv.is_completed)
         if table["dataset"].isin(data.IMAGE_DATASETS).any():
             table = failures_from_run_logs(table, results)
         return table.sort_values(["dataset", "loss", "p", "n_critic", "seed"], kind="stable")
-    return utils.merge_csv(os.path.join(results, "runs.csv"), rows, RUN_KEY, good=runs_csv.is_completed, arrange=arrange,
+    return utils.merge_csv(os.path.join(results, "runs.csv"), rows, rundir.RUN_KEY, good=runs_csv.is_completed, arrange=arrange,
                            added=ADDED_KEY)
 
 
 def merge_toy_table(table, path):
     def arrange(merged):
-        merged = without_stale_failures(merged, GROUP_KEY[:-1], "steps", any_completed)
+        merged = without_stale_failures(merged, rundir.GROUP_KEY[:-1], "steps", any_completed)
         return merged.sort_values(["dataset", "loss", "p"], kind="stable")
     utils.merge_csv(path, table, TOY_TABLE_KEY, good=any_completed, arrange=arrange, added=ADDED_KEY)
 
@@ -263,7 +259,7 @@ def toy_groups_elsewhere(rows, dataset, results):
     if dataset not in data.TOY_DATASETS or not os.path.isfile(path):
         return []
     table = pd.read_csv(path)  # written by write_tables just before
-    here = {utils.row_identity(r, GROUP_KEY) for r in rows[rows["dataset"] == dataset].to_dict("records")}
+    here = {utils.row_identity(r, rundir.GROUP_KEY) for r in rows[rows["dataset"] == dataset].to_dict("records")}
     table = table[table["dataset"] == dataset].to_dict("records")
     return sorted(f"the {r['loss']} group of toy_table.csv ({r['steps']:g} steps)" for r in table
                   if utils.row_identity(r, TOY_TABLE_KEY) not in here)
@@ -276,11 +272,11 @@ def write_figures(rows, runs_dir, results):
     runs never replaces them."""
     written = []
     merged = pd.read_csv(os.path.join(results, "runs.csv"))
-    here = {utils.row_identity(r, RUN_KEY) for r in rows.to_dict("records")}  # a run of another budget is another run
+    here = {utils.row_identity(r, rundir.RUN_KEY) for r in rows.to_dict("records")}  # a run of another budget is another run
     for dataset in sorted(rows.loc[rows["status"] == "completed", "dataset"].unique()):
         done = merged[(merged["dataset"] == dataset) & (merged["status"] == "completed")].to_dict("records")
         elsewhere = sorted(f"{r['run']} ({r['total_steps']:g} steps)" for r in done
-                           if utils.row_identity(r, RUN_KEY) not in here)
+                           if utils.row_identity(r, rundir.RUN_KEY) not in here)
         elsewhere += toy_groups_elsewhere(rows, dataset, results)
         if elsewhere:
             print(f"kept the {dataset}- figures in {results}: they show {len(elsewhere)} run(s) or 2-D group(s) that {runs_dir} "

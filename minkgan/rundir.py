@@ -31,6 +31,11 @@ from minkgan.utils import (UserError, WriteError, atomic_write_csv, atomic_write
 # How a run reads the paper's setup beyond the loss: its nets and what "weight clipping" clips.
 # Rows of two readings are two experiments: the tables never average them together.
 READING_COLUMNS = ["arch", "clip", "clip_params"]
+# A run's identity in the tables: a rerun of the same (dataset, loss, p, n_critic, Adam eps, reading, precision,
+# seed, budget) replaces its row; adam_eps and precision are empty where they are the defaults, so rows from
+# before they were recorded keep theirs. GROUP_KEY: the runs whose seeds share a mean.
+RUN_KEY = ["dataset", "loss", "p", "n_critic", "adam_eps", *READING_COLUMNS, "precision", "seed", "total_steps"]
+GROUP_KEY = ["dataset", "loss", "p", "n_critic", *READING_COLUMNS, "precision", "total_steps"]
 
 
 def reading(cfg):

@@ -45,11 +45,17 @@ def build_parser():
     ap = OneLineParser(prog="train.py", description=DESCRIPTION, formatter_class=HelpFormatter,
                        epilog="ablate_p.py passes every flag through to each run of a sweep except those it sets: "
                               + " ".join(SET_BY_SWEEP) + ".")
-    add_model_flags(ap.add_argument)
-    add_optimisation_flags(ap.add_argument)
-    add_hardware_flags(ap.add_argument)
-    add_output_flags(ap.add_argument)
+    for add_flags in FLAG_GROUPS:
+        add_flags(ap.add_argument)
     return ap
+
+
+def long_options():
+    """Every --flag of train.py, read from the flag groups themselves (not from argparse's internals)."""
+    names = []
+    for add_flags in FLAG_GROUPS:
+        add_flags(lambda *flags, **_: names.extend(f for f in flags if f.startswith("--")))
+    return names
 
 
 def add_model_flags(a):
@@ -140,6 +146,9 @@ def add_output_flags(a):
     a("--tensorboard", action=TensorBoardFlag, nargs=0, default=False,
       help="also write metrics.csv's and eval.csv's rows and the sample grids as TensorBoard events in "
            "<out>/tensorboard, to watch a run live (needs the tensorboard package)")
+
+
+FLAG_GROUPS = [add_model_flags, add_optimisation_flags, add_hardware_flags, add_output_flags]
 
 
 class TensorBoardFlag(argparse.Action):
@@ -252,25 +261,25 @@ def default_clip(loss, dataset):
     return 0.0 if loss == "wgan-gp" or dataset in data.TOY_DATASETS else 0.01
 
 
-def run_name(loss, p, n_critic, seed, adam_eps=ADAM_EPS, clip=None, clip_params="all", dataset="cifar10",
-             precision_name=precision.DEFAULT):
-    """<loss>[-p<p>][-ncritic<k>][-eps<e>][-clip<c>][-clipweights][-bfloat16]-seed<s>: n_critic, Adam's eps,
-    the clipping and the precision appear only where they are not the defaults, so two readings of a run
-    never share a folder."""
-    name = loss + (f"-p{p:g}" if loss == "minkowski" else "")
+def run_name(run):
+    """<loss>[-p<p>][-ncritic<k>][-eps<e>][-clip<c>][-clipweights][-bfloat16]-seed<s> of a run's settings (a
+    config, or a sweep's plan: loss, seed, and where set p, n_critic, adam_eps, clip, clip_params, dataset,
+    precision). n_critic, Adam's eps, the clipping and the precision appear only where they are not the
+    defaults, so two readings of a run never share a folder."""
+    loss, dataset = run["loss"], run.get("dataset", "cifar10")
+    n_critic, adam_eps, precision_name = run.get("n_critic"), run.get("adam_eps"), run.get("precision")
+    name = loss + (f"-p{run['p']:g}" if loss == "minkowski" else "")
     name += f"-ncritic{n_critic}" if n_critic is not None and n_critic != losses.default_n_critic(loss) else ""
     name += f"-eps{adam_eps:g}" if adam_eps is not None and adam_eps != ADAM_EPS else ""
-    clip = default_clip(loss, dataset) if clip is None else clip
+    clip = default_clip(loss, dataset) if run.get("clip") is None else run["clip"]
     name += f"-clip{clip:g}" if clip != default_clip(loss, dataset) else ""
-    name += "-clipweights" if clip and clip_params == "weights" else ""
+    name += "-clipweights" if clip and run.get("clip_params") == "weights" else ""
     name += f"-{precision_name}" if precision_name and precision_name != precision.DEFAULT else ""
-    return f"{name}-seed{seed}"
+    return f"{name}-seed{run['seed']}"
 
 
 def default_run_dir(cfg):
-    return os.path.join("runs", cfg["dataset"], run_name(cfg["loss"], cfg["p"], cfg["n_critic"], cfg["seed"],
-                                                              cfg["adam_eps"], cfg["clip"], cfg["clip_params"],
-                                                              cfg["dataset"], cfg["precision"]))
+    return os.path.join("runs", cfg["dataset"], run_name(cfg))
 
 
 def resolve_device(name):

@@ -551,16 +551,24 @@ def test_tf32_is_off_under_deterministic_unless_chosen_and_the_mode_is_returned(
 
 
 def test_run_names_show_a_non_default_critic_count():
-    assert settings.run_name("wgan", None, 5, 0) == "wgan-seed0"
-    assert settings.run_name("wgan", None, 1, 2) == "wgan-ncritic1-seed2"
-    assert settings.run_name("minkowski", 2.5, 1, 1) == "minkowski-p2.5-seed1"
-    assert settings.run_name("gan", None, 3, 0) == "gan-ncritic3-seed0"
-    assert settings.run_name("minkowski", 8.0, 1, 0, 1e-8) == "minkowski-p8-seed0"
-    assert settings.run_name("minkowski", 8.0, 1, 0, 1e-12) == "minkowski-p8-eps1e-12-seed0"
-    assert settings.run_name("gan", None, 1, 0, clip=0.01, clip_params="weights") == "gan-clipweights-seed0"
-    assert settings.run_name("gan", None, 1, 0, clip=0.01, dataset="ring8") == "gan-clip0.01-seed0"
-    assert settings.run_name("wgan", None, 5, 0, clip=0.01, dataset="ring8") == "wgan-seed0"  # WGAN's own default
-    assert settings.run_name("gan", None, 1, 0, clip=0.0, clip_params="weights") == "gan-clip0-seed0"  # nothing clipped
+    def name(loss, p, n_critic, seed, **settings_):
+        return settings.run_name(dict(loss=loss, p=p, n_critic=n_critic, seed=seed, **settings_))
+    assert name("wgan", None, 5, 0) == "wgan-seed0"
+    assert name("wgan", None, 1, 2) == "wgan-ncritic1-seed2"
+    assert name("minkowski", 2.5, 1, 1) == "minkowski-p2.5-seed1"
+    assert name("gan", None, 3, 0) == "gan-ncritic3-seed0"
+    assert name("minkowski", 8.0, 1, 0, adam_eps=1e-8) == "minkowski-p8-seed0"
+    assert name("minkowski", 8.0, 1, 0, adam_eps=1e-12) == "minkowski-p8-eps1e-12-seed0"
+    assert name("gan", None, 1, 0, clip=0.01, clip_params="weights") == "gan-clipweights-seed0"
+    assert name("gan", None, 1, 0, clip=0.01, dataset="ring8") == "gan-clip0.01-seed0"
+    assert name("wgan", None, 5, 0, clip=0.01, dataset="ring8") == "wgan-seed0"  # WGAN's own default
+    assert name("gan", None, 1, 0, clip=0.0, clip_params="weights") == "gan-clip0-seed0"  # nothing clipped
+    assert name("gan", None, 1, 0, precision="bfloat16") == "gan-bfloat16-seed0"
+
+
+def test_long_options_are_every_flag_of_train_py():
+    parsed = [o for action in settings.build_parser()._actions for o in action.option_strings if o.startswith("--")]
+    assert sorted(settings.long_options()) == sorted(o for o in parsed if o != "--help")
 
 
 def test_adam_eps_reaches_both_optimizers_and_a_resume_keeps_it(tmp_path, capsys):
