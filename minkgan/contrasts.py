@@ -95,6 +95,18 @@ def arm_values(runs, arm, reading, epochs, metric):
     return rows.sort_values("seed")
 
 
+def untested_contrasts(runs, epochs, metric):
+    """'a − b (reading): n_a and n_b runs' for each contrast with runs that contrast_rows leaves out, an arm
+    having fewer than two: said, not dropped in silence. A reading with no run in either arm is not listed."""
+    out = []
+    for reading, pairs in CONTRASTS.items():
+        for a, b in pairs:
+            n_a, n_b = (len(arm_values(runs, arm, reading, epochs, metric)) for arm in (a, b))
+            if min(n_a, n_b) < 2 and n_a + n_b:
+                out.append(f"{a} − {b} ({reading}): {n_a} and {n_b} runs")
+    return out
+
+
 def contrast_rows(runs, epochs, metric, paper_gaps):
     """One row per pre-registered contrast of each reading that has two runs in both arms."""
     out = []
@@ -178,7 +190,10 @@ def main(argv=None):
         check_merge_target(args.csv, CONTRAST_KEY, "--csv")
     if args.figure:
         check_writable_file(args.figure, "--figure")
-    rows = contrast_rows(read_runs(args.runs, args.metric), args.epochs, args.metric, paper_fids())
+    runs = read_runs(args.runs, args.metric)
+    rows = contrast_rows(runs, args.epochs, args.metric, paper_fids())
+    for untested in untested_contrasts(runs, args.epochs, args.metric):
+        print(f"not tested, a Welch interval needs two runs an arm: {untested}")
     if not len(rows):
         raise UserError(f"no contrast has two completed runs in both arms at {args.epochs:g} epochs in {args.runs}")
     shown = ["reading", "a", "b", "n_a", "n_b", "mean_diff", "ci_low", "ci_high", "p_value", "p_holm", "paper_gap",

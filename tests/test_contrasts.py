@@ -72,14 +72,18 @@ def runs_csv(path, arms):
     pd.DataFrame(rows).to_csv(path, index=False)
 
 
-def test_contrasts_from_a_runs_csv_keep_readings_and_budgets_apart(tmp_path):
+def test_contrasts_from_a_runs_csv_keep_readings_and_budgets_apart(tmp_path, capsys):
     path = tmp_path / "runs.csv"
     runs_csv(path, {("gan", None, 1, "all", 2.0): [160, 170, 180], ("wgan", None, 5, "all", 2.0038): [200, 205, 210],
                     ("minkowski", 4.0, 1, "all", 2.0): [170, 175, 190], ("minkowski", 1.0, 1, "all", 2.0): [165, 168],
                     ("minkowski", 4.0, 1, "weights", 2.0): [300, 320], ("gan", None, 1, "weights", 2.0): [250, 260],
-                    ("gan", None, 1, "all", 1.0): [999, 999]})
+                    ("minkowski", 8.0, 1, "weights", 2.0): [400], ("gan", None, 1, "all", 1.0): [999, 999]})
     out = tmp_path / "contrasts.csv"
     assert contrasts.main([str(path), "--csv", str(out), "--figure", str(tmp_path / "c.png")]) == 0
+    said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("not tested")]
+    assert said == ["not tested, a Welch interval needs two runs an arm: minkowski-p4 − wgan (weights): 2 and 0 runs",
+                    "not tested, a Welch interval needs two runs an arm: minkowski-p4 − minkowski-p1 (weights): 2 and 0 runs",
+                    "not tested, a Welch interval needs two runs an arm: minkowski-p4 − minkowski-p8 (weights): 2 and 1 runs"]
     rows = pd.read_csv(out).set_index(["reading", "b"])
     gan = rows.loc[("all", "gan")]
     assert (gan["n_a"], gan["n_b"], gan["mean_diff"]) == (3, 3, pytest.approx(178.333333 - 170, rel=1e-6))
