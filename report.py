@@ -16,7 +16,7 @@ hardware) and every comparison its 95 % interval; a results file not committed y
 (results/contrasts.csv, results/horizon.csv) gives one line saying so. Runs of two readings of the
 paper's setup (the nets, the clip, what it clips: runs.csv's arch, clip, clip_params) never share a
 mean: a table shows one reading, the paper's by default, another when its arguments name it.
-tests/test_docs.py fails when a committed document differs from what this script writes.
+tests/report/test_docs.py fails when a committed document differs from what this script writes.
 """
 import argparse
 import os

@@ -1,5 +1,5 @@
 // The CUDA kernels of the mink_gan ops and their launch configuration, with no ATen and no CUDA
-// runtime calls, so that tests/emulation/ can compile this file for the CPU and run it thread by
+// runtime calls, so that tests/ops/emulation/ can compile this file for the CPU and run it thread by
 // thread. mink_ops_cuda.cu launches them; the math per element is mink_math.h's.
 //
 // Each forward is ONE reduction kernel: blocks reduce their share into a partial sum, and the

@@ -1,5 +1,5 @@
 // The per-element math of the mink_gan ops, once, for the CPU kernels (mink_ops.cpp), the CUDA
-// kernels (mink_kernels.cuh) and the CPU emulation of the CUDA kernels (tests/emulation/): the
+// kernels (mink_kernels.cuh) and the CPU emulation of the CUDA kernels (tests/ops/emulation/): the
 // CPU tests then exercise the formulas the GPU runs. No ATen: only c10's C10_HOST_DEVICE.
 //
 // What is not shared, on purpose: exp (the CPU's float path uses a vectorizable polynomial, the

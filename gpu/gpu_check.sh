@@ -2,7 +2,7 @@
 # What only a GPU can show, in one short command (what CI checks on the CPU is not repeated):
 #   environment   GPU, driver, torch, CUDA, cuDNN, nvcc, optional packages
 #   build         the fused ops built for this GPU; --fused on must give the CUDA backend
-#   cuda-tests    tests/test_ops.py and tests/test_train.py that need a GPU, and the build tests
+#   cuda-tests    tests/ops/test_ops.py and tests/training/test_train.py that need a GPU, and the build tests
 #   edge-cases    gpu/gpu_check.py edge-cases: non-contiguous and empty inputs, two side streams,
 #                 float16/bfloat16, autocast, a CUDA-graph capture of forward and backward, inductor
 #   train-resume  a CIFAR-shaped run with an evaluation (FID with --fid-weights random where
@@ -94,7 +94,7 @@ step_build() {
 }
 
 step_cuda_tests() {
-  "$PY" -m pytest -q -rs -p no:cacheprovider tests/test_ops.py tests/test_train.py -k "$TESTS_K" --junitxml="$OUT/junit.xml"
+  "$PY" -m pytest -q -rs -p no:cacheprovider tests/ops/test_ops.py tests/training/test_train.py -k "$TESTS_K" --junitxml="$OUT/junit.xml"
 }
 
 step_edge_cases() {

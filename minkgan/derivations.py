@@ -17,7 +17,7 @@ With D = sigmoid(logit), L_D = (1/p) E|D(x) - 1|^p + (1/p) E|D(G(z))|^p, L_G = (
       curvature in c at 0 over the size of its gradient in a real logit there is p - 1 for
       Minkowski p (GAN: 1, WGAN: 0): a pull back to 0 that grows with p, as the optimal logit
       log(p_data / p_g) / (p - 1) of (iii) says. WGAN and p = 1 have none.
-Each check evaluates the repository's loss (losses.py) or a grid search; tests/test_derivations.py
+Each check evaluates the repository's loss (losses.py) or a grid search; tests/analysis/test_derivations.py
 checks them against the closed forms.
 """
 import math

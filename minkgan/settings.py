@@ -224,7 +224,7 @@ def resolve(args):
 # Every run starts at D = 1/2, where the Minkowski loss's gradient per logit is |1/2|^(p-1) * 1/4 / batch
 # = 2^-(p+1) / batch. Adam divides by the root of its square, which float32 flushes to 0 past p of about
 # 75 (Adam's step is then the gradient over eps: nothing), and the gradient itself is 0 past p of about
-# 150. At 50 the squares are still normal float32 numbers (tests/test_train.py, a 2-D run's nets).
+# 150. At 50 the squares are still normal float32 numbers (tests/training/test_train.py, a 2-D run's nets).
 MAX_P = 50
 SEED_LIMIT = 2 ** 32  # torch.manual_seed takes 64 bits; the batch order's seed is seed * 1_000_003 + epoch
 

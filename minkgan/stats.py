@@ -39,7 +39,7 @@ def welch_power_noncentral(gap, sd_a, sd_b, n_a, n_b, alpha=ALPHA):
     """Power of the two-sided Welch test at a true difference `gap` with SDs sd_a, sd_b: the noncentral
     t at the Welch-Satterthwaite degrees of freedom of those SDs (the pre-registered formula; at a few
     seeds it overstates the power a little, as the sample SDs have fewer degrees of freedom:
-    tests/test_contrasts.py bounds the difference by a simulation)."""
+    tests/analysis/test_contrasts.py bounds the difference by a simulation)."""
     va, vb = sd_a ** 2 / n_a, sd_b ** 2 / n_b
     if va + vb == 0:
         return float(gap != 0)

@@ -114,7 +114,7 @@ def share_at_bound(params, c):
 
 def tune_for_speed(G, D, cfg):
     """--channels-last and --compile change the kernels, not the model: the results differ from eager
-    only in the order of floating-point operations (tests/test_train.py bounds it). Module.compile
+    only in the order of floating-point operations (tests/training/test_train.py bounds it). Module.compile
     compiles in place, so the state_dict's names, and the checkpoints, are the same either way.
     CUDA graphs (mode reduce-overhead) are not used: D runs twice before its backward, and the
     second replay would overwrite the first's outputs."""

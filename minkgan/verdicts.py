@@ -1,5 +1,5 @@
 """The rules that turn the results into the verdict's words: each a function of numbers with its
-threshold here, tested on both sides (tests/test_verdicts.py), so that changing the data changes the
+threshold here, tested on both sides (tests/report/test_verdicts.py), so that changing the data changes the
 words. report.py writes them; `report.py --recompute --results results` records each outcome with its
 numbers in results/verdicts.csv. The wording thresholds of far_behind and one_loss were written on
 2026-12-07, after the data they read (a dated deviation, docs/preregistration-addendum.md); so was

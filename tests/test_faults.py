@@ -22,7 +22,7 @@ import layout
 from minkgan import utils
 from minkgan.utils import run_main
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from layout import ROOT
 RUN, RUNS, RUNS_CSV = "{run}", "{runs}", "{runs_csv}"
 TRAJECTORIES = ["--dataset", "ring8", "--steps", "1", "--every", "1", "--n-images", "4", "--losses", "wgan", "gan"]
 SWEEP = ["--dataset", "ring8", "--p", "4", "--steps", "2", "--eval-every", "0", "--fused", "off"]
@@ -136,7 +136,7 @@ CASES = [
 ]
 # Scripts that write nothing unless told (--csv), after minutes of timing: not tried here.
 BENCHMARKS = {"bench/fid.py", "bench/ops.py", "bench/step.py", "analysis/derivations.py"}
-# gpu/gpu_check.sh's steps, which it runs with paths of its own under $OUT (tests/test_gpu_check.py).
+# gpu/gpu_check.sh's steps, which it runs with paths of its own under $OUT (tests/gpu/test_gpu_check.py).
 DRIVEN = {"gpu/gpu_check.py"}
 
 

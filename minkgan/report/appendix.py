@@ -111,7 +111,7 @@ def bilinear(results):
 
 
 def derivation_table(results):
-    """analysis/derivations.py's closed forms, checked there against the repository's losses by tests/test_derivations.py."""
+    """analysis/derivations.py's closed forms, checked there against the repository's losses by tests/analysis/test_derivations.py."""
     ps = range(1, 9)
     b = derivations.binomial_table()
     g = [derivations.generator_gradient(p, [1 / (p + 1), 0.5]).abs().tolist() for p in ps]

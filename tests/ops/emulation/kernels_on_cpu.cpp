@@ -1,11 +1,11 @@
 // The CUDA kernels of csrc/mink_kernels.cuh, compiled for the CPU with the emulation layer of
-// cuda_on_cpu.h, as a Python module for tests/test_emulation.py. The wrappers mirror
+// cuda_on_cpu.h, as a Python module for tests/ops/test_emulation.py. The wrappers mirror
 // csrc/mink_ops_cuda.cu's host code (buffers, dtypes, the pow kind), but the grid and the order
 // of the blocks are the test's to choose.
 #include <torch/extension.h>
 
 #include "cuda_on_cpu.h"
-#include "../../csrc/mink_kernels.cuh"
+#include "mink_kernels.cuh"  // csrc/, on the include path the test passes
 
 namespace {
 

@@ -21,7 +21,7 @@ from minkgan import trainstep
 from minkgan import utils
 from minkgan.utils import run_main
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from layout import ROOT  # noqa: E402
 TOY = ["--dataset", "ring8", "--log-every", "5", "--sample-every", "10", "--ckpt-every", "10"]
 
 

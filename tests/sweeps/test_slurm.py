@@ -14,7 +14,7 @@ import time
 import pandas as pd
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from layout import ROOT  # noqa: E402
 DAEMONS = ["munged", "slurmctld", "slurmd", "sbatch", "srun", "scancel", "squeue", "sinfo"]
 missing = [d for d in DAEMONS if shutil.which(d) is None and not os.path.exists(f"/usr/sbin/{d}")]
 pytestmark = [

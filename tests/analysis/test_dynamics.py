@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from layout import ROOT  # noqa: E402
 sys.path.insert(0, ROOT)
 
 from minkgan.games import bilinear, dirac, two_point  # noqa: E402

@@ -16,7 +16,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from layout import ROOT  # noqa: E402
 sys.path.insert(0, ROOT)
 
 import losses  # noqa: E402

@@ -5,7 +5,7 @@ import shlex
 
 from minkgan import settings
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from layout import ROOT  # noqa: E402
 
 
 def quick_start_commands():

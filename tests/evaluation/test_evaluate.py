@@ -22,7 +22,7 @@ from minkgan import inception
 from minkgan import metrics
 import models
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from layout import ROOT  # noqa: E402
 REAL_WEIGHTS = os.path.join(os.path.expanduser("~"), ".cache", "torch", "hub", "checkpoints",
                             inception.FID_WEIGHTS_NAME)
 

@@ -14,7 +14,7 @@ import report
 from minkgan.report import blocks, cifar, facts, regime, toys, verdict
 from minkgan.utils import UserError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from layout import ROOT  # noqa: E402
 README = os.path.join(ROOT, "README.md")
 # Numbers with a decimal point that prose may type: settings, not results (each one a train.py,
 # analysis/dynamics.py or protocol value, or a quantity in a formula). A result goes in a generated block.

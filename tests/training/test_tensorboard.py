@@ -9,7 +9,7 @@ import pytest
 
 from minkgan import training as train
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from layout import ROOT  # noqa: E402
 ARGV = ["--dataset", "ring8", "--steps", "40", "--log-every", "10", "--eval-every", "20", "--sample-every", "20",
         "--fused", "off", "--tensorboard"]
 

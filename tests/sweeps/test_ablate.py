@@ -21,7 +21,7 @@ import losses
 from minkgan import failure, rundir
 from minkgan.utils import run_main
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from layout import ROOT  # noqa: E402
 
 
 def args_for(argv):

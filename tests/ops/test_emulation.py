@@ -1,4 +1,4 @@
-"""The CUDA kernels (csrc/mink_kernels.cuh) run on the CPU under tests/emulation/cuda_on_cpu.h.
+"""The CUDA kernels (csrc/mink_kernels.cuh) run on the CPU under tests/ops/emulation/cuda_on_cpu.h.
 
 One std::thread per CUDA thread, blocks in a random order, strict barriers and warp shuffles
 (see the header for what this proves and what it cannot). The module is compiled once with
@@ -13,13 +13,13 @@ import zlib
 import pytest
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from layout import ROOT  # noqa: E402
 sys.path.insert(0, ROOT)
 
 from minkgan import ops  # noqa: E402
 from test_ops import closed_form_minkowski, closed_form_penalty  # noqa: E402
 
-HERE = os.path.join(ROOT, "tests", "emulation")
+HERE = os.path.join(ROOT, "tests", "ops", "emulation")
 SIZES = (1, 31, 32, 33, 64, 255, 256, 257, 1025, 4097, 20000)
 SMS = (1, 3, 80)  # multiprocessor counts: grids of 1-4, 1-12 and up to 79 blocks
 DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
@@ -38,7 +38,8 @@ def emu():
             headers.update(f.read())
     return cpp_extension.load(name="mink_gan_emulation", sources=[os.path.join(HERE, "kernels_on_cpu.cpp")],
                               extra_cflags=["-std=c++20", "-O2", f"-DMINK_HEADERS_{headers.hexdigest()[:12]}"],
-                              extra_ldflags=["-pthread"], build_directory=build_dir, verbose=False)
+                              extra_include_paths=[ops.SRC_DIR], extra_ldflags=["-pthread"], build_directory=build_dir,
+                              verbose=False)
 
 
 @pytest.fixture(scope="module")

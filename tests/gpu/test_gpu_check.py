@@ -13,7 +13,7 @@ import torch
 
 from gpu import gpu_check
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from layout import ROOT  # noqa: E402
 STEPS = ["environment", "build", "cuda-tests", "edge-cases", "train-resume", "bench-step", "throughput",
          "memcheck", "racecheck"]
 

@@ -9,7 +9,7 @@ import sys
 from analysis import dynamics
 from minkgan import utils
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from layout import ROOT  # noqa: E402
 RUN = os.path.join("runs", "ring8", "minkowski-p4-seed0")  # train.py's default --out for these flags
 DEFAULT_RUNS = [
     ["train.py", "--dataset", "ring8", "--steps", "2", "--log-every", "1", "--save-at", "0", "--fused", "off"],
