@@ -21,7 +21,7 @@ train_precision likewise: train.py --precision) and --table uses float32 rows on
 
 Real statistics: --real-n images (default 5000, drawn without replacement with --seed from the
 --real-split, default train; `--real-n all` uses every image) are computed once and cached in
---stats-dir (default results/fid_stats) as a pytorch-fid compatible .npz (mu, sigma, plus up to
+--stats-dir (default ~/.cache/mink-gan/fid_stats) as a pytorch-fid compatible .npz (mu, sigma, plus up to
 5000 feature rows for KID, precision, recall, density and coverage), named
 <dataset>-<split>-<n|all>-seed<seed>.npz (folder datasets add a hash of their path, non-standard
 Inception weights a hash of theirs, bfloat16 Inception -bfloat16: float32's names are as they were).

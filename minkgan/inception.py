@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 
 from minkgan import data
+from minkgan import paths
 from minkgan import precision as precisions
 from minkgan.metrics import KID_MAX_FEATURES, at_most, frechet_distance, kid, prdc, statistics
 from minkgan.precision import tf32_switches
@@ -22,7 +23,7 @@ from minkgan.utils import UserError, atomic_write_bytes, atomic_write_text, read
 FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + FID_WEIGHTS_NAME
 IMAGE_EXTENSIONS = ("bmp", "jpg", "jpeg", "pgm", "png", "ppm", "tif", "tiff", "webp")  # as pytorch-fid
-DEFAULT_STATS_DIR = os.path.join("results", "fid_stats")
+DEFAULT_STATS_DIR = os.path.join(paths.CACHE, "fid_stats")
 
 
 def hub_weights_path():

@@ -162,7 +162,7 @@ def backend():
 
 
 def cache_root():
-    return os.environ.get("MINK_OPS_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "mink-gan", "ops")
+    return os.environ.get("MINK_OPS_CACHE") or os.path.join(paths.CACHE, "ops")
 
 
 def source_hash(src_dir, with_cuda):

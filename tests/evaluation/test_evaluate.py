@@ -573,3 +573,15 @@ def test_every_measured_table_row_says_how_its_budget_differs_from_the_papers():
     note = reduced.set_index("loss").loc["gan", "note"]
     assert note.startswith("reduced budget, not the paper's protocol: ") and "1.0 epochs (paper 200)" in note
     assert "2000 generated samples (paper 5000)" in note and "folder images" in note
+
+
+def test_the_real_statistics_cache_is_outside_the_checkout_and_follows_mink_gan_cache(tmp_path):
+    """It was results/fid_stats, relative to the working folder: run from elsewhere, it made a results/ there."""
+    code = "from minkgan import inception, ops; print(inception.DEFAULT_STATS_DIR); print(ops.cache_root())"
+    env = {k: v for k, v in os.environ.items() if k not in ("MINK_GAN_CACHE", "MINK_OPS_CACHE")}
+    default = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                             check=True).stdout.split()
+    assert default == [os.path.expanduser("~/.cache/mink-gan/fid_stats"), os.path.expanduser("~/.cache/mink-gan/ops")]
+    moved = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**env, "MINK_GAN_CACHE": str(tmp_path)},
+                           capture_output=True, text=True, check=True).stdout.split()
+    assert moved == [str(tmp_path / "fid_stats"), str(tmp_path / "ops")]
