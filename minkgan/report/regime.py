@@ -3,6 +3,9 @@ import numpy as np
 
 from minkgan.report.text import markdown_table, sig, spread_median, value_range
 from minkgan.report.facts import VERDICT_EPOCHS, alignment_facts, read_csv
+from minkgan.report.sentences import say
+
+PAGE = "clipped-regime"  # its sentences: minkgan/report/sentences/clipped-regime.txt
 
 
 def alignment_state(rows):
@@ -31,23 +34,16 @@ def alignment(results):
                             "cos D gradient to WGAN's: GAN, hinge, p = 1, 4, 8",
                             f"D gradient norm ratio, p = 1, 4, 8 (predicted {predicted})",
                             "cos G gradient: smallest (LSGAN)", "cos Adam D update: smallest (LSGAN)"], rows)
-            + "\n\nEvery loss compared on one batch of 64 from the same state (seed 0), DCGAN on CIFAR-10 as JPEG files, "
-            "clip 0.01; \"smallest\" is over every loss but LSGAN, whose value follows. `alignment.csv` records no "
-            "machine: a sweep run's row in `results/runs.csv` names the CPU it trained on; the 300-step runs have no row.")
+            + "\n\n" + say(PAGE, "alignment_note"))
 
 
 def alignment_summary(results):
     f = alignment_facts(results)
     return "\n".join([
-        f"- With every D parameter clipped, at steps 100 and 300 every loss's D gradient (but LSGAN's) has a cosine of "
-        f"at least {f['early'].min():.3f} to WGAN's.",
-        f"- At the end of the first epoch (the states of the GAN, WGAN with 1 critic step, p = 1 and p = 4 runs) the "
-        f"cosine of p = 4 is {value_range(f['p4_1ep'])} and that of p = 8 {value_range(f['p8_1ep'])}; at the end of the "
-        f"second {value_range(f['p4_2ep'])} and {value_range(f['p8_2ep'])}.",
-        f"- At the states of the WGAN run with 5 critic steps, whose logits are the largest of all, p = 8 keeps "
-        f"{value_range(f['p8_wgan5'])}.",
-        f"- With only conv and linear weights clipped, D's largest |logit| is {value_range(f['weights_logit'], 1)} at "
-        f"steps 100 and 300, and the cosines of GAN, NS-GAN and p = 1-8 fall to {value_range(f['weights'])}.",
+        say(PAGE, "early", early=f["early"].min()),
+        say(PAGE, "first_epochs", **{k: value_range(f[k]) for k in ("p4_1ep", "p8_1ep", "p4_2ep", "p8_2ep")}),
+        say(PAGE, "wgan5", p8_wgan5=value_range(f["p8_wgan5"])),
+        say(PAGE, "weights_only", logit=value_range(f["weights_logit"], 1), cosines=value_range(f["weights"])),
         *h4_alignment(f["h4"])])
 
 
@@ -57,14 +53,9 @@ def h4_alignment(h4):
     lines = []
     for in_wgan_runs, g in h4.groupby(h4["run_loss"] == "wgan"):
         runs = g.groupby(["run", "total_steps"]).ngroups
-        where = (f"At the states of H4's WGAN run{'s' * (runs > 1)} (conv and linear weights clipped, 5 critic steps)"
-                 if in_wgan_runs else
-                 f"In H4's GAN and Minkowski runs (conv and linear weights clipped, 2 epochs; "
-                 f"{runs} run{'s' * (runs > 1)}, their states at the end of epochs 1 and 2)")
-        lines.append(f"- {where} D's largest |logit| is {value_range(g['logit_abs_max'], 1)}; the cosines of GAN, NS-GAN "
-                     f"and p = 1-8 to WGAN's D gradient are {value_range(g['cos_d'])}{spread_median(g['cos_d'])}, "
-                     f"and in {int((g['ratio_d'] < 1e-6).sum())} of {len(g)} (loss, state) pairs the loss's D gradient "
-                     f"is below 1e-6 of WGAN's: a saturated sigmoid leaves that loss no gradient.")
+        where = say(PAGE, "h4_where_wgan" if in_wgan_runs else "h4_where_others", runs=runs, plural="s" * (runs > 1))
+        lines.append(say(PAGE, "h4", where=where, logit=value_range(g["logit_abs_max"], 1), cosines=value_range(g["cos_d"]),
+                         median=spread_median(g["cos_d"]), saturated=int((g["ratio_d"] < 1e-6).sum()), pairs=len(g)))
     return lines
 
 
@@ -75,7 +66,7 @@ def alignment_horizon(results):
     a = a[a["clip_params"] == "all"].assign(epoch=a["epoch"].round(1))
     a = a[a.groupby(["run", "total_steps"])["epoch"].transform("max") > VERDICT_EPOCHS]
     if not len(a):
-        return "Not yet measured: `results/alignment.csv` has no state of a run trained past 2 epochs."
+        return say(PAGE, "horizon_none")
     rows, ends = [], []
     for (run, total), g in a.groupby(["run", "total_steps"], sort=False):
         cos = {k: g[(g["loss"] == k[0]) & ((g["p"] == k[1]) if k[1] else g["p"].isna())].set_index("epoch")["cos_d"]
@@ -87,9 +78,8 @@ def alignment_horizon(results):
         ends.append(p8.iloc[-1] - p8[p8.index >= VERDICT_EPOCHS].iloc[0])
     ends = np.array(ends)
     return (markdown_table(["run", "epoch", "largest \\|logit\\|", "cos D gradient to WGAN's: p = 4", "p = 8", "GAN"], rows)
-            + f"\n\nFrom epoch {VERDICT_EPOCHS} to the last kept state p = 8's cosine falls in {int((ends < 0).sum())} of "
-            f"{len(ends)} runs (changes {', '.join(f'{e:+.3f}' for e in ends)}); one batch of 64 a state, seed 0, every D "
-            "parameter clipped to 0.01.")
+            + "\n\n" + say(PAGE, "horizon_note", epochs=VERDICT_EPOCHS, falls=int((ends < 0).sum()), runs=len(ends),
+                             changes=", ".join(f"{e:+.3f}" for e in ends)))
 
 
 TRAJECTORY_STEPS = (25, 50, 100, 200, 400)
@@ -107,10 +97,8 @@ def trajectories(results):
     nudged = late[[m for m in members if "nudged" in m][0]]
     seed = late[[m for m in members if "seed" in m][0]]
     return (markdown_table(["step", *members], rows)
-            + f"\n\nRMS distance of each G's images on 256 fixed noise vectors to WGAN's G (pixels in [-1, 1]): "
-            f"{r['dataset']} (CIFAR-10 as JPEG files), {r['arch']}, batch {r['batch_size']}, clip {r['clip']:g} on "
-            f"{'every D parameter' if r['clip_params'] == 'all' else 'conv and linear weights'}, seed {r['seed']}, "
-            f"one initialisation and the same batches for every loss, n_critic 1; CPU: {r['hardware']}. From step 100 on, "
-            f"GAN, p = 1 and p = 4 lie {followers.min().min():.3f}–{followers.max().max():.3f} from WGAN, the nudged WGAN "
-            f"{nudged.min():.3f}–{nudged.max():.3f}; p = 8 is on average {(late['minkowski-p8'] - nudged).mean():.3f} further "
-            f"than the nudged WGAN, and WGAN with another seed {seed.min():.3f}–{seed.max():.3f} away.")
+            + "\n\n" + say(PAGE, "trajectories_note", dataset=r["dataset"], arch=r["arch"], batch_size=r["batch_size"],
+                             clip=r["clip"], clipped=say(PAGE, "clipped_all" if r["clip_params"] == "all" else "clipped_weights"),
+                             seed=r["seed"], hardware=r["hardware"], followers_low=followers.min().min(),
+                             followers_high=followers.max().max(), nudged_low=nudged.min(), nudged_high=nudged.max(),
+                             p8_further=(late["minkowski-p8"] - nudged).mean(), seed_low=seed.min(), seed_high=seed.max()))
