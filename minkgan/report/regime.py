@@ -5,7 +5,7 @@ from minkgan.report.text import markdown_table, sig, spread_median, value_range
 from minkgan.report.facts import VERDICT_EPOCHS, alignment_facts, read_csv
 from minkgan.report.sentences import say
 
-PAGE = "clipped-regime"  # its sentences: minkgan/report/sentences/clipped-regime.txt
+PAGE = "regime"  # its sentences: minkgan/report/sentences/regime.txt
 
 
 def alignment_state(rows):

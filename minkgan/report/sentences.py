@@ -1,5 +1,6 @@
-"""The prose of the generated blocks as text a person can edit: one file per page in
-minkgan/report/sentences/, each sentence under a `[name]` line, its `{fields}` filled by the page's code.
+"""The prose of the generated blocks as text a person can edit: one file in minkgan/report/sentences/ per
+module of blocks (regime.txt for regime.py), each sentence under a `[name]` line, its `{fields}` filled by
+that module (which names its file PAGE).
 Changing a sentence means editing that file, not finding its pieces in f-strings; the numbers and the
 conclusion words still come from the results (the code computes them and passes them as fields)."""
 import functools

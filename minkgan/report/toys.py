@@ -5,13 +5,16 @@ from minkgan import contrasts, data
 from minkgan.report.text import cpu, interval, markdown_table, mean_sd, not_yet, num, signed, span
 from minkgan.report.facts import (UNINFORMATIVE_HQ_PCT, arm_label, arms, read_csv, seed_counts, toy_arms, toy_contrast,
     toy_row, toy_rows)
+from minkgan.report.sentences import say
+
+PAGE = "toys"  # its sentences: minkgan/report/sentences/toys.txt
 
 
 def toy(results, clip=None):
     """The 2-D benchmarks (results/toy_table.csv), one reading of the clipping (toy_rows)."""
     t = toy_rows(results, clip)
     if not len(t):
-        return f"Not yet measured: `results/toy_table.csv` has no 2-D runs with clip {clip}."
+        return say(PAGE, "toy_none", clip=clip)
     datasets = sorted(t["dataset"].unique(), reverse=True)  # ring8, then grid25
     header, rows = ["loss"], []
     for d in datasets:
@@ -32,11 +35,10 @@ def toy(results, clip=None):
     for d in datasets:
         r = t[t["dataset"] == d]
         seeds = seed_counts(r)
-        budgets.append(f"{d}: {seeds} seeds, {r['steps'].max()} G steps ({r['epochs'].min():g} epochs; "
-                       f"{r['epochs'].max():g} with 5 critic steps), metrics of {r['samples'].max()} samples at the last "
-                       f"step, CPU {', '.join(cpu(d) for d in r['device'].unique())}")
-    return (markdown_table(header, rows) + "\n\nMean ± SD over the seeds; reverse KL is the mean over the seeds that "
-            "captured a mode (\"k of n\" where some did not). Budget: " + "; ".join(budgets) + ".")
+        budgets.append(say(PAGE, "toy_budget", dataset=d, seeds=seeds, steps=r["steps"].max(), epochs=r["epochs"].min(),
+                           epochs_5=r["epochs"].max(), samples=r["samples"].max(),
+                           cpus=", ".join(cpu(d) for d in r["device"].unique())))
+    return markdown_table(header, rows) + "\n\n" + say(PAGE, "toy_note", budgets="; ".join(budgets))
 
 
 def clipped_toys(results, clip=0.01):
@@ -46,20 +48,19 @@ def clipped_toys(results, clip=0.01):
     t = toy_rows(results, clip)
     t = t[t["n_critic"] == 1]  # H5's arms; WGAN's 5-critic-step rows are the default reading's
     if not len(t[t["loss"] == "gan"]):
-        return "H5 (every D parameter clipped to 0.01) is not yet run."
+        return say(PAGE, "h5_not_run")
     seeds = seed_counts(t)
     best = t["final_hq_pct_mean"].max()
     if best < UNINFORMATIVE_HQ_PCT:
-        return (f"With every D parameter clipped to 0.01 (H5, {seeds} seeds an arm) no arm's mean high-quality share "
-                f"reaches {UNINFORMATIVE_HQ_PCT:g} % (at most {best:.1f} %): no arm, WGAN's included, learns a mixture (the "
-                "clip value is mis-scaled for that MLP), so the clipped 2-D benchmark is uninformative, as pre-registered.")
+        return say(PAGE, "h5_uninformative", seeds=seeds, threshold=UNINFORMATIVE_HQ_PCT, best=best)
     parts = []
     for d in ("ring8", "grid25"):
         c = toy_contrast(results, d, clip=clip)
         if c is not None:
             rule = "supported" if c["low"] > 0 else "contradicted" if c["high"] < 0 else "inconclusive"
-            parts.append(f"{d} {signed(c['diff'])} ({interval(c['low'], c['high'])}, {c['n']} seeds: {rule})")
-    return "With every D parameter clipped to 0.01 (H5), modes p = 4 − GAN: " + "; ".join(parts) + "."
+            parts.append(say(PAGE, "h5_contrast", dataset=d, diff=signed(c["diff"]), interval=interval(c["low"], c["high"]),
+                             n=c["n"], rule=rule))
+    return say(PAGE, "h5", contrasts="; ".join(parts))
 
 
 MOMENT_SPACES = {"pixels": "pixels", "inception": "Inception features"}
@@ -89,7 +90,7 @@ def moments(results, epochs=2):
     skewness and excess kurtosis to the real images', per pixel and per Inception feature."""
     m = moment_rows(results, epochs)
     if m is None or not len(m):
-        return not_yet("moments.csv", "analysis/moments.py on the campaign's final checkpoints")
+        return not_yet("moments.csv", say(PAGE, "moments_not_yet"))
     header, rows = ["arm", "runs (seeds)"], []
     for space in MOMENT_SPACES.values():
         header += [f"{space}: skewness gap", "kurtosis gap"]
@@ -101,11 +102,8 @@ def moments(results, epochs=2):
         rows.append(row)
     floor = m[m["space"] == "pixels_real_vs_real"].iloc[0]
     rows.append(["real against real (floor)", "–", num(floor["skew_gap"], 3), num(floor["kurtosis_gap"], 3), "–", "–"])
-    return (markdown_table(header, rows) + f"\n\nMean ± SD over runs of the mean over coordinates of |moment of the "
-            f"generated images − that of the real images|, {int(m['n'].max())} generated (the evaluation's noise) against "
-            f"{int(m['n'].max())} real train images (the FID's reference set), at each run's final checkpoint "
-            f"({epochs} epochs); the floor is the next {int(m['n'].max())} train images against the same reference. "
-            f"CPU {', '.join(sorted(cpu(d) for d in m['device'].dropna().unique()))}.")
+    return markdown_table(header, rows) + "\n\n" + say(PAGE, "moments_note", n=int(m["n"].max()), epochs=epochs,
+                                                       cpus=", ".join(sorted(cpu(d) for d in m["device"].dropna().unique())))
 
 
 def h7_test(rows, space, compared, digits):
@@ -116,8 +114,8 @@ def h7_test(rows, space, compared, digits):
     p4, found = moment_gaps(rows, space, p4_arm), []
     for _, arm in baselines:
         w = contrasts.welch(p4, moment_gaps(rows, space, arm))
-        found.append((f"p = 4 − {arm_label(*arm)} {signed(w['mean_diff'], digits)} "
-                      f"({interval(w['ci_low'], w['ci_high'], digits)})", w["ci_high"] < 0))
+        found.append((say(PAGE, "h7_difference", baseline=arm_label(*arm), diff=signed(w["mean_diff"], digits),
+                          interval=interval(w["ci_low"], w["ci_high"], digits)), w["ci_high"] < 0))
     rule = "supported" if all(below for _, below in found) else "not supported"
     return rule, ", ".join(text for text, _ in found)
 
@@ -149,12 +147,10 @@ def higher_moments(results, epochs=2):
     WGAN's, each with a Welch interval entirely below 0, per space; not decidable below two runs an arm."""
     word, found = h7(results, epochs)
     if word == "untested":
-        return "untested: `analysis/moments.py` has not been run on committed checkpoints."
+        return say(PAGE, "h7_untested")
     if word == "not decidable":
-        return (f"not decidable: H7's Welch intervals need two runs an arm, and the checkpoints that survived give "
-                f"p = 4 {found['minkowski-p4']}, GAN {found['gan']}, WGAN {found['wgan']} (the single runs' gaps are in "
-                "the table).")
-    return "; ".join(f"{label}, kurtosis gap: {rule}; {text}" for label, rule, text in found) + "."
+        return say(PAGE, "h7_not_decidable", p4=found["minkowski-p4"], gan=found["gan"], wgan=found["wgan"])
+    return "; ".join(say(PAGE, "h7_space", space=label, rule=rule, differences=text) for label, rule, text in found) + "."
 
 
 TOY_MOMENT_ARMS = {"minkowski-p4": ("minkowski", 4.0, 1), "gan": ("gan", None, 1), "wgan": ("wgan", None, 1)}
@@ -174,17 +170,16 @@ def toy_moments(results, clip=0.01):
     """H7 on the 2-D mixtures: per arm and dataset the per-coordinate kurtosis gap, over seeds."""
     m = toy_moment_rows(results, clip)
     if m is None:
-        return not_yet("moments.csv", f"analysis/moments.py on the 2-D runs with every D parameter clipped to {clip:g}")
+        return not_yet("moments.csv", say(PAGE, "toy_moments_not_yet", clip=clip))
     rows = []
     for key, runs in arms(m[m["space"] == "coordinates"]):
         rows.append([arm_label(*key), *(mean_sd(runs[runs["dataset"] == d]["kurtosis_gap"], 2) for d in data.TOY_DATASETS),
                      span(runs["seed"])])
     floor = m[m["space"] == "coordinates_real_vs_real"].groupby("dataset")["kurtosis_gap"].mean()
     rows.append(["real against real (floor)", *(num(floor.get(d), 2) for d in data.TOY_DATASETS), "–"])
-    return (markdown_table(["arm", *(f"{d}: kurtosis gap" for d in data.TOY_DATASETS), "seeds"], rows)
-            + f"\n\nMean ± SD over seeds of the mean over the 2 coordinates of |excess kurtosis of the generated points − "
-            f"that of the mixture's|, {int(m['n'].max())} points a side, at each run's last step (H5's runs: every D "
-            f"parameter clipped to {clip:g}, 1 critic step). CPU {', '.join(sorted(cpu(d) for d in m['device'].dropna().unique()))}.")
+    return (markdown_table(["arm", *(f"{d}: kurtosis gap" for d in data.TOY_DATASETS), "seeds"], rows) + "\n\n"
+            + say(PAGE, "toy_moments_note", n=int(m["n"].max()), clip=clip,
+                  cpus=", ".join(sorted(cpu(d) for d in m["device"].dropna().unique()))))
 
 
 def toy_higher_moments(results, clip=0.01):
@@ -192,16 +187,14 @@ def toy_higher_moments(results, clip=0.01):
     Welch interval entirely below 0."""
     m = toy_moment_rows(results, clip)
     if m is None:
-        return "untested on the 2-D mixtures (`analysis/moments.py` has not been run on committed 2-D runs)."
+        return say(PAGE, "toy_h7_untested")
     parts = []
     for d in data.TOY_DATASETS:
         rows = m[m["dataset"] == d]
         if len(rows):
             seeds = len(moment_gaps(rows, "coordinates", TOY_MOMENT_ARMS["minkowski-p4"]))
-            parts.append(f"{d} ({int(rows['total_steps'].max())} steps, {seeds} seeds) "
-                         + h7_rule(rows, "coordinates", TOY_MOMENT_ARMS, 2))
+            parts.append(say(PAGE, "toy_h7_dataset", dataset=d, steps=int(rows["total_steps"].max()), seeds=seeds,
+                             rule=h7_rule(rows, "coordinates", TOY_MOMENT_ARMS, 2)))
     learned = toy_rows(results, clip)["final_hq_pct_mean"].max() >= UNINFORMATIVE_HQ_PCT
-    reading = "" if learned else (" The rule's words are moot there: no arm learned a mixture (H5), so the 2-D part "
-                                  "of H7 is uninformative.")
-    return (f"On the 2-D mixtures with every D parameter clipped to {clip:g} (H5's runs), the per-coordinate kurtosis "
-            "gap: " + "; ".join(parts) + "." + reading)
+    reading = "" if learned else " " + say(PAGE, "toy_h7_moot")
+    return say(PAGE, "toy_h7", clip=clip, datasets="; ".join(parts)) + reading

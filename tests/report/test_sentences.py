@@ -1,8 +1,10 @@
 """minkgan/report/sentences.py: the prose files are read as written, and every sentence in them is one
 the code fills (none dead, none missing)."""
+import ast
 import glob
 import os
 import re
+import string
 
 import pytest
 
@@ -26,11 +28,12 @@ def test_a_sentence_is_its_lines_joined_by_a_space_without_comments(tmp_path, mo
 
 
 def pages():
-    """(page, the text of the module that says it) for every module with a PAGE."""
+    """(page, the module's code) for every module of blocks with a PAGE, which must be its own name."""
     for path in sorted(glob.glob(os.path.join(os.path.dirname(sentences.__file__), "*.py"))):
         code = open(path).read()
         page = re.search(r'^PAGE = "([^"]+)"', code, re.M)
         if page:
+            assert page.group(1) == os.path.basename(path)[:-3], f"{path}: PAGE is not the module's name"
             yield page.group(1), code
 
 
@@ -44,3 +47,24 @@ def test_every_sentence_file_belongs_to_a_page_and_every_sentence_is_used():
         assert not unused, f"{page}: sentences no code says: {sorted(unused)}"
         missing = set(re.findall(r'say\(PAGE, "([a-z0-9_]+)"', code)) - set(sentences.templates(page))
         assert not missing, f"{page}: the code says sentences the file lacks: {sorted(missing)}"
+
+
+def say_calls(code):
+    """(sentence names, keyword names or None where the call passes **fields) of each say(PAGE, ...) call."""
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "say" and len(node.args) == 2:
+            name = node.args[1]
+            names = [b.value for b in (name.body, name.orelse)] if isinstance(name, ast.IfExp) else [name.value]
+            keywords = None if any(k.arg is None for k in node.keywords) else {k.arg for k in node.keywords}
+            yield names, keywords
+
+
+def test_each_call_fills_exactly_the_fields_its_sentence_names():
+    """Checked on the code, so that a sentence on a path the committed results never take (an arm short of
+    seeds, a file not yet committed) cannot fail only on the day its data arrives."""
+    for page, code in pages():
+        for names, keywords in say_calls(code):
+            fields = [{f for _, f, _, _ in string.Formatter().parse(sentences.templates(page)[n]) if f} for n in names]
+            if keywords is not None:  # a call that chooses between two sentences fills the fields of both
+                assert all(f <= keywords for f in fields) and set().union(*fields) == keywords, \
+                    f"{page} {names}: the sentences name {[sorted(f) for f in fields]}, the call fills {sorted(keywords)}"
