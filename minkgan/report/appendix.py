@@ -6,6 +6,20 @@ import pandas as pd
 from minkgan import derivations
 from minkgan.report.text import cpu, markdown_table, not_yet, num, sig, value_range
 from minkgan.report.facts import read_csv
+from minkgan.report.sentences import say
+
+PAGE = "appendix"  # its sentences: minkgan/report/sentences/appendix.txt
+
+
+def load(frame):
+    """The load average fields of a benchmark's note: the lowest and highest 1-minute load of its rows."""
+    return {"load_low": frame["loadavg_1m"].min(), "load_high": frame["loadavg_1m"].max()}
+
+
+def hardware(frame):
+    """' (bfloat16 hardware: AMX)' where a benchmark's rows name the CPU's bfloat16 hardware, else ''."""
+    hw = frame["bf16_hardware"].dropna() if "bf16_hardware" in frame else pd.Series(dtype=str)
+    return " " + say(PAGE, "bf16_hardware", hardware=hw.iloc[0]) if len(hw) else ""
 
 
 def bench_ops(results):
@@ -21,9 +35,8 @@ def bench_ops(results):
             r = g[g["cpu_threads"] == n].iloc[0]
             row += [sig(r["eager_ms"], 3), sig(r["fused_ms"], 3), f"{r['speedup']:.2f}x"]
         rows.append(row)
-    return (markdown_table(header, rows) + f"\n\nMedian of alternating rounds, one run; {', '.join(b['device'].unique())}, "
-            f"torch {b['torch'].iloc[0]}, load average {b['loadavg_1m'].min():g}–{b['loadavg_1m'].max():g} "
-            f"(2 cores), backend {b['backend'].iloc[0]}.")
+    return markdown_table(header, rows) + "\n\n" + say(PAGE, "bench_ops_note", devices=", ".join(b["device"].unique()),
+                                                       torch=b["torch"].iloc[0], backend=b["backend"].iloc[0], **load(b))
 
 
 def bench_step(results):
@@ -39,20 +52,17 @@ def bench_step(results):
             rows.append([f"{arch} ({g['gflop_per_step'].iloc[0]:.1f} GFLOP)", f"{g.loc['plain', 'ms']:.0f}",
                          *(f"{g.loc[v, 'ratio']:.2f}x" if v in g.index else "–" for v in variants),
                          f"{g.loc['plain', 'of_sgemm']:.2f}"])
-        hw = d["bf16_hardware"].dropna() if "bf16_hardware" in d else pd.Series(dtype=str)
-        parts.append(markdown_table(["arch", "plain ms", *variants, "of_sgemm (plain)"], rows)
-                     + f"\n\n{device}" + (f" (bfloat16 hardware: {hw.iloc[0]})" if len(hw) else "")
-                     + f", torch {d['torch'].iloc[0]}, a 2048³ float32 matmul at {d['sgemm_gflops'].iloc[0]:.0f} "
-                     f"GFLOP/s, load average {d['loadavg_1m'].min():g}–{d['loadavg_1m'].max():g}.")
-    return ("\n\n".join(parts) + "\n\nMinkowski p = 4, batch 64, 32x32; median of 5 alternating rounds; each "
-            "device's ratios are against its own plain float32 step, measured in the same run.")
+        parts.append(markdown_table(["arch", "plain ms", *variants, "of_sgemm (plain)"], rows) + "\n\n"
+                     + say(PAGE, "bench_step_device", device=device, hardware=hardware(d), torch=d["torch"].iloc[0],
+                           sgemm=d["sgemm_gflops"].iloc[0], **load(d)))
+    return "\n\n".join(parts) + "\n\n" + say(PAGE, "bench_step_note")
 
 
 def aten_ops(results):
     """bench/step.py --count-only (results/aten_ops.csv): ATen ops per training step, each revision."""
     a = read_csv(results, "aten_ops.csv")
     if a is None:
-        return "No ATen op counts are committed yet (`python -m bench.step --count-only --csv results/aten_ops.csv`)."
+        return say(PAGE, "aten_ops_none")
     first = a["revision"].iloc[0]
     rows = []
     for (arch, loss), g in a.groupby(["arch", "loss"], sort=False):
@@ -62,9 +72,7 @@ def aten_ops(results):
         rows.append([arch, loss, *(str(c) if c is not None else "" for c in counts), change])
     revisions = [f"at {rev[:7]}" for rev in a["revision"].unique()]
     return (markdown_table(["arch", "loss", *revisions, "change"], rows)
-            + f"\n\nOne plain step (`Trainer.train_step`, batch 64, 32x32; WGAN's holds 5 critic steps) on the CPU, "
-              f"counted by a TorchDispatchMode (views included), torch {a['torch'].iloc[0]}; the first column is "
-              f"the code of {first[:7]}, counted with today's counter.")
+            + "\n\n" + say(PAGE, "aten_ops_note", torch=a["torch"].iloc[0], first=first[:7]))
 
 
 def dirac(results):
@@ -83,7 +91,7 @@ def dirac(results):
     return (markdown_table(["loss", "eigenvalues, no penalty", "converges (simultaneous or alternating)",
                             f"with R1 (λ = {lam:g}): largest real part", "converges with R1",
                             "converges with the WGAN-GP penalty"], rows)
-            + "\n\n\"Converges\": the simulated iterates (`analysis/dynamics.py dirac`'s steps) end at the equilibrium.")
+            + "\n\n" + say(PAGE, "dirac_note"))
 
 
 def two_point(results):
@@ -119,10 +127,9 @@ def derivation_table(results):
             ["size of G's gradient through the logit at its peak, D = 1/(p + 1)", *(f"{v[0]:.3f}" for v in g)],
             ["... at D = ½, where a clipped D sits", *(sig(v[1], 3) for v in g)],
             ["optimal D for p_g / p_data = 1/3", "–", *(f"{derivations.optimal_d(p, 1 / 3):.3f}" for p in ps if p > 1)]]
-    return (markdown_table(["p", *map(str, ps)], rows) + f"\n\nd/dp ln C(p, 4) at p = 4: {b['dlog_digamma']:.4f} "
-            f"(digamma; a finite difference of ln Γ gives {b['dlog_numeric']:.4f}); the paper prints "
-            f"{derivations.PAPER_DLOG_BINOMIAL}. Optimal D for p_g / p_data = 1/3 at p = 32: "
-            f"{derivations.optimal_d(32, 1 / 3):.3f}.")
+    return markdown_table(["p", *map(str, ps)], rows) + "\n\n" + say(
+        PAGE, "derivations_note", digamma=b["dlog_digamma"], numeric=b["dlog_numeric"],
+        paper=derivations.PAPER_DLOG_BINOMIAL, optimal_d_32=derivations.optimal_d(32, 1 / 3))
 
 
 def fid_precision(results):
@@ -130,7 +137,7 @@ def fid_precision(results):
     on the same samples, per sample count."""
     t = read_csv(results, "fid_precision.csv")
     if t is None:
-        return not_yet("fid_precision.csv", "`python -m analysis.fid_precision`")
+        return not_yet("fid_precision.csv", say(PAGE, "fid_precision_not_yet"))
     percent = lambda v: f"{100 * v:+.2f} %"  # noqa: E731
     rows = [[f"{n}", f"{len(g)}", f"{value_range(g['fid_float32'], 2)}",
              percent(g["rel_diff"].min()) + (f" to {percent(g['rel_diff'].max())}" if len(g) > 1 else "")]
@@ -140,9 +147,7 @@ def fid_precision(results):
                          .itertuples(index=False))
     return (markdown_table(["samples a side", "sample sets", "FID, float32 Inception", "bfloat16 − float32, relative"],
                            rows)
-            + f"\n\nJPEG CIFAR-10 test images against the real statistics of as many train images, disjoint sets; {machines}. "
-            f"bfloat16 moved every FID {way}, by at most {100 * t['rel_diff'].abs().max():.2f} %: fine for a run's curve, "
-            "not for a table that must equal pytorch-fid, so every table keeps float32 FIDs.")
+            + "\n\n" + say(PAGE, "fid_precision_note", machines=machines, way=way, largest=100 * t["rel_diff"].abs().max()))
 
 
 def bench_fid(results):
@@ -150,13 +155,11 @@ def bench_fid(results):
     ratio to evaluate.py's float32 pass on the same CPU and threads, measured in one run."""
     b = read_csv(results, "bench_fid.csv")
     if b is None:
-        return not_yet("bench_fid.csv", "`python -m bench.fid --throughput-only --csv results/bench_fid.csv`")
+        return not_yet("bench_fid.csv", say(PAGE, "bench_fid_not_yet"))
     parts = []
     for device, d in b.groupby("device", sort=False):
         rows = [[r["variant"], f"{r['images_per_s']:.1f}", f"{r['ratio']:.2f}x"] for _, r in d.iterrows()]
-        hw = d["bf16_hardware"].dropna()
-        parts.append(markdown_table(["Inception pass", "images/s", "ratio"], rows)
-                     + f"\n\n{cpu(device)}" + (f" (bfloat16 hardware: {hw.iloc[0]})" if len(hw) else "")
-                     + f", torch {d['torch'].iloc[0]}, {d['n'].iloc[0]} images, median of {d['rounds'].iloc[0]} rounds, "
-                     f"load average {d['loadavg_1m'].min():g}–{d['loadavg_1m'].max():g}.")
+        parts.append(markdown_table(["Inception pass", "images/s", "ratio"], rows) + "\n\n"
+                     + say(PAGE, "bench_fid_device", device=cpu(device), hardware=hardware(d), torch=d["torch"].iloc[0],
+                           n=d["n"].iloc[0], rounds=d["rounds"].iloc[0], **load(d)))
     return "\n\n".join(parts)
