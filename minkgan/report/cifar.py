@@ -12,6 +12,9 @@ import losses
 from minkgan.report.text import cpu, interval, markdown_table, mean_sd, not_yet, num, per_seed, sig, signed, small, span
 from minkgan.report.facts import (FAILURE_RULES, H8_SEEDS, VERDICT_EPOCHS, arm_key, arm_label, arm_values, arms,
     budget, contrast, failure_rows, horizon_rows, image_runs, last_epoch, paper_fid, pooled_sd, read_csv, run_logs)
+from minkgan.report.sentences import say
+
+PAGE = "cifar"  # its sentences: minkgan/report/sentences/cifar.txt
 
 
 def paper(results):
@@ -27,9 +30,8 @@ def setup(results):
     """The paper's Table 1, as train.py's defaults."""
     d = vars(settings.build_parser().parse_args([]))
     lr = f"{d['lr']:.0e}".replace("e-0", "e-")
-    return (f"CIFAR-10, DCGAN-style nets, z = {d['z_dim']}, Adam lr {lr}, betas ({d['beta1']:g}, "
-            f"{d['beta2']:g}), batch {d['batch_size']}, {d['epochs']:g} epochs, D's weights clipped to "
-            f"[-{settings.default_clip('gan', 'cifar10'):g}, {settings.default_clip('gan', 'cifar10'):g}] for every model")
+    return say(PAGE, "setup", z_dim=d["z_dim"], lr=lr, beta1=d["beta1"], beta2=d["beta2"], batch_size=d["batch_size"],
+               epochs=d["epochs"], clip=settings.default_clip("gan", "cifar10"))
 
 
 def table2(results, epochs, clip_params="all"):
@@ -37,7 +39,7 @@ def table2(results, epochs, clip_params="all"):
     runs = image_runs(results, epochs, clip_params)
     runs = runs[(runs["loss"] != "minkowski") | (runs["p"] == 4)]
     if not len(runs):
-        return f"Not yet measured: `results/runs.csv` has no completed {epochs}-epoch run with `--clip-params {clip_params}`."
+        return say(PAGE, "table2_none", epochs=epochs, clip_params=clip_params)
     gaps = runs["final_logit_gap"].notna().any()
     header = ["loss", "paper (200 epochs)", "FID by seed", "mean ± SD", *(["D's logit gap at the end"] if gaps else []),
               "KID", "precision", "recall", "coverage"]
@@ -51,9 +53,7 @@ def table2(results, epochs, clip_params="all"):
 
 
 def metric_note(gaps):
-    return ("KID, precision, recall and coverage are means over the seeds" + ("; D's logit gap (its mean logit on "
-            "real minus fake images) and largest |logit| are those of the last logged interval of `metrics.csv`."
-            if gaps else "."))
+    return say(PAGE, "metric_note_gaps" if gaps else "metric_note")
 
 
 def table3(results, epochs, clip_params="all"):
@@ -61,8 +61,7 @@ def table3(results, epochs, clip_params="all"):
     runs = image_runs(results, epochs, clip_params)
     runs = runs[runs["loss"] == "minkowski"]
     if not len(runs):
-        return (f"Not yet measured: `results/runs.csv` has no completed {epochs}-epoch Minkowski run with "
-                f"`--clip-params {clip_params}`.")
+        return say(PAGE, "table3_none", epochs=epochs, clip_params=clip_params)
     groups = arms(runs)
     rows = [["paper (200 epochs)", *(num(paper_fid(results, *k)) for k, _ in groups)],
             ["seeds", *(span(g["seed"]) for _, g in groups)],
@@ -91,10 +90,9 @@ def anova(results, epochs, among=None):
     tests = read_csv(results, "p_effect.csv")
     row = tests[(tests["metric"] == "final_fid") & (tests["epochs"].round() == float(epochs))
                 & (tests["clip_params"] == "all")].iloc[0]
-    text = (f"One-way ANOVA of the final FID on p over the {row['runs']} Minkowski runs (`results/p_effect.csv`): "
-            f"F = {row['F']:.2f}, df ({row['df_between']}, {row['df_within']}), p = {sig(row['p_anova'])}, "
-            f"permutation p = {sig(row['p_permutation'])} ({row['permutations']} permutations), "
-            f"η² = {row['eta2']:.2f}, ω² = {row['omega2']:.2f}.")
+    text = say(PAGE, "anova", runs=row["runs"], F=row["F"], df_between=row["df_between"], df_within=row["df_within"],
+               p=sig(row["p_anova"]), p_permutation=sig(row["p_permutation"]), permutations=row["permutations"],
+               eta2=row["eta2"], omega2=row["omega2"])
     if among is None:
         return text
     ps = p_range(among)
@@ -105,14 +103,11 @@ def anova(results, epochs, among=None):
     counts = runs.groupby("p").size().reindex(ps)
     power = stats.anova_power(paper, counts, sd)
     seeds = "–".join(str(n) for n in sorted({counts.min(), counts.max()}))
-    found = ("p matters among them at this budget" if sub["p_anova"] < stats.ALPHA
-             else "\"no effect of p among them\" is not established")
-    return (text + f" Among p = {among.replace('-', '–')} alone ({len(runs)} runs; a subset chosen after seeing the "
-            f"larger p fall behind, computed from `results/runs.csv`): F = {sub['F']:.2f}, df ({sub['df_between']}, "
-            f"{sub['df_within']}), p = {sig(sub['p_anova'])}, permutation p = {sig(sub['p_permutation'])}, "
-            f"ω² = {sub['omega2']:.2f}. With {seeds} seeds per p (the design as run) and the pooled SD of {sd:.1f} FID, "
-            f"this test had a power of {power:.2f} to detect differences between these p as large as the paper's "
-            f"Table 3 (noncentral F): {found}.")
+    found = say(PAGE, "anova_p_matters" if sub["p_anova"] < stats.ALPHA else "anova_not_established")
+    return text + " " + say(PAGE, "anova_among", among=among.replace("-", "–"), runs=len(runs), F=sub["F"],
+                            df_between=sub["df_between"], df_within=sub["df_within"], p=sig(sub["p_anova"]),
+                            p_permutation=sig(sub["p_permutation"]), omega2=sub["omega2"], seeds=seeds, sd=sd,
+                            power=power, found=found)
 
 
 def contrasts_block(results, epochs):
@@ -131,19 +126,14 @@ def contrasts_block(results, epochs):
     return (markdown_table(["contrast (a − b), final FID", "seeds", "difference", "paper's gap",
                             "95 % interval, pooled SD", "power at the paper's gap", "reading",
                             "95 % interval, Welch", "power", "reading"], rows)
-            + f"\n\nThe pooled interval uses the within-arm SD pooled over every arm of this budget ({sd:.1f} FID, "
-            f"{df} degrees of freedom), which assumes the arms share one SD; Welch's uses the two arms' own seeds "
-            "alone, as the [pre-registration](preregistration.md) does for its campaign (its power by the noncentral t, as pre-registered, in "
-            "`minkgan/stats.py`). Each reading applies the "
-            "pre-registered rule to its interval. Seeds 0 and 1 were seen before the plan was written.\n\n"
-            + budget(runs))
+            + "\n\n" + say(PAGE, "contrasts_note", sd=sd, df=df) + "\n\n" + budget(runs))
 
 
 def contrasts_csv(results):
     """The campaign's contrasts (results/contrasts.csv), as the pre-registration specifies them."""
     table = read_csv(results, "contrasts.csv")
     if table is None:
-        return not_yet("contrasts.csv", "H1–H4 of the pre-registration, 5 seeds per arm")
+        return not_yet("contrasts.csv", say(PAGE, "contrasts_csv_not_yet"))
     rows = [[r["reading"], r["metric"], f"{r['epochs']:g}", f"{r['a']} − {r['b']}", f"{r['n_a']}, {r['n_b']}",
              f"{num(r['mean_a'])}, {num(r['mean_b'])}",
              signed(r["mean_diff"]), interval(r["ci_low"], r["ci_high"]), sig(r["p_value"]), sig(r["p_holm"]),
@@ -152,8 +142,7 @@ def contrasts_csv(results):
     return (markdown_table(["reading", "metric", "epochs", "a − b", "seeds", "means", "difference",
                             "95 % interval (Welch)", "p", "p (Holm)", "paper's gap", "power at the paper's gap",
                             "verdict"], rows)
-            + "\n\nThe runs and their budget are those of the tables above at the same epochs (`analysis/contrasts.py` reads "
-            f"`results/runs.csv`); CPU: {', '.join(machines)}.")
+            + "\n\n" + say(PAGE, "contrasts_csv_note", machines=", ".join(machines)))
 
 
 def regime(results, epochs):
@@ -168,13 +157,11 @@ def regime(results, epochs):
                      f"{quarter['logit_absmax'].iloc[-1] - quarter['logit_absmax'].iloc[0]:+.3f}",
                      sig(last_epoch(m)["grad_norm_d"].mean(), 3)])
     if not rows:
-        return f"No run logs of {epochs}-epoch runs are committed."
+        return say(PAGE, "regime_none", epochs=epochs)
     every = sorted({int(cfg["log_every"]) for _, cfg, _ in run_logs(results, epochs)})
     return (markdown_table(["run", "CPU", "largest \\|logit\\|: peak (step)", "at the end", "change over the last quarter",
                             "D's gradient norm, mean over the last epoch"], rows)
-            + f"\n\nFrom `results/run_logs/` (`metrics.csv`, logged every {', '.join(map(str, every))} steps: each value "
-            "is the mean over one interval of the batch statistic). Only the runs trained after runs kept their logs "
-            "have them.")
+            + "\n\n" + say(PAGE, "regime_note", every=", ".join(map(str, every))))
 
 
 def machines(results, epochs):
@@ -213,10 +200,9 @@ def earlier_2epochs(results):
              num(r["kid_mean"], 3)] for _, r in t.iterrows()]
     r = t.iloc[0]
     return (markdown_table(["loss", "paper (200 epochs)", "FID seeds 0, 1", "mean ± SD", "KID"], rows)
-            + f"\n\nBudget: **{r['epochs']:g} epochs** = {r['steps']} G steps (WGAN, 5 critic steps: "
-            f"{t['steps'].min()}); final FID of **{r['n_fake']}** generated against {r['n_real']} real train images of "
-            f"CIFAR-10 as JPEG files; seeds {r['seeds'].replace(' ', ', ')}; CPU: {r['hardware']}. "
-            f"The file's note: {r['note']}.")
+            + "\n\n" + say(PAGE, "earlier_note", epochs=r["epochs"], steps=r["steps"], wgan_steps=t["steps"].min(),
+                             n_fake=r["n_fake"], n_real=r["n_real"], seeds=r["seeds"].replace(" ", ", "),
+                             hardware=r["hardware"], note=r["note"]))
 
 
 def horizon(results, clip_params="all"):
@@ -224,7 +210,7 @@ def horizon(results, clip_params="all"):
     per sample count, and D's largest |logit| there."""
     table = horizon_rows(results, clip_params)
     if table is None:
-        return not_yet("horizon.csv", "the pre-registered 10-epoch horizon, one seed")
+        return not_yet("horizon.csv", say(PAGE, "horizon_not_yet"))
     table = table.assign(arm=[f"{arm_label(*arm_key(r))}, seed {r['seed']}" for _, r in table.iterrows()])
     out = []
     for n, rows in table.groupby("n"):
@@ -240,21 +226,19 @@ def horizon(results, clip_params="all"):
         out.append(markdown_table([title, *(f"{e:g}" for e in wide.columns)],
                                   [[arm, *(num(v, digits) for v in wide.loc[arm])] for arm in wide.index]))
     floors = table.dropna(subset=["fid_floor"]).drop_duplicates("n") if "fid_floor" in table else None
-    floor = "" if floors is None else "".join(f" The FID floor (real against other real images) at {n}: {num(f)}."
+    floor = "" if floors is None else "".join(" " + say(PAGE, "horizon_floor", n=n, floor=num(f))
                                               for n, f in zip(floors["n"], floors["fid_floor"]))
-    return "\n\n".join(out) + (
-        f"\n\nOne run per arm (seed {span(table['seed'])}), up to {table['total_steps'].max():g} G steps, D clipped to "
-        f"0.01 on {'every parameter' if clip_params == 'all' else 'conv and linear weights'}; FID of n generated "
-        f"against n real train images of CIFAR-10 as JPEG files; CPU: {', '.join(sorted(map(cpu, table['device'].unique())))}. "
-        "A description of one seed, not a test "
-        "([pre-registered](preregistration.md#the-horizon-issue-24-descriptive-one-seed))." + floor)
+    clipped = say(PAGE, "clipped_all" if clip_params == "all" else "clipped_weights")
+    return "\n\n".join(out) + "\n\n" + say(PAGE, "horizon_note", seeds=span(table["seed"]),
+                                             steps=table["total_steps"].max(), clipped=clipped,
+                                             cpus=", ".join(sorted(map(cpu, table["device"].unique())))) + floor
 
 
 def failures(results, epochs=VERDICT_EPOCHS):
     """H8: failures per arm under each rule, Fisher's test, and the FID with and without the failed runs."""
     rows = failure_rows(results, int(epochs))
     if rows is None or not len(rows):
-        return not_yet("failures.csv", "H8, `python -m analysis.failures`")
+        return not_yet("failures.csv", say(PAGE, "failures_not_yet"))
     body = []
     for r in rows.to_dict("records"):
         trained = (f"{interval(r['trained_ci_low'], r['trained_ci_high'])} ({r['n_trained_a']}, {r['n_trained_b']}): "
@@ -268,7 +252,7 @@ def failures(results, epochs=VERDICT_EPOCHS):
     return (markdown_table(["failure rule", "contrast", "failed (a)", "failed (b)", "Fisher p (Holm)",
                             "power at 1/2 vs 0", "failures", "FID of the runs that trained: Welch 95 % interval (n)",
                             "every run: Mann-Whitney p"], body)
-            + f"\n\n{len(runs)} of the {3 * H8_SEEDS} pre-registered runs are committed. " + budget(runs))
+            + "\n\n" + say(PAGE, "failures_note", committed=len(runs), planned=3 * H8_SEEDS) + " " + budget(runs))
 
 
 def sample_grids(results, clip_params="weights", steps=1562):
@@ -289,7 +273,7 @@ def sample_grids(results, clip_params="weights", steps=1562):
             label = f"{arm_label(r['loss'], r['p'] if r['loss'] == 'minkowski' else None, int(r['n_critic']))}, seed {r['seed']:g} ({state})"
             cells.append((label, os.path.relpath(grids[-1], os.path.dirname(results))))
     if not cells:
-        return "No run log of this reading keeps a sample grid yet."
+        return say(PAGE, "grids_none")
     return markdown_table([c[0] for c in cells], [[f"![{c[0]}]({c[1]})" for c in cells]])
 
 
@@ -298,7 +282,6 @@ def fid_floor(results):
     runs = runs_csv.read(os.path.join(results, "runs.csv"))
     floors = runs.dropna(subset=["final_fid_floor"]).groupby("n_real")[["final_fid_floor", "final_fid_floor_test"]].first()
     if not len(floors):
-        return "No FID floor is committed."
-    return "; ".join(f"at {n:g} real images: {r['final_fid_floor']:.1f} (train against train), "
-                     f"{r['final_fid_floor_test']:.1f} (train against test)" for n, r in floors.iterrows()) + \
-        " (`final_fid_floor`, `final_fid_floor_test` of `results/runs.csv`)"
+        return say(PAGE, "fid_floor_none")
+    return "; ".join(say(PAGE, "fid_floor_at", n=n, train=r["final_fid_floor"], test=r["final_fid_floor_test"])
+                     for n, r in floors.iterrows()) + " " + say(PAGE, "fid_floor_source")
