@@ -12,8 +12,11 @@ from minkgan.report.text import interval, listed_p, num, ranked, signed, span, v
 from minkgan.report.facts import (H8_SEEDS, UNINFORMATIVE_HQ_PCT, VERDICT_EPOCHS, alignment_facts, arm_key, arm_label,
     arms, campaign_row, campaign_rows, contrast, crossings, failure_rows, horizon_curves, horizon_rows, image_runs,
     last_epoch, paper_fid, pooled_sd, read_csv, run_logs, seeds_per_arm, toy_contrast, toy_rows)
+from minkgan.report.sentences import say
 from minkgan.report.toys import clipped_toys, h7, higher_moments, toy_higher_moments
 from minkgan.utils import UserError
+
+PAGE = "verdict"  # its sentences: minkgan/report/sentences/verdict.txt
 
 
 def contrast_text(results, a, b, epochs=VERDICT_EPOCHS, reading="all"):
@@ -22,20 +25,24 @@ def contrast_text(results, a, b, epochs=VERDICT_EPOCHS, reading="all"):
     differs; the power where the reading is inconclusive."""
     r = campaign_row(results, a, b, epochs, reading)
     if r is not None:
-        text = (f"{signed(r['mean_diff'])} FID ({interval(r['ci_low'], r['ci_high'])}, Welch, {r['n_a']} and {r['n_b']} "
-                f"seeds; paper {num(r['paper_gap'])}): **{r['verdict']}**")
+        text = say(PAGE, "contrast_campaign", diff=signed(r["mean_diff"]), interval=interval(r["ci_low"], r["ci_high"]),
+                   n_a=r["n_a"], n_b=r["n_b"], paper=num(r["paper_gap"]), verdict=r["verdict"])
         if r["verdict"] in ("supported", "contradicted"):
-            text += (f" (p = {r['p_value']:.3f}; {r['p_holm']:.3f} after Holm's correction over the "
-                     f"{len(campaign_rows(results, epochs, reading))} contrasts)")
-        return text + (f" (power {r['power_at_paper_gap']:.2f})" if r["verdict"] == "inconclusive" else "")
+            text += " " + say(PAGE, "contrast_holm", p=r["p_value"], p_holm=r["p_holm"],
+                              family=len(campaign_rows(results, epochs, reading)))
+        return text + power_note(r["verdict"], r["power_at_paper_gap"])
     c = contrast(results, image_runs(results, epochs), a, b)
-    text = f"{signed(c['diff'])} FID ({interval(c['low'], c['high'])}"
-    if c["welch_verdict"] != c["verdict"]:
-        text += (f"; Welch {interval(c['welch_low'], c['welch_high'])}; paper {num(c['paper_gap'])}): {c['verdict']} "
-                 f"with the pooled SD, {c['welch_verdict']} by Welch's interval")
-    else:
-        text += f"; paper {num(c['paper_gap'])}): {c['verdict']}"
-    return text + (f" (power {c['power']:.2f})" if c["verdict"] == "inconclusive" else "")
+    common = dict(diff=signed(c["diff"]), interval=interval(c["low"], c["high"]), paper=num(c["paper_gap"]),
+                  verdict=c["verdict"])
+    text = (say(PAGE, "contrast_pooled_split", welch=interval(c["welch_low"], c["welch_high"]),
+                welch_verdict=c["welch_verdict"], **common)
+            if c["welch_verdict"] != c["verdict"] else say(PAGE, "contrast_pooled", **common))
+    return text + power_note(c["verdict"], c["power"])
+
+
+def power_note(word, power):
+    """' (power 0.23)' beside an inconclusive reading, where the power says how little a miss means."""
+    return " " + say(PAGE, "power", power=power) if word == "inconclusive" else ""
 
 
 def campaign_progress(results, epochs=VERDICT_EPOCHS, seeds=5):
@@ -47,18 +54,15 @@ def campaign_progress(results, epochs=VERDICT_EPOCHS, seeds=5):
     fewest = int(min(rows["n_a"].min(), rows["n_b"].min()))
     most = int(max(rows["n_a"].max(), rows["n_b"].max()))
     have = f"{fewest}" if fewest == most else f"{fewest} to {most}"
-    return "" if fewest >= seeds else f" *Interim: {have} of the {seeds} pre-registered seeds an arm.*"
+    return "" if fewest >= seeds else " " + say(PAGE, "interim", have=have, seeds=seeds)
 
 
 def contrast_source(results, epochs=VERDICT_EPOCHS):
     """Where the verdict's intervals come from, in one sentence."""
     if campaign_row(results, "minkowski-p4", "gan", epochs) is not None:
-        return ("Differences a − b with the Welch 95 % intervals of the pre-registered campaign "
-                "(`results/contrasts.csv`), read by its rule against 0 and the paper's gap.")
+        return say(PAGE, "source_campaign")
     sd, df = pooled_sd(image_runs(results, epochs))
-    return (f"Differences a − b with 95 % intervals from the committed {epochs}-epoch seeds, 2 an arm, with the SD "
-            f"({sd:.1f} FID) pooled over every arm ({df} degrees of freedom), read by the pre-registered rule against 0 "
-            "and the paper's gap; the pre-registered campaign's 5 seeds an arm will replace them.")
+    return say(PAGE, "source_pooled", epochs=epochs, sd=sd, df=df)
 
 
 def gradient_ratios(results, epochs):
@@ -85,13 +89,13 @@ def cv_contrast(results, column, epochs=VERDICT_EPOCHS):
     cv = {arm_label(loss, p, int(k)): g[column] for (loss, p, k), g in
           table.fillna({"p": 0}).groupby(["loss", "p", "n_critic"])}
     listed = ", ".join(f"{name} {v.mean():.2f} ({len(v)})" for name, v in sorted(cv.items(), key=lambda kv: kv[1].mean()))
-    text = f"the coefficient of variation of {STEADINESS[column]} over epoch {epochs:g} (mean over runs; runs): {listed}"
+    text = say(PAGE, "cv_measured", what=STEADINESS[column], epochs=epochs, listed=listed)
     p4, gan = cv.get("Minkowski p = 4", pd.Series(dtype=float)), cv.get("GAN", pd.Series(dtype=float))
     if min(len(p4), len(gan)) < 2:
-        return "not decidable", text, f"the contrast needs two p = 4 runs with logs; {len(p4)} so far"
+        return "not decidable", text, say(PAGE, "cv_too_few", n=len(p4))
     w = contrasts.welch(p4, gan)
     return (contrasts.verdict(w["ci_low"], w["ci_high"], float("nan")), text,
-            f"p = 4 − GAN {signed(w['mean_diff'], 3)} (Welch 95 % interval {interval(w['ci_low'], w['ci_high'], 3)})")
+            say(PAGE, "cv_test", diff=signed(w["mean_diff"], 3), interval=interval(w["ci_low"], w["ci_high"], 3)))
 
 
 def h6(results, epochs=VERDICT_EPOCHS):
@@ -103,10 +107,10 @@ def steadiness(results, epochs=VERDICT_EPOCHS):
     """The verdict's sentence on claim (c), from h6."""
     word, measured, test = h6(results, epochs)
     if word == "untested":
-        return "untested (H6: `analysis/stability.py` has not been run on committed logs)."
+        return say(PAGE, "steadiness_untested")
     if word == "not decidable":
-        return f"not decidable yet ({test}). Measured: {measured}."
-    return f"{word} by H6: {test}. Measured: {measured}."
+        return say(PAGE, "steadiness_not_decidable", test=test, measured=measured)
+    return say(PAGE, "steadiness", word=word, test=test, measured=measured)
 
 
 HOLDS = {True: "holds", False: "does not hold"}
@@ -158,32 +162,40 @@ def words_of(results, epochs, fingerprint):
     return words
 
 
-def say(words, baseline):
+def phrase(words, baseline):
     """How the answer and the claims table say the contrast p = 4 − baseline's word."""
     return verdicts.CONTRAST_PHRASES[words[f"p4_vs_{baseline}"]]
 
 
+def h8_counts(results, epochs=VERDICT_EPOCHS):
+    """The pre-registered rule's failure counts and Fisher words of H8 (results/failures.csv) as the fields of
+    a sentence, or None before H8 is measured."""
+    h8 = failure_rows(results, epochs)
+    if h8 is None or not len(h8):
+        return None
+    r = h8[h8["rule"] == "preregistered"].set_index("b")
+    return dict(p4=r["failed_a"].iloc[0], n_p4=r["n_a"].iloc[0], gan=r.loc["gan", "failed_b"], n_gan=r.loc["gan", "n_b"],
+                wgan=r.loc["wgan", "failed_b"], n_wgan=r.loc["wgan", "n_b"], vs_gan=r.loc["gan", "failure_verdict"],
+                vs_wgan=r.loc["wgan", "failure_verdict"])
+
+
+def far_behind(w):
+    """'; p = 7 and 8 far behind' where the rule finds p far behind the best, else ''."""
+    return say(PAGE, "far_behind", ps=listed_p(w["far_behind"])) if w["far_behind"] else ""
+
+
 def claim_a(results, w):
-    h8 = failure_rows(results)
-    weights = "not yet measured"
-    if h8 is not None and len(h8):
-        r = h8[h8["rule"] == "preregistered"].set_index("b")
-        weights = (f"failures p = 4 {r['failed_a'].iloc[0]} of {r['n_a'].iloc[0]}, GAN {r.loc['gan', 'failed_b']} of "
-                   f"{r.loc['gan', 'n_b']}, WGAN {r.loc['wgan', 'failed_b']} of {r.loc['wgan', 'n_b']}: "
-                   f"{r.loc['gan', 'failure_verdict']} against GAN, {r.loc['wgan', 'failure_verdict']} against WGAN")
-    return (f"against GAN: {say(w, 'gan')} (H1); against WGAN (5 critic steps, equal epochs): {say(w, 'wgan')} (H2); "
-            f"at equal G steps: not yet measured (H9). With only conv and linear weights clipped (H8, interim): {weights}")
+    counts = h8_counts(results)
+    weights = say(PAGE, "claim_a_weights", **counts) if counts else say(PAGE, "not_yet_measured")
+    return say(PAGE, "claim_a", gan=phrase(w, "gan"), wgan=phrase(w, "wgan"), weights=weights)
 
 
 def claim_b(results, w):
-    behind = f"; {listed_p(w['far_behind'])} far behind" if w["far_behind"] else ""
-    return f"{w['best_p']}: p = 4 − p = 1: {say(w, 'minkowski-p1')} (H3){behind}"
+    return say(PAGE, "claim_b", best_p=w["best_p"], p1=phrase(w, "minkowski-p1"), behind=far_behind(w))
 
 
 def claim_c(results, w):
-    return (f"{w['steadier_d']} by its pre-registered measure (H6: the coefficient of variation of D's gradient norm "
-            "over epoch 2, p = 4 against GAN; the interval is in the verdict with every arm's value); the smaller "
-            "scale is measured and explained by 2^-(p+1)")
+    return say(PAGE, "claim_c", word=w["steadier_d"])
 
 
 def claim_curves(results, w):
@@ -192,59 +204,48 @@ def claim_curves(results, w):
     _, measured_g, test_g = cv_contrast(results, "cv_loss_g")
     _, _, test_d = cv_contrast(results, "cv_loss_d")
     if measured_g is None:
-        return "untested (`analysis/stability.py` has not been run on committed logs); in scale the curves are " \
-               "smaller by construction: (1/p)\\|D − t\\|^p ≤ 1/p"
-    return (f"G's loss: {w['steadier_loss_g']} ({test_g}); D's loss: {w['steadier_loss_d']} ({test_d}); exploratory, "
-            f"by H6's measure, which is free of scale: in scale the curves are smaller by construction, "
-            f"(1/p)\\|D − t\\|^p ≤ 1/p. Measured: {measured_g}")
+        return say(PAGE, "claim_curves_untested")
+    return say(PAGE, "claim_curves", word_g=w["steadier_loss_g"], test_g=test_g, word_d=w["steadier_loss_d"],
+               test_d=test_d, measured_g=measured_g)
 
 
 def claim_setup(results, w):
-    return (f"{w['setup']}; the layers are not listed (DCGAN assumed), \"weight clipping\" read two ways "
-            "(H4, H8)")
+    return say(PAGE, "claim_setup", word=w["setup"])
 
 
 def claim_d(results, w):
     best_clipped = toy_rows(results, 0.01)["final_hq_pct_mean"].max()
-    clipped = "uninformative (no arm, WGAN's included, learns a mixture)" if best_clipped < UNINFORMATIVE_HQ_PCT \
-        else "see the verdict"
-    return (f"{w['modes_ring8']} on ring8 and {w['modes_grid25']} on grid25 without clipping (not the paper's "
-            f"setup); {w['coverage']} on CIFAR-10 (coverage); the clipped 2-D benchmark (H5): {clipped}")
+    clipped = say(PAGE, "claim_d_clipped_uninformative" if best_clipped < UNINFORMATIVE_HQ_PCT else "claim_d_clipped_see")
+    return say(PAGE, "claim_d", ring8=w["modes_ring8"], grid25=w["modes_grid25"], coverage=w["coverage"], clipped=clipped)
 
 
 def claim_e(results, w):
-    return f"{w['even_p']} with the absolute value (the rule's question: does the loss stay non-negative at p = 2.5?)"
+    return say(PAGE, "claim_e", word=w["even_p"])
 
 
 def claim_f(results, w):
-    return (f"{w['binomial']} (the rule's question: is the log-derivative of C(p, 4) at p = 4 zero? Its value and the "
-            "printed one are in the derivations)")
+    return say(PAGE, "claim_f", word=w["binomial"])
 
 
 def claim_g(results, w):
-    return (f"{w['optimal_d']}: D* = 1 / (1 + (p_g/p_data)^(1/(p−1))) against a search over D, which tends to ½ as "
-            "p grows")
+    return say(PAGE, "claim_g", word=w["optimal_d"])
 
 
 def claim_h(results, w):
-    return (f"{w['moments']} (H7) on CIFAR-10, per pixel and per Inception feature (the runs are in the table); "
-            "on the 2-D mixtures only H5's runs (every D parameter clipped, a benchmark H5 found uninformative) "
-            "were measured, and the unclipped 2-D runs kept no checkpoints")
+    return say(PAGE, "claim_h", word=w["moments"])
 
 
 def claim_i(results, w):
     table = horizon_rows(results)
     if table is None:
-        return "untested past 2 epochs"
+        return say(PAGE, "claim_i_untested")
     sd, _ = pooled_sd(image_runs(results, VERDICT_EPOCHS))
-    return (f"untested at 200 epochs. At {table['epoch'].max():g} epochs (one seed an arm, a description, not a test), "
-            f"after epoch {VERDICT_EPOCHS}: {crossings(horizon_curves(table), sd)}")
+    return say(PAGE, "claim_i", epochs=table["epoch"].max(), verdict_epochs=VERDICT_EPOCHS,
+               crossings=crossings(horizon_curves(table), sd))
 
 
 def claim_ours(results, w):
-    return (f"under every D parameter clipped, {w['one_loss']} early (D-gradient cosines to WGAN's, loosening with "
-            f"training and with p); with only conv and linear weights clipped, {w['one_loss_weights']}, at 300 steps "
-            "and at H4's states at 2 epochs, where WGAN's large logits leave every sigmoid loss without a D gradient")
+    return say(PAGE, "claim_ours", one_loss=w["one_loss"], one_loss_weights=w["one_loss_weights"])
 
 
 CLAIMS = {"T1": claim_setup, "a": claim_a, "b": claim_b, "c": claim_c, "c_curves": claim_curves, "d": claim_d, "e": claim_e, "f": claim_f, "g": claim_g,
@@ -263,27 +264,12 @@ def answer(results, epochs=VERDICT_EPOCHS):
     """The README's answer in one paragraph, every conclusion word from claim_words' rules."""
     w = claim_words(results, epochs)
     rows = campaign_rows(results, epochs)
-    seeds = f"{int(rows['n_a'].min())}" if rows is not None and len(rows) else "the committed"
-    behind = f"; {listed_p(w['far_behind'])} far behind" if w["far_behind"] else ""
-    h8 = failure_rows(results, epochs)
-    if h8 is not None and len(h8):
-        r = h8[h8["rule"] == "preregistered"].set_index("b")
-        other = (f"runs fail by the pre-registered rule: p = 4 {r['failed_a'].iloc[0]} of {r['n_a'].iloc[0]}, GAN "
-                 f"{r.loc['gan', 'failed_b']} of {r.loc['gan', 'n_b']}, WGAN {r.loc['wgan', 'failed_b']} of "
-                 f"{r.loc['wgan', 'n_b']} (H8 so far: against GAN {r.loc['gan', 'failure_verdict']}, against WGAN "
-                 f"{r.loc['wgan', 'failure_verdict']})")
-    else:
-        other = "H8 is not yet measured"
-    return (f"**The answer so far.** At a CPU budget of {epochs} epochs (the paper trained 200), with {seeds} seeds an arm "
-            "in a [pre-registered](docs/preregistration.md) campaign with every D parameter clipped (the repository's "
-            f"default reading of the paper's clipping): against WGAN {say(w, 'wgan')} (at equal epochs; WGAN's 5 critic steps "
-            f"make 5 times fewer G steps); against GAN {say(w, 'gan')}; against p = 1 {say(w, 'minkowski-p1')}. p = 4 as the best "
-            f"p: {w['best_p']}{behind}. Less mode collapse: {w['modes_ring8']} on ring8 and {w['modes_grid25']} on grid25 "
-            f"without clipping, {w['coverage']} on CIFAR-10. Under this reading the losses are {w['one_loss']}: D's logits "
-            "stay small, where every loss's D gradient is nearly WGAN's times a constant, which Adam divides out. Under "
-            f"the other reading (conv and linear weights only) D's logits grow and the losses differ; there {other}. "
-            "Each claim, with its interval and its budget, is in the [verdict](#verdict) and the "
-            "[claims table](docs/claims.md).")
+    seeds = f"{int(rows['n_a'].min())}" if rows is not None and len(rows) else say(PAGE, "answer_seeds_none")
+    counts = h8_counts(results, epochs)
+    other = say(PAGE, "answer_h8", **counts) if counts else say(PAGE, "answer_h8_none")
+    return say(PAGE, "answer", epochs=epochs, seeds=seeds, wgan=phrase(w, "wgan"), gan=phrase(w, "gan"),
+               p1=phrase(w, "minkowski-p1"), best_p=w["best_p"], behind=far_behind(w), ring8=w["modes_ring8"],
+               grid25=w["modes_grid25"], coverage=w["coverage"], one_loss=w["one_loss"], other=other)
 
 
 def verdict(results):
@@ -293,92 +279,71 @@ def verdict(results):
     align = alignment_facts(results)
     ring, grid = toy_contrast(results, "ring8"), toy_contrast(results, "grid25")
     cov = contrast(results, runs, "minkowski-p4", "gan", "final_coverage")
-    b = derivations.binomial_table()
-    at = f"at {VERDICT_EPOCHS} epochs"
     words = claim_words(results)
     behind = words["far_behind"]
     level = [v for p, v in means.items() if p not in behind]
     predicted = {p: r / 2 ** p for p, r in ratios.items()}
+    far = say(PAGE, "verdict_b_behind", ps=listed_p(behind), fids=", ".join(f"{means[p]:.1f}" for p in behind),
+              sds=verdicts.FAR_BEHIND_SDS) if behind else ""
     return "\n".join([
         contrast_source(results) + "\n",
-        f"- **(a) p = 4 beats GAN and WGAN (Table 2), {at}.** p = 4 − GAN: "
-        f"{contrast_text(results, 'minkowski-p4', 'gan')}; p = 4 − WGAN (5 critic steps, so 5 times fewer G steps in "
-        f"the same epochs): {contrast_text(results, 'minkowski-p4', 'wgan')}. "
-        f"[Contrasts](docs/results.md#contrasts){campaign_progress(results)}",
-        f"- **(b) p = 4 is the best p (Table 3): {words['best_p']} {at}.** The lowest mean FID is at "
-        f"p = {min(means, key=means.get):g}; "
-        f"p = 4 − p = 1: {contrast_text(results, 'minkowski-p4', 'minkowski-p1')}. The other p lie within "
-        f"{min(level):.1f}–{max(level):.1f}"
-        + (f"; {listed_p(behind)} far behind ({', '.join(f'{means[p]:.1f}' for p in behind)}: more than "
-           f"{verdicts.FAR_BEHIND_SDS:g} pooled SDs above the best p)" if behind else "")
-        + ". Whether p matters among the others: [ANOVA and power](docs/results.md#does-p-matter)",
-        f"- **(c) Steadier loss curves and D gradients (Figures 1–3):** {steadiness(results)} What differs for sure "
-        f"is scale: over the last epoch GAN's D gradient norm is "
-        + ", ".join(f"{r:.0f}x" if r >= 10 else f"{r:.1f}x" for r in ratios.values()) + " that of p = "
-        + ", ".join(f"{p:g}" for p in ratios) + " (the run logs; the clipped regime predicts 2^p: "
-        + ", ".join(f"{2 ** p:g}" for p in ratios) + f"; measured over predicted {min(predicted.values()):.1f}–"
-        f"{max(predicted.values()):.1f}x). [D's regime](docs/results.md#ds-regime)",
-        f"- **(d) Less mode collapse (Figures 4–5): {words['modes_ring8']} on ring8 and {words['modes_grid25']} on "
-        f"grid25 without clipping (not the paper's setup), {words['coverage']} on CIFAR-10.** Modes captured, "
-        f"p = 4 − GAN, without clipping: ring8 {signed(ring['diff'])} "
-        f"(Welch 95 % interval {interval(ring['low'], ring['high'])}, "
-        f"{ring['n']} seeds), grid25 {signed(grid['diff'])} ({interval(grid['low'], grid['high'])}, {grid['n']} seeds). "
-        f"CIFAR-10 {at}: coverage p = 4 − GAN {signed(cov['diff'], 3)} ({interval(cov['low'], cov['high'], 3)}, pooled SD); "
-        f"recall is at most {runs['final_recall'].max():.4f} in every run, too small to rank. "
-        f"{clipped_toys(results)} [2-D benchmarks](docs/results.md#2-d-benchmarks)",
-        f"- **The mechanism (ours): under the paper's clipping the losses are {words['one_loss']}.** Every loss's D gradient "
-        f"but LSGAN's points along WGAN's (cosine ≥ {align['early'].min():.3f} at steps 100–300); by the end of "
-        f"epoch 2 p = 8's is "
-        f"{value_range(align['p8_2ep'])}. [The clipped regime](docs/clipped-regime.md)",
-        f"- **The derivations: {verdicts.ARGUMENTS_SENTENCE[words['arguments_fail']]}.** p need not be even (with |·| the loss is "
-        f"non-negative for every real p ≥ 1), and C(p, 4) has no maximum at p = 4 (its log-derivative there is "
-        f"{b['dlog_digamma']:.4f} > 0; the paper prints {derivations.PAPER_DLOG_BINOMIAL}). [Derivations](docs/derivations.md)",
+        say(PAGE, "verdict_a", epochs=VERDICT_EPOCHS, gan=contrast_text(results, "minkowski-p4", "gan"),
+            wgan=contrast_text(results, "minkowski-p4", "wgan"), progress=campaign_progress(results)),
+        say(PAGE, "verdict_b", best_p=words["best_p"], epochs=VERDICT_EPOCHS, lowest=min(means, key=means.get),
+            p1=contrast_text(results, "minkowski-p4", "minkowski-p1"), low=min(level), high=max(level), behind=far),
+        say(PAGE, "verdict_c", steadiness=steadiness(results),
+            ratios=", ".join(f"{r:.0f}x" if r >= 10 else f"{r:.1f}x" for r in ratios.values()),
+            ps=", ".join(f"{p:g}" for p in ratios), predicted=", ".join(f"{2 ** p:g}" for p in ratios),
+            low=min(predicted.values()), high=max(predicted.values())),
+        say(PAGE, "verdict_d", ring8=words["modes_ring8"], grid25=words["modes_grid25"], coverage=words["coverage"],
+            ring_diff=signed(ring["diff"]), ring_interval=interval(ring["low"], ring["high"]), ring_n=ring["n"],
+            grid_diff=signed(grid["diff"]), grid_interval=interval(grid["low"], grid["high"]), grid_n=grid["n"],
+            epochs=VERDICT_EPOCHS, cov_diff=signed(cov["diff"], 3), cov_interval=interval(cov["low"], cov["high"], 3),
+            recall=runs["final_recall"].max(), clipped_toys=clipped_toys(results)),
+        say(PAGE, "verdict_mechanism", one_loss=words["one_loss"], early=align["early"].min(),
+            p8_2ep=value_range(align["p8_2ep"])),
+        say(PAGE, "verdict_derivations", arguments=verdicts.ARGUMENTS_SENTENCE[words["arguments_fail"]],
+            dlog=derivations.binomial_table()["dlog_digamma"], paper=derivations.PAPER_DLOG_BINOMIAL),
         weights_only_line(results),
         horizon_line(results),
-        f"- **Higher moments closer to the data's (H7), {at}:** {higher_moments(results)} {toy_higher_moments(results)} "
-        "[Higher moments](docs/results.md#higher-moments)",
-        "- **Anything at the paper's 200 epochs: untested.** [Claims](docs/claims.md)"])
+        say(PAGE, "verdict_moments", epochs=VERDICT_EPOCHS, cifar=higher_moments(results), toys=toy_higher_moments(results)),
+        say(PAGE, "verdict_200")])
 
 
 def weights_only_line(results, epochs=VERDICT_EPOCHS):
     """The verdict's line on the other reading of the clipping (H4, exploratory): its contrasts,
     and how many Minkowski runs learned no images (precision and coverage 0)."""
     if campaign_row(results, "minkowski-p4", "gan", epochs, "weights") is None:
-        return "- **The other reading of the clipping (conv and linear weights only, H4): not yet measured.**"
+        return say(PAGE, "weights_none")
     runs = image_runs(results, epochs, clip_params="weights")
     mink = runs[runs["loss"] == "minkowski"]
     blank = mink[(mink["final_precision"] == 0) & (mink["final_coverage"] == 0)]
     text = lambda b: contrast_text(results, "minkowski-p4", b, epochs, "weights")  # noqa: E731
-    return (f"- **The other reading of the clipping (H4: conv and linear weights only, exploratory, "
-            f"{seeds_per_arm(runs)} seeds an arm), at {epochs} epochs:** D's largest |logit| at the end is "
-            f"{value_range(runs['final_logit_absmax'], 1)} (with every parameter clipped "
-            f"{value_range(image_runs(results, epochs)['final_logit_absmax'], 2)}) and the losses differ, yet "
-            f"p = 4 − GAN: {text('gan')}; p = 4 − WGAN (5 critic steps): "
-            f"{text('wgan')}; p = 4 − p = 1: {text('minkowski-p1')}; p = 4 − p = 8: {text('minkowski-p8')}. "
-            f"{len(blank)} of {len(mink)} Minkowski runs end with precision and coverage 0 (no image like the data's). "
-            "[H4](docs/results.md#the-weights-only-reading-of-the-clipping-h4) " + h8_line(results, epochs))
+    return say(PAGE, "weights", seeds=seeds_per_arm(runs), epochs=epochs, logits=value_range(runs["final_logit_absmax"], 1),
+               logits_all=value_range(image_runs(results, epochs)["final_logit_absmax"], 2), gan=text("gan"),
+               wgan=text("wgan"), p1=text("minkowski-p1"), p8=text("minkowski-p8"), blank=len(blank), mink=len(mink),
+               h8=h8_line(results, epochs))
 
 
 def h8_line(results, epochs=VERDICT_EPOCHS):
     """The verdict's sentence on H8, from results/failures.csv: failures and the tests' words, both rules."""
     rows = failure_rows(results, epochs)
     if rows is None or not len(rows):
-        return "H8 (the weights-only reading, powered): not yet measured."
+        return say(PAGE, "h8_none")
     pre = rows[rows["rule"] == "preregistered"].set_index("b")
     dev = rows[rows["rule"] == "or-blank"].set_index("b")
     first = pre.iloc[0]
     counts = (f"p = 4 {first['failed_a']} of {first['n_a']}, "
               + ", ".join(f"{arm_label(*contrasts.ARMS[b])} {r['failed_b']} of {r['n_b']}" for b, r in pre.iterrows()))
-    tests = "; ".join(f"against {arm_label(*contrasts.ARMS[b])} Fisher p = {r['fisher_p']:.3f}: **{r['failure_verdict']}** "
-                      f"(power {r['fisher_power']:.2f} at failure rates 1/2 and 0)" for b, r in pre.iterrows())
-    deviation = ", ".join(f"{r['failed_a']} of {r['n_a']} against {arm_label(*contrasts.ARMS[b])}'s {r['failed_b']}: "
-                          f"{r['failure_verdict']}" for b, r in dev.iterrows())
-    ranks = "; ".join(f"against {arm_label(*contrasts.ARMS[b])} p = {r['mw_p']:.3f}, {r['mw_verdict']}" for b, r in pre.iterrows())
+    tests = "; ".join(say(PAGE, "h8_test", arm=arm_label(*contrasts.ARMS[b]), p=r["fisher_p"], word=r["failure_verdict"],
+                          power=r["fisher_power"]) for b, r in pre.iterrows())
+    deviation = ", ".join(say(PAGE, "h8_deviation", failed=r["failed_a"], n=r["n_a"], arm=arm_label(*contrasts.ARMS[b]),
+                              failed_b=r["failed_b"], word=r["failure_verdict"]) for b, r in dev.iterrows())
+    ranks = "; ".join(say(PAGE, "h8_rank", arm=arm_label(*contrasts.ARMS[b]), p=r["mw_p"], word=r["mw_verdict"])
+                      for b, r in pre.iterrows())
     have = int(min(first["n_a"], pre["n_b"].min()))
-    interim = f" *Interim: {have} of the {H8_SEEDS} pre-registered seeds in the smallest arm.*" if have < H8_SEEDS else ""
-    return (f"H8 (pre-registered): runs failed by the failure rule: {counts}; {tests}. Counting also the runs that end "
-            f"with precision and coverage 0 (a deviation, chosen after p = 4's seed 2): {deviation}. Over every run "
-            f"(Mann-Whitney): {ranks}. [H8](docs/results.md#failures-under-the-weights-only-reading-h8){interim}")
+    interim = " " + say(PAGE, "h8_interim", have=have, seeds=H8_SEEDS) if have < H8_SEEDS else ""
+    return say(PAGE, "h8", counts=counts, tests=tests, deviation=deviation, ranks=ranks, interim=interim)
 
 
 HORIZON_ARMS = ["GAN", "WGAN (5 critic steps)", "Minkowski p = 4", "Minkowski p = 8"]  # pre-registered
@@ -395,7 +360,7 @@ def horizon_line(results):
     (horizon_fits.csv); the epoch-by-epoch tables are in docs/results.md."""
     table, fits = horizon_rows(results), read_csv(results, "horizon_fits.csv")
     if table is None:
-        return "- **The budget: untested past 2 epochs**; the 10-epoch horizon is pre-registered and running."
+        return say(PAGE, "horizon_none")
     sd, _ = pooled_sd(image_runs(results, VERDICT_EPOCHS))
     epochs, n = table["epoch"].max(), table["n"].min()
     finals, early, late, logits, labels = [], {}, {}, [], []
@@ -416,22 +381,19 @@ def horizon_line(results):
         absmax = rows[rows["n"] == n].sort_values("epoch")["logit_absmax"].iloc[-1]
         logits.append(f"{name} {num(absmax, 2)}"
                       + (f" (epoch^{fit['exponent'].iloc[0]:.2f}, r² {fit['r2'].iloc[0]:.2f})" if len(fit) else ""))
-    text = (f"- **The budget, {epochs:g} epochs (seed {span(table['seed'])}, one run an arm: a description, not a test):** "
-            f"FID of {n}, best first, at epoch {VERDICT_EPOCHS}: {by_fid(early)}; at epoch {epochs:g}: {by_fid(late)}; "
-            f"after epoch {VERDICT_EPOCHS}: {crossings(curves, sd)} (the 2-epoch seed SD: {sd:.1f} FID). "
-            f"FID 5000 vs 5000 at epoch {epochs:g} (the paper's at 200 epochs in brackets): {ranked(finals)}. D's largest |logit| at epoch "
-            f"{epochs:g} (its growth fitted from epoch 2 on): " + ", ".join(logits))
+    text = say(PAGE, "horizon", epochs=epochs, seeds=span(table["seed"]), n=n, verdict_epochs=VERDICT_EPOCHS,
+               early=by_fid(early), late=by_fid(late), crossings=crossings(curves, sd), sd=sd, finals=ranked(finals),
+               logits=", ".join(logits))
     fits = fits[fits["run"].isin(table["run"])] if fits is not None else pd.DataFrame()
     if len(fits):
-        growing = int((fits["exponent"] > 0).sum())
         at_200 = fits["logit_absmax_at_200"]
-        text += (f"; it grows in {growing} of {len(fits)} runs (largest exponent {fits['exponent'].max():+.2f}); "
-                 f"extrapolated to 200 epochs, {num(at_200.min(), 2)}" + (f"–{num(at_200.max(), 2)}" if len(fits) > 1 else "")
-                 + f", a trend of {int(fits['points'].max())} points of one seed")
+        text += say(PAGE, "horizon_growth", growing=int((fits["exponent"] > 0).sum()), fits=len(fits),
+                    largest=fits["exponent"].max(), points=int(fits["points"].max()),
+                    at_200=num(at_200.min(), 2) + (f"–{num(at_200.max(), 2)}" if len(fits) > 1 else ""))
         for run in fits[fits["exponent"] > 0]["run"]:  # does the growth go on, or level off before the end?
             last = table[(table["run"] == run) & (table["n"] == n)].sort_values("epoch").tail(3)
-            text += (f"; {arm_label(*arm_key(last.iloc[0]))}'s at epochs {', '.join(f'{e:g}' for e in last['epoch'])}: "
-                     + ", ".join(num(v, 2) for v in last["logit_absmax"]))
+            text += say(PAGE, "horizon_growth_run", arm=arm_label(*arm_key(last.iloc[0])),
+                        epochs=", ".join(f"{e:g}" for e in last["epoch"]),
+                        values=", ".join(num(v, 2) for v in last["logit_absmax"]))
     missing = [arm for arm in HORIZON_ARMS if arm not in labels]
-    return text + (f". Still to run: {', '.join(missing)}" if missing else "") + \
-        ". [Horizon](docs/results.md#the-10-epoch-horizon)"
+    return text + (say(PAGE, "horizon_missing", arms=", ".join(missing)) if missing else "") + say(PAGE, "horizon_link")
