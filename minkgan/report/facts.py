@@ -14,8 +14,11 @@ from minkgan.paper import TABLE2_LOSSES
 from minkgan import runs as runs_csv
 from minkgan import settings
 import losses
+from minkgan.report.sentences import say
 from minkgan.report.text import cpu, span
 from minkgan.utils import UserError, read_json
+
+PAGE = "facts"  # its sentences: minkgan/report/sentences/facts.txt
 
 
 DATASET_NAMES = {"folder": "CIFAR-10 as JPEG files (quality 75, `--dataset folder`)", "cifar10": "CIFAR-10 (torchvision)"}
@@ -91,22 +94,20 @@ def budget(runs):
     """The budget line under a table of runs: epochs, G steps, FID samples, seeds, reading, hardware."""
     epochs = runs["epochs"].round().max()
     steps = sorted(runs.groupby("n_critic")["total_steps"].max().items())
-    step_text = f"{steps[0][1]:g} G steps" + "".join(f" ({s:g} with {k} critic steps)" for k, s in steps[1:])
+    step_text = " ".join([say(PAGE, "budget_steps", steps=steps[0][1]),
+                          *(say(PAGE, "budget_critic_steps", steps=s, k=k) for k, s in steps[1:])])
     row = runs.iloc[0]
-    clip = f"D clipped to {row['clip']:g} on " + ("every parameter, BatchNorm's included (`--clip-params all`)"
-                                                 if row["clip_params"] == "all" else "conv and linear weights only "
-                                                 "(`--clip-params weights`)")
-    return (f"Budget: **{epochs:g} epoch{'s' if epochs != 1 else ''}** = {step_text}; final FID of "
-            f"**{row['n_fake']:g}** generated against {row['n_real']:g} real train images of "
-            f"{DATASET_NAMES[row['dataset']]}; seeds {span(runs['seed'])} ({seeds_per_arm(runs)} per arm); "
-            f"{ARCH_NAMES[row['arch']]} nets, "
-            f"{clip}; the paper's Table 1 settings otherwise{floor(runs)}. CPU: {hardware(runs)}.")
+    clip = say(PAGE, "clip_all" if row["clip_params"] == "all" else "clip_weights", clip=row["clip"])
+    return say(PAGE, "budget", epochs=epochs, plural="s" if epochs != 1 else "", steps=step_text, n_fake=row["n_fake"],
+               n_real=row["n_real"], dataset=DATASET_NAMES[row["dataset"]], seeds=span(runs["seed"]),
+               per_arm=seeds_per_arm(runs), arch=ARCH_NAMES[row["arch"]], clip=clip, floor=floor(runs),
+               hardware=hardware(runs))
 
 
 def floor(runs):
     """', FID floor at this count 25.2' where the runs hold it (real against real, evaluate.py)."""
     floors = runs["final_fid_floor"].dropna().unique()
-    return f"; FID floor at this count {floors[0]:.1f}" if len(floors) == 1 else ""
+    return say(PAGE, "floor", floor=floors[0]) if len(floors) == 1 else ""
 
 
 def pooled_sd(runs, metric="final_fid"):
@@ -285,9 +286,8 @@ def crossings(curves, sd, start=VERDICT_EPOCHS):
             end = later[-1] if later else None
             if not leads and (end is None or ca[end] >= cb[end]):
                 continue
-            rule = (f"a crossing by the rule at epoch {leads[0]:g} ({cb[leads[0]] - ca[leads[0]]:.1f} FID ahead)" if leads
-                    else "no crossing by the rule (never ahead by more than the seed SD)")
-            at_end = (f"{cb[end] - ca[end]:+.1f} FID ahead at the end: "
-                      + ("a crossing" if cb[end] - ca[end] > sd else "none") + " by the end-only reading")
-            out.append(f"{a} passes {b}: {rule}; {at_end}")
-    return "; ".join(out) if out else "no arm passes another"
+            rule = (say(PAGE, "crossing_by_rule", epoch=leads[0], ahead=cb[leads[0]] - ca[leads[0]]) if leads
+                    else say(PAGE, "no_crossing_by_rule"))
+            at_end = say(PAGE, "at_the_end_crossing" if cb[end] - ca[end] > sd else "at_the_end_none", ahead=cb[end] - ca[end])
+            out.append(say(PAGE, "passes", a=a, b=b, rule=rule, at_end=at_end))
+    return "; ".join(out) if out else say(PAGE, "no_arm_passes")
