@@ -70,10 +70,3 @@ def optimal_d_checked(largest_gap, tolerance=OPTIMAL_D_TOLERANCE):
     return "checked" if largest_gap <= tolerance else "does not match"
 
 
-ARGUMENTS_SENTENCE = {0: "the paper's two arguments about p hold", 1: "one of the paper's two arguments about p does not hold",
-                      2: "the paper's two arguments about p do not hold"}
-# How the answer says each word of the pre-registered contrast rule (contrasts.verdict), for p = 4 − a baseline
-CONTRAST_PHRASES = {"supported": "p = 4 leads, as the paper says",
-                    "contradicted": "p = 4 is behind, against the paper",
-                    "paper's gap excluded": "the paper's lead is excluded (any lead is smaller)",
-                    "inconclusive": "inconclusive", "not yet measured": "not yet measured"}

@@ -162,9 +162,17 @@ def words_of(results, epochs, fingerprint):
     return words
 
 
+# The sentence that says each word of the pre-registered contrast rule (contrasts.verdict) for p = 4 − a baseline
+CONTRAST_SENTENCES = {"supported": "contrast_supported", "contradicted": "contrast_contradicted",
+                      "paper's gap excluded": "contrast_gap_excluded", "inconclusive": "contrast_inconclusive",
+                      "not yet measured": "not_yet_measured"}
+# The sentence for the number of the paper's two arguments about p that fail (verdicts.arguments_that_fail)
+ARGUMENTS_SENTENCES = {0: "arguments_0", 1: "arguments_1", 2: "arguments_2"}
+
+
 def phrase(words, baseline):
     """How the answer and the claims table say the contrast p = 4 − baseline's word."""
-    return verdicts.CONTRAST_PHRASES[words[f"p4_vs_{baseline}"]]
+    return say(PAGE, CONTRAST_SENTENCES[words[f"p4_vs_{baseline}"]])
 
 
 def h8_counts(results, epochs=VERDICT_EPOCHS):
@@ -302,7 +310,7 @@ def verdict(results):
             recall=runs["final_recall"].max(), clipped_toys=clipped_toys(results)),
         say(PAGE, "verdict_mechanism", one_loss=words["one_loss"], early=align["early"].min(),
             p8_2ep=value_range(align["p8_2ep"])),
-        say(PAGE, "verdict_derivations", arguments=verdicts.ARGUMENTS_SENTENCE[words["arguments_fail"]],
+        say(PAGE, "verdict_derivations", arguments=say(PAGE, ARGUMENTS_SENTENCES[words["arguments_fail"]]),
             dlog=derivations.binomial_table()["dlog_digamma"], paper=derivations.PAPER_DLOG_BINOMIAL),
         weights_only_line(results),
         horizon_line(results),

@@ -35,8 +35,11 @@ def test_arguments_that_fail():
 def test_every_word_of_the_contrast_rule_has_a_phrase():
     from minkgan import contrasts
     words = {contrasts.verdict(-2, -1, -9), contrasts.verdict(1, 2, -9), contrasts.verdict(-1, 1, -9), contrasts.verdict(-1, 1, 0)}
-    assert words <= set(verdicts.CONTRAST_PHRASES)
-    assert set(verdicts.ARGUMENTS_SENTENCE) == {0, 1, 2}
+    from minkgan.report import sentences, verdict
+    assert words <= set(verdict.CONTRAST_SENTENCES)
+    assert set(verdict.ARGUMENTS_SENTENCES) == {0, 1, 2}
+    said = set(verdict.CONTRAST_SENTENCES.values()) | set(verdict.ARGUMENTS_SENTENCES.values())
+    assert said <= set(sentences.templates(verdict.PAGE))
 
 
 def test_shifting_p4s_fids_changes_the_words(tmp_path):
