@@ -29,16 +29,24 @@ def write(tmp_path, rows, name="runs.csv"):
     return str(path)
 
 
-@pytest.mark.parametrize("content, words", [
-    ("", "is empty"),
-    ("loss,p,n_critic,seed,epochs,status\n", "a header and no run"),
-    ("name,score\na,1\n", "no column loss"),
+HEADER = "step,epoch,loss_d\n"  # a run log's (metrics.csv)
+
+
+@pytest.mark.parametrize("name, content, words", [
+    ("runs.csv", "", "is empty"),
+    ("runs.csv", "loss,p,n_critic,seed,epochs,status\n", "a header and no run"),
+    ("runs.csv", "name,score\na,1\n", "no column loss"),
+    ("metrics.csv", "", "is empty, without even its header"),
+    ("metrics.csv", HEADER + "50,0.1,0.5\n30\n100,0.2,0.4\n", "line 3: '30' is not a row of 3 numbers"),
+    ("metrics.csv", HEADER + "50,0.1,abc\n", "line 2: '50,0.1,abc'"),
+    ("metrics.csv", HEADER + "50,0.1,0.5,7\n", "line 2"),
 ])
-def test_unusable_files_get_one_line(tmp_path, content, words):
-    path = tmp_path / "runs.csv"
+def test_an_unusable_runs_csv_or_run_log_gets_one_line_naming_its_line(tmp_path, name, content, words):
+    path = tmp_path / name
     path.write_text(content)
+    read = runs_csv.read if name == "runs.csv" else runs_csv.read_log
     with pytest.raises(UserError, match=words):
-        runs_csv.read(str(path))
+        read(str(path))
 
 
 def test_a_missing_file_and_a_missing_metric_are_named(tmp_path):
@@ -131,20 +139,6 @@ def test_report_on_a_missing_runs_csv_exits_2(tmp_path):
     assert done.returncode == 2 and "runs.csv is not a file" in done.stderr
 
 
-HEADER = "step,epoch,loss_d\n"
-
-
-@pytest.mark.parametrize("text, words", [
-    ("", "is empty, without even its header"),
-    (HEADER + "50,0.1,0.5\n30\n100,0.2,0.4\n", "line 3: '30' is not a row of 3 numbers"),
-    (HEADER + "50,0.1,abc\n", "line 2: '50,0.1,abc'"),
-    (HEADER + "50,0.1,0.5,7\n", "line 2"),
-])
-def test_a_bad_run_log_is_refused_with_its_line(tmp_path, text, words):
-    path = tmp_path / "metrics.csv"
-    path.write_text(text)
-    with pytest.raises(UserError, match=words):
-        runs_csv.read_log(str(path))
 
 
 def test_a_live_runs_torn_last_line_is_dropped_only_where_asked(tmp_path):
