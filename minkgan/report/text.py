@@ -2,8 +2,6 @@
 import pandas as pd
 
 
-
-
 def num(x, digits=1):
     return "–" if pd.isna(x) else f"{x:.{digits}f}"
 

@@ -139,8 +139,6 @@ def test_report_on_a_missing_runs_csv_exits_2(tmp_path):
     assert done.returncode == 2 and "runs.csv is not a file" in done.stderr
 
 
-
-
 def test_a_live_runs_torn_last_line_is_dropped_only_where_asked(tmp_path):
     path = tmp_path / "metrics.csv"
     path.write_text(HEADER + "50,0.1,0.5\n100,0.2,0.4\n15")
