@@ -157,8 +157,10 @@ def write_tables(fid_csv, out_dir, log=print):
     """table2.csv and table3.csv in out_dir from the rows of fid_csv, merged into what is there."""
     if not os.path.isfile(fid_csv):
         raise UserError(f"{fid_csv} does not exist; evaluate some runs first")
-    rows = pd.read_csv(io.StringIO(read_csv_of_ours(fid_csv, ["loss", "fid"], remedy="name evaluate.py's fid.csv "
-                                                                                    "with --csv")))
+    text = read_csv_of_ours(fid_csv, ["loss", "fid"], remedy="name evaluate.py's fid.csv with --csv")
+    if not text:
+        raise UserError(f"{fid_csv} is empty; evaluate some runs into it first (evaluate.py RUN_DIR --csv {fid_csv})")
+    rows = pd.read_csv(io.StringIO(text))
     rows = precisions.float32_rows(rows, where=fid_csv, log=log)
     tables = []
     for name, table in zip(("table2", "table3"), build_tables(rows)):

@@ -28,7 +28,7 @@ TRAJECTORIES = ["--dataset", "ring8", "--steps", "1", "--every", "1", "--n-image
 SWEEP = ["--dataset", "ring8", "--p", "4", "--steps", "2", "--eval-every", "0", "--fused", "off"]
 
 # (script, argv, words of the one-line error). {folder} is a folder, {file} a file of the user's,
-# {binary} a binary file, {theirs} someone else's CSV (name,score), {ro} a read-only folder.
+# {binary} a binary file, {empty} an empty one, {theirs} someone else's CSV (name,score), {ro} a read-only folder.
 CASES = [
     ("train.py", ["--dataset", "ring8", "--out", "{file}"], "--out"),
     ("train.py", ["--dataset", "ring8", "--out", "{file}/run"], "is a file"),
@@ -73,6 +73,7 @@ CASES = [
     ("evaluate.py", [RUN, "--csv", "{file}/fid.csv"], "is a file"),
     ("evaluate.py", [RUN, "--csv", "{ro}/fid.csv"], "read-only"),
     ("evaluate.py", ["--table", "--csv", "{binary}"], "binary"),
+    ("evaluate.py", ["--table", "--csv", "{empty}"], "is empty; evaluate some runs into it first"),
     ("evaluate.py", ["--table", "--csv", "{fid_csv}", "--table-dir", "{file}"], "--table-dir"),
     ("evaluate.py", ["--table", "--csv", "{fid_csv}", "--table-dir", "{theirs_folder}"], "no column loss"),
     ("ablate_p.py", ["--collect", "--runs", RUNS, "--results", "{theirs_folder}"], "runs.csv is not a CSV"),
@@ -218,6 +219,7 @@ def places(tmp_path, tmpfs, inputs, tiny_images, monkeypatch):
     (work / "folder").mkdir(parents=True)
     (work / "file").write_text("mine\n")
     (work / "binary.csv").write_bytes(bytes(range(256)) * 8)
+    (work / "empty.csv").write_text("")
     (work / "theirs.csv").write_text("name,score\na,1\nb,2\n")
     (work / "dangling").symlink_to(work / "gone")
     for name, content in (("theirs_folder", b"name,score\na,1\n"), ("binary_folder", bytes(range(256)))):
@@ -227,7 +229,7 @@ def places(tmp_path, tmpfs, inputs, tiny_images, monkeypatch):
     monkeypatch.chdir(work)  # what a script writes by default lands here, where it is seen
     paths = {name: str(work / name) for name in ("folder", "file", "theirs_folder", "binary_folder")}
     return Places(str(work), tmpfs, **paths, binary=str(work / "binary.csv"), dangling=str(work / "dangling"),
-                  theirs=str(work / "theirs.csv"),
+                  theirs=str(work / "theirs.csv"), empty=str(work / "empty.csv"),
                   images=tiny_images, **inputs)
 
 
