@@ -11,12 +11,12 @@ from minkgan.report.sentences import say
 PAGE = "appendix"  # its sentences: minkgan/report/sentences/appendix.txt
 
 
-def load(frame):
-    """The load average fields of a benchmark's note: the lowest and highest 1-minute load of its rows."""
-    return {"load_low": frame["loadavg_1m"].min(), "load_high": frame["loadavg_1m"].max()}
+def load_range(frame):
+    """'0.5–2.1': the lowest and highest 1-minute load average of a benchmark's rows."""
+    return f"{frame['loadavg_1m'].min():g}–{frame['loadavg_1m'].max():g}"
 
 
-def hardware(frame):
+def bf16_hardware_note(frame):
     """' (bfloat16 hardware: AMX)' where a benchmark's rows name the CPU's bfloat16 hardware, else ''."""
     hw = frame["bf16_hardware"].dropna() if "bf16_hardware" in frame else pd.Series(dtype=str)
     return " " + say(PAGE, "bf16_hardware", hardware=hw.iloc[0]) if len(hw) else ""
@@ -36,7 +36,7 @@ def bench_ops(results):
             row += [sig(r["eager_ms"], 3), sig(r["fused_ms"], 3), f"{r['speedup']:.2f}x"]
         rows.append(row)
     return markdown_table(header, rows) + "\n\n" + say(PAGE, "bench_ops_note", devices=", ".join(b["device"].unique()),
-                                                       torch=b["torch"].iloc[0], backend=b["backend"].iloc[0], **load(b))
+                                                       torch=b["torch"].iloc[0], backend=b["backend"].iloc[0], load=load_range(b))
 
 
 def bench_step(results):
@@ -53,8 +53,8 @@ def bench_step(results):
                          *(f"{g.loc[v, 'ratio']:.2f}x" if v in g.index else "–" for v in variants),
                          f"{g.loc['plain', 'of_sgemm']:.2f}"])
         parts.append(markdown_table(["arch", "plain ms", *variants, "of_sgemm (plain)"], rows) + "\n\n"
-                     + say(PAGE, "bench_step_device", device=device, hardware=hardware(d), torch=d["torch"].iloc[0],
-                           sgemm=d["sgemm_gflops"].iloc[0], **load(d)))
+                     + say(PAGE, "bench_step_device", device=device, hardware=bf16_hardware_note(d), torch=d["torch"].iloc[0],
+                           sgemm=d["sgemm_gflops"].iloc[0], load=load_range(d)))
     return "\n\n".join(parts) + "\n\n" + say(PAGE, "bench_step_note")
 
 
@@ -160,6 +160,6 @@ def bench_fid(results):
     for device, d in b.groupby("device", sort=False):
         rows = [[r["variant"], f"{r['images_per_s']:.1f}", f"{r['ratio']:.2f}x"] for _, r in d.iterrows()]
         parts.append(markdown_table(["Inception pass", "images/s", "ratio"], rows) + "\n\n"
-                     + say(PAGE, "bench_fid_device", device=cpu(device), hardware=hardware(d), torch=d["torch"].iloc[0],
-                           n=d["n"].iloc[0], rounds=d["rounds"].iloc[0], **load(d)))
+                     + say(PAGE, "bench_fid_device", device=cpu(device), hardware=bf16_hardware_note(d), torch=d["torch"].iloc[0],
+                           n=d["n"].iloc[0], rounds=d["rounds"].iloc[0], load=load_range(d)))
     return "\n\n".join(parts)

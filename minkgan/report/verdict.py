@@ -32,11 +32,9 @@ def contrast_text(results, a, b, epochs=VERDICT_EPOCHS, reading="all"):
                               family=len(campaign_rows(results, epochs, reading)))
         return text + power_note(r["verdict"], r["power_at_paper_gap"])
     c = contrast(results, image_runs(results, epochs), a, b)
-    common = dict(diff=signed(c["diff"]), interval=interval(c["low"], c["high"]), paper=num(c["paper_gap"]),
-                  verdict=c["verdict"])
-    text = (say(PAGE, "contrast_pooled_split", welch=interval(c["welch_low"], c["welch_high"]),
-                welch_verdict=c["welch_verdict"], **common)
-            if c["welch_verdict"] != c["verdict"] else say(PAGE, "contrast_pooled", **common))
+    text = say(PAGE, "contrast_pooled_split" if c["welch_verdict"] != c["verdict"] else "contrast_pooled",
+               diff=signed(c["diff"]), interval=interval(c["low"], c["high"]), paper=num(c["paper_gap"]),
+               verdict=c["verdict"], welch=interval(c["welch_low"], c["welch_high"]), welch_verdict=c["welch_verdict"])
     return text + power_note(c["verdict"], c["power"])
 
 
