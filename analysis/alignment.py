@@ -16,10 +16,15 @@ The Adam update starts from the run's own moments, rescaled by |g_loss| / |g_run
 second moment) so that a loss that is a constant multiple of the run's gets exactly the run's
 update: the comparison asks what the loss changes beyond its scale.
 """
+import os
+import sys
+
+if not __package__:  # run as a path (python analysis/alignment.py), not with -m: the library is one folder up
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 import argparse
 import glob
 import math
-import os
 import re
 
 import pandas as pd

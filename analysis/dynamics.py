@@ -41,10 +41,15 @@ on another CPU: last-digit noise) is left as it is, byte for byte, and so is its
 `python -m analysis.dynamics all` runs the three. Each takes seconds on a CPU. The games themselves are
 functions of numbers in minkgan/games/; this command writes their tables and draws them.
 """
+import os
+import sys
+
+if not __package__:  # run as a path (python analysis/dynamics.py), not with -m: the library is one folder up
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 import argparse
 import dataclasses
 import math
-import os
 
 import numpy as np
 import pandas as pd

@@ -11,8 +11,13 @@ contrasts, the test's power against failure rates of 1/2 and 0; Welch's interval
 runs that did not fail, with its power at the paper's gap (noncentral t); Mann-Whitney's U over every
 run. Each test's word comes from its pre-registered rule (`*_verdict` columns).
 """
-import argparse
 import os
+import sys
+
+if not __package__:  # run as a path (python analysis/failures.py), not with -m: the library is one folder up
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse
 
 import numpy as np
 import pandas as pd

@@ -10,6 +10,12 @@ disjoint slices of n images of a seeded permutation of --fake-root (the sets of 
 those of two n may). Every image's features are computed once per precision. rel_diff is
 (fid_bfloat16 - fid_float32) / fid_float32. Rows merge into --csv by (n, sample_set, cpu).
 """
+import os
+import sys
+
+if not __package__:  # run as a path (python analysis/fid_precision.py), not with -m: the library is one folder up
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 import numpy as np
 import pandas as pd
 

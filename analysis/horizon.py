@@ -14,9 +14,14 @@ over the evaluations from --fit-from epochs on; its value at 200 epochs is an ex
 Runs evaluated only once (the short runs that share a run_logs folder's step count) draw no curve
 and are left out.
 """
+import os
+import sys
+
+if not __package__:  # run as a path (python analysis/horizon.py), not with -m: the library is one folder up
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 import argparse
 import io
-import os
 
 import numpy as np
 import pandas as pd

@@ -12,8 +12,13 @@ feature (the real features come from the FID's cache; computed and cached there 
 (pixels, and 2-D points from another seed's draw). 2-D runs: n generated points against n points
 of the mixture.
 """
-import argparse
 import os
+import sys
+
+if not __package__:  # run as a path (python analysis/moments.py), not with -m: the library is one folder up
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse
 
 import pandas as pd
 import torch

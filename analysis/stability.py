@@ -9,9 +9,14 @@ the gradient), so their curves look flat beside GAN's whatever the dynamics; the
 variation (SD over |mean| of the logged values) divides that scale out. Each logged value is
 already a mean over --log-every steps, so this is the variation between intervals.
 """
+import os
+import sys
+
+if not __package__:  # run as a path (python analysis/stability.py), not with -m: the library is one folder up
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 import argparse
 import glob
-import os
 
 import numpy as np
 import pandas as pd

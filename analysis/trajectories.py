@@ -13,8 +13,13 @@ initialisation, other batches and noise: how far apart two independent runs are)
 stay closer to each other than two seeds do, the loss does not decide what is learned.
 Any other flag (--clip, --clip-params, --width, --lr, ...) goes to train.py's settings.
 """
-import argparse
 import os
+import sys
+
+if not __package__:  # run as a path (python analysis/trajectories.py), not with -m: the library is one folder up
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse
 
 import pandas as pd
 import torch

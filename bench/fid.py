@@ -17,13 +17,17 @@
 Without --run it makes a run directory with a randomly initialised DCGAN generator (the FID is
 then meaningless, the timing is not). --data-root: an ImageFolder (--dataset folder) or CIFAR-10.
 """
+import os
+import sys
+
+if not __package__:  # run as a path (python bench/fid.py), not with -m: the library is one folder up
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 import argparse
 import json
 import statistics
-import os
 import re
 import subprocess
-import sys
 import tempfile
 import time
 

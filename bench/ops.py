@@ -10,8 +10,13 @@ B x 3072 per-sample gradients for B in {64, 256, 1024}. Eager and fused runs alt
 round by round, and each figure is the median over rounds, so load from other processes
 hits both alike. The whole training step, fused or not, is bench/step.py's.
 """
-import argparse
 import os
+import sys
+
+if not __package__:  # run as a path (python bench/ops.py), not with -m: the library is one folder up
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse
 import statistics
 
 import pandas as pd

@@ -26,8 +26,13 @@ step's FLOP rate (torch's FLOP counter: convolutions and matmuls, forward and ba
 rate of a 2048^3 float32 matmul on the same device and threads: the share of the device's
 dense-math ceiling the step reaches. A variant that fails is reported in `error` (exit code 1).
 """
-import math
 import os
+import sys
+
+if not __package__:  # run as a path (python bench/step.py), not with -m: the library is one folder up
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import math
 import statistics
 
 import pandas as pd

@@ -12,13 +12,17 @@ The edge cases compare each fused op (value and gradient) with its eager referen
 non-contiguous and empty inputs, float16 and bfloat16, autocast, an inductor compile, and on a GPU
 two side streams at once and a CUDA-graph capture of forward and backward, replayed on new data.
 """
+import os
+import sys
+
+if not __package__:  # run as a path (python gpu/gpu_check.py), not with -m: the library is one folder up
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 import argparse
 import importlib.util
 import math
-import os
 import shutil
 import subprocess
-import sys
 import time
 
 import pandas as pd

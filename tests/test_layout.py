@@ -66,6 +66,18 @@ def test_every_documented_command_answers_help():
         assert done.returncode == 0 and "Traceback" not in done.stderr, f"python {command} --help: {done.stderr[-300:]}"
 
 
+
+def test_every_command_in_a_folder_also_runs_as_a_path():
+    """`python bench/step.py --help` works as `python -m bench.step --help` does (no ModuleNotFoundError)."""
+    import subprocess
+    import sys
+    nested = [c for c in layout.commands() if os.path.dirname(c)]
+    assert "analysis/contrasts.py" in nested
+    for script in nested:
+        done = subprocess.run([sys.executable, script, "--help"], cwd=layout.ROOT, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, f"python {script} --help: {done.stderr[-300:]}"
+
 MAX_MODULE_LINES, MAX_FUNCTION_LINES = 500, 60  # issue 35: a module and a function a reader takes in at once
 
 
