@@ -7,6 +7,7 @@ device's sgemm rate. Not a test.
     python -m bench.step --devices cpu cuda --csv results/bench_step.csv
     python -m bench.step --variants plain fused --archs dcgan --rounds 3
     python -m bench.step --count-only --csv results/aten_ops.csv      # ATen ops per step, no timing
+    python -m bench.step --profile --archs dcgan --csv results/step_profile.csv   # time per ATen op
 
 A step is train.py's own (Trainer.train_step: one D step, one G step, clipping and the logged
 statistics; Minkowski p = 4, batch 64, 32x32 images), with train.py's cuDNN settings. The variants
@@ -25,6 +26,12 @@ so counts of two revisions can share one file (rows merged by revision, arch, lo
 step's FLOP rate (torch's FLOP counter: convolutions and matmuls, forward and backward) over the
 rate of a 2048^3 float32 matmul on the same device and threads: the share of the device's
 dense-math ceiling the step reaches. A variant that fails is reported in `error` (exit code 1).
+
+`--profile` times every ATen op of --rounds steps of each eager variant (by a TorchDispatchMode, below
+autograd, so backward's ops too; a GPU is synchronized around each op), keyed by the op, the dtypes of
+its floating inputs and the layout of its 4-D input: which ops stay float32 under bfloat16, what the
+layout and dtype conversions (`_to_copy`, `copy_`) cost. Ops under 0.5 % of a step are summed as
+`(other)`; rows merge into --csv by (device, arch, variant, op, dtypes, layout).
 """
 import os
 import sys
@@ -32,12 +39,15 @@ import sys
 if not __package__:  # run as a path (python bench/step.py), not with -m: the library is one folder up
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import collections
 import math
 import statistics
+import time
 
 import pandas as pd
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
 from minkgan import ops
@@ -46,7 +56,7 @@ from minkgan import training as train
 from minkgan import rundir
 from minkgan import settings
 from minkgan import trainstep
-from minkgan.timing import per_call_ms
+from minkgan.timing import per_call_ms, sync
 from minkgan.utils import OneLineParser, UserError, check_device, check_merge_target, merge_csv, run_main
 
 VARIANTS = {  # name -> (train.py flags, fused ops, torch.compile mode applied here, or None)
@@ -62,6 +72,8 @@ VARIANTS = {  # name -> (train.py flags, fused ops, torch.compile mode applied h
 }
 CSV_KEY = ["device", "arch", "variant"]  # a rerun on the same device and threads replaces its rows
 GPU_ONLY = {"compile_reduce_overhead"}  # CUDA graphs: on the CPU the mode is plain --compile
+PROFILE_KEY = ["device", "arch", "variant", "op", "dtypes", "layout"]
+PROFILE_SMALL = 0.005  # ops under this share of a step are summed into one (other) row
 
 
 def make_step(arch, variant, device, batch=64, loss=("--loss", "minkowski", "--p", "4")):
@@ -118,13 +130,12 @@ def prepare(arch, device, variants):
     """Each variant's step, warmed up (compilation, cuDNN's search), with its ATen count; or its error."""
     steps, counts, errors = {}, {}, {}
     for name in variants:
-        flags, fused, mode = VARIANTS[name]
         try:
-            ops.set_backend(fused, device)
+            ops.set_backend(VARIANTS[name][1], device)
             steps[name] = make_step(arch, name, device)
             for _ in range(3):
                 steps[name]()
-            counts[name] = aten_ops(steps[name]) if mode is None and "--compile" not in flags else math.nan
+            counts[name] = aten_ops(steps[name]) if eager(name) else math.nan
         except (RuntimeError, UserError) as e:  # e.g. a compile mode that fails on this device
             steps.pop(name, None)
             errors[name] = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
@@ -164,6 +175,76 @@ def rows_of(device, arch, variants, rounds, min_time, ceiling):
     return rows
 
 
+def eager(variant):
+    """A variant whose ops the dispatch mode sees one by one (torch.compile's generated kernels it does not)."""
+    flags, _, mode = VARIANTS[variant]
+    return mode is None and "--compile" not in flags
+
+
+def floating_dtypes(args):
+    """'bfloat16+float32': the dtypes of an op's floating tensor inputs, '-' for none."""
+    names = {str(a.dtype).removeprefix("torch.") for a in tree_leaves(args)
+             if isinstance(a, torch.Tensor) and a.is_floating_point()}
+    return "+".join(sorted(names)) or "-"
+
+
+def layout_of(args):
+    """How an op's first 4-D tensor input is stored: 'channels_last', 'contiguous' (NCHW or strided), '-'."""
+    for a in tree_leaves(args):
+        if isinstance(a, torch.Tensor) and a.dim() == 4:
+            channels_last = a.is_contiguous(memory_format=torch.channels_last) and not a.is_contiguous()
+            return "channels_last" if channels_last else "contiguous"
+    return "-"
+
+
+class _OpTimer(TorchDispatchMode):
+    """Milliseconds and calls of every ATen op, by (op, input dtypes, input layout)."""
+    def __init__(self, device):
+        super().__init__()
+        self.device, self.ms, self.calls = device, collections.Counter(), collections.Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        key = (func.overloadpacket.__name__, floating_dtypes(args), layout_of(args))
+        sync(self.device)
+        start = time.perf_counter()
+        out = func(*args, **(kwargs or {}))
+        sync(self.device)
+        self.ms[key] += (time.perf_counter() - start) * 1e3
+        self.calls[key] += 1
+        return out
+
+
+def op_rows(timer, steps):
+    """The timer's ops per step, largest first, those under PROFILE_SMALL of the step summed as (other)."""
+    total = sum(timer.ms.values())
+    rows, other = [], {"op": "(other)", "dtypes": "-", "layout": "-", "calls": 0.0, "ms": 0.0}
+    for key, ms in timer.ms.most_common():
+        row = dict(zip(["op", "dtypes", "layout"], key), calls=timer.calls[key] / steps, ms=ms / steps)
+        if ms >= PROFILE_SMALL * total:
+            rows.append(row)
+        else:
+            other["calls"], other["ms"] = other["calls"] + row["calls"], other["ms"] + row["ms"]
+    return [dict(r, share=r["ms"] * steps / total, step_ms=total / steps) for r in rows + [other]]
+
+
+def profile_rows(device, arch, variants, steps):
+    """Per variant, each ATen op's milliseconds and calls per step over `steps` steps after the warm-up."""
+    prepared, _, errors = prepare(arch, device, variants)
+    if errors:
+        raise UserError(f"{arch} on {device}: " + "; ".join(f"{v} fails: {e}" for v, e in errors.items()))
+    context = {"device": rundir.hardware_name(device), "arch": arch, "steps": steps, **precision.device_row(device)}
+    rows = []
+    for name, step in prepared.items():
+        ops.set_backend(VARIANTS[name][1], device)
+        with _OpTimer(device) as timer:
+            for _ in range(steps):
+                step()
+        rows += [{**context, "variant": name, **r, "torch": torch.__version__,
+                  "loadavg_1m": round(os.getloadavg()[0], 2)} for r in op_rows(timer, steps)]
+    ops.set_backend("off")
+    return rows
+
+
 COUNTED_LOSSES = {"minkowski-p4": ("--loss", "minkowski", "--p", "4"), "wgan": ("--loss", "wgan")}
 
 
@@ -181,23 +262,48 @@ def count_rows(device, archs):
     return rows
 
 
+def write_profile(devices, args):
+    """--profile: each device's op table, printed (largest ops) and merged into --csv."""
+    table = pd.DataFrame([row for device in devices for arch in args.archs
+                          for row in profile_rows(device, arch, ["plain", *(v for v in args.variants if v != "plain")],
+                                                  args.rounds)])
+    for (device, arch, variant), g in table.groupby(["device", "arch", "variant"], sort=False):
+        print(f"{device}, {arch}, {variant}: {g['step_ms'].iloc[0]:.1f} ms of ops per step")
+        print(g[["op", "dtypes", "layout", "calls", "ms", "share"]].head(12).to_string(index=False, float_format="{:.3g}".format))
+    if args.csv:
+        merge_csv(args.csv, table, PROFILE_KEY)
+        print(f"merged into {args.csv}")
+    return 0
+
+
 def main(argv=None):
     ap = OneLineParser(prog="python -m bench.step", description=__doc__.splitlines()[0])
     ap.add_argument("--devices", nargs="+", default=None, help="default: cuda where there is a GPU, else cpu")
     ap.add_argument("--archs", nargs="+", default=["dcgan", "pytorchgan"])
-    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
-                    help="plain is always timed: the ratios are against it")
-    ap.add_argument("--rounds", type=int, default=5, help="alternating rounds (median)")
+    ap.add_argument("--variants", nargs="+", default=None, choices=list(VARIANTS),
+                    help="plain is always timed: the ratios are against it (default: all; with --profile the eager ones)")
+    ap.add_argument("--rounds", type=int, default=5, help="alternating rounds (median); with --profile, steps profiled")
     ap.add_argument("--min-time", type=float, default=0.2, help="seconds of steps per timing")
     ap.add_argument("--csv", default=None, help="also write the table here")
     ap.add_argument("--count-only", action="store_true",
                     help="count the ATen ops of a plain step, time nothing; --csv then merges by revision, arch, loss")
+    ap.add_argument("--profile", action="store_true",
+                    help="time each ATen op of the eager variants (dtype, layout); --csv then merges by " + ", ".join(PROFILE_KEY))
     args = ap.parse_args(argv)
     if args.rounds < 1 or not args.min_time > 0:
         raise UserError("--rounds must be at least 1 and --min-time positive")
+    if args.profile and args.count_only:
+        raise UserError("--profile and --count-only are two modes: pass one")
+    if args.variants is None:
+        args.variants = [v for v in VARIANTS if eager(v)] if args.profile else list(VARIANTS)
+    if args.profile and not all(eager(v) for v in args.variants):
+        raise UserError("--profile times eager ops only: leave out " + ", ".join(v for v in args.variants if not eager(v)))
     devices = [check_device(d) for d in (args.devices or ["cuda" if torch.cuda.is_available() else "cpu"])]
     if args.csv:  # before minutes of timing
-        check_merge_target(args.csv, ["revision", "device", "arch", "loss"] if args.count_only else CSV_KEY, "--csv")
+        key = ["revision", "device", "arch", "loss"] if args.count_only else PROFILE_KEY if args.profile else CSV_KEY
+        check_merge_target(args.csv, key, "--csv")
+    if args.profile:
+        return write_profile(devices, args)
     if args.count_only:
         table = pd.DataFrame([row for device in devices for row in count_rows(device, args.archs)])
         print(table.to_string(index=False))

@@ -134,8 +134,13 @@ CASES = [
     ("analysis/fid_precision.py", ["--real-root", "{images}", "--fake-root", "{images}", "--n", "8", "--sets", "1", "2"],
      "--n and --sets"),
     ("report.py", ["--results", "{file}"], "not a folder"),
+    ("bench/step.py", ["--profile", "--count-only", "--csv", "{folder}/p.csv"], "two modes: pass one"),
+    ("bench/step.py", ["--profile", "--variants", "plain", "compile", "--csv", "{folder}/p.csv"],
+     "--profile times eager ops only: leave out compile"),
+    ("bench/step.py", ["--profile", "--csv", "{theirs}"], "no column device"),
 ]
-# Scripts that write nothing unless told (--csv), after minutes of timing: not tried here.
+# Scripts that write nothing unless told (--csv), after minutes of timing: not tried here beyond the
+# refusals that come before any timing.
 BENCHMARKS = {"bench/fid.py", "bench/ops.py", "bench/step.py", "analysis/derivations.py"}
 # gpu/gpu_check.sh's steps, which it runs with paths of its own under $OUT (tests/gpu/test_gpu_check.py).
 DRIVEN = {"gpu/gpu_check.py"}

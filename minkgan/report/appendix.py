@@ -58,6 +58,40 @@ def bench_step(results):
     return "\n\n".join(parts) + "\n\n" + say(PAGE, "bench_step_note")
 
 
+CONVERSIONS = ("_to_copy", "copy_")  # the ATen ops a dtype or layout conversion dispatches
+
+
+def step_profile(results, arch="dcgan", top=8):
+    """bench/step.py --profile (results/step_profile.csv): the largest ATen ops of one step, milliseconds per
+    step for each variant, one table per device; beside each bfloat16 variant, what still runs in float32
+    and what the conversions cost."""
+    p = read_csv(results, "step_profile.csv")
+    if p is None:
+        return not_yet("step_profile.csv", say(PAGE, "step_profile_not_yet"))
+    parts = []
+    for device, d in p[p["arch"] == arch].groupby("device", sort=False):
+        variants = list(d["variant"].unique())
+        ms = d.groupby(["op", "variant"])["ms"].sum().unstack("variant")[variants]
+        largest = ms.drop(index="(other)", errors="ignore").max(axis=1).sort_values(ascending=False).index[:top]
+        step = d.groupby("variant")["step_ms"].first()
+        rows = [[f"`{op}`", *(num(ms.loc[op, v], 0) for v in variants)] for op in largest]
+        rows += [["every other op", *(num(ms.drop(index=largest)[v].sum(), 0) for v in variants)],
+                 ["step (sum of its ops)", *(num(step[v], 0) for v in variants)]]
+        notes = [bfloat16_leftovers(d[d["variant"] == v], v) for v in variants if "bfloat16" in v]
+        parts.append(markdown_table(["op (ms per step)", *variants], rows) + "\n\n" + " ".join(
+            [say(PAGE, "step_profile_device", device=cpu(device), hardware=bf16_hardware_note(d), arch=arch,
+                 steps=d["steps"].iloc[0], torch=d["torch"].iloc[0], load=load_range(d)), *notes]))
+    return "\n\n".join(parts)
+
+
+def bfloat16_leftovers(v, variant):
+    """The sentence on a bfloat16 variant's ops whose floating inputs are all float32, and its conversions."""
+    float32 = v[v["dtypes"] == "float32"].sort_values("ms", ascending=False)
+    return say(PAGE, "step_profile_bfloat16", variant=variant, float32=float32["ms"].sum(), step=v["step_ms"].iloc[0],
+               largest=float32["op"].iloc[0] if len(float32) else "none", largest_ms=float32["ms"].max() if len(float32) else 0,
+               conversions=v[v["op"].isin(CONVERSIONS)]["ms"].sum())
+
+
 def aten_ops(results):
     """bench/step.py --count-only (results/aten_ops.csv): ATen ops per training step, each revision."""
     a = read_csv(results, "aten_ops.csv")

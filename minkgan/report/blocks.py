@@ -19,6 +19,7 @@ BLOCKS = {
     "alignment": regime.alignment, "alignment-summary": regime.alignment_summary,
     "alignment-horizon": regime.alignment_horizon, "trajectories": regime.trajectories,
     "bench-ops": appendix.bench_ops, "bench-step": appendix.bench_step, "aten-ops": appendix.aten_ops,
+    "step-profile": appendix.step_profile,
     "dirac": appendix.dirac, "two-point": appendix.two_point, "bilinear": appendix.bilinear,
     "derivations": appendix.derivation_table, "fid-precision": appendix.fid_precision,
     "bench-fid": appendix.bench_fid,

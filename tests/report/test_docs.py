@@ -425,3 +425,24 @@ def test_the_fid_precision_block_says_which_way_bfloat16_moved_the_fid(tmp_path)
     assert "moved every FID up or down" in appendix.fid_precision(str(tmp_path))
     assert appendix.fid_precision(str(tmp_path / "none")).startswith("Not yet measured")
     assert appendix.bench_fid(str(tmp_path)).startswith("Not yet measured")
+
+
+def test_the_step_profile_block_sums_ops_per_variant_and_names_bfloat16s_float32_ops(tmp_path):
+    from minkgan.report import appendix
+    base = {"device": "AMD EPYC x2 threads", "arch": "dcgan", "steps": 5, "torch": "2.14.1", "loadavg_1m": 1.0,
+            "cpu": "AMD EPYC", "bf16_hardware": "AVX512-BF16", "calls": 1.0, "share": 0.0}
+    ops = {"plain": [("convolution_backward", "float32", 300.0), ("convolution", "float32", 100.0), ("(other)", "-", 20.0)],
+           "bfloat16": [("convolution_backward", "bfloat16", 150.0), ("convolution", "bfloat16", 40.0),
+                        ("convolution", "float32", 10.0), ("_to_copy", "float32", 12.0), ("copy_", "bfloat16", 3.0),
+                        ("add_", "float32", 7.0), ("(other)", "-", 8.0)]}
+    rows = [{**base, "variant": v, "op": op, "dtypes": dt, "layout": "contiguous", "ms": ms,
+             "step_ms": sum(m for _, _, m in ops[v])} for v in ops for op, dt, ms in ops[v]]
+    pd.DataFrame(rows).to_csv(tmp_path / "step_profile.csv", index=False)
+    text = appendix.step_profile(str(tmp_path), top=3)
+    assert "| `convolution_backward` | 300 | 150 |" in text and "| `convolution` | 100 | 50 |" in text
+    assert "| `_to_copy` | – | 12 |" in text and "| every other op | 20 | 18 |" in text
+    assert "| step (sum of its ops) | 420 | 230 |" in text
+    assert "Under bfloat16, 29 of the 230 ms are ops whose floating inputs are all float32 (the largest: `_to_copy`, " \
+           "12 ms), and 15 ms are dtype and layout conversions" in text
+    assert "AMD EPYC x2 threads (bfloat16 hardware: AVX512-BF16), dcgan's step" in text
+    assert appendix.step_profile(str(tmp_path / "none")).startswith("Not yet measured")
