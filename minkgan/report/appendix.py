@@ -59,6 +59,7 @@ def bench_step(results):
 
 
 CONVERSIONS = ("_to_copy", "copy_")  # the ATen ops a dtype or layout conversion dispatches
+CONVOLUTIONS = ("convolution", "convolution_backward")
 
 
 def step_profile(results, arch="dcgan", top=8):
@@ -77,7 +78,9 @@ def step_profile(results, arch="dcgan", top=8):
         rows = [[f"`{op}`", *(num(ms.loc[op, v], 0) for v in variants)] for op in largest]
         rows += [["every other op", *(num(ms.drop(index=largest)[v].sum(), 0) for v in variants)],
                  ["step (sum of its ops)", *(num(step[v], 0) for v in variants)]]
-        notes = [bfloat16_leftovers(d[d["variant"] == v], v) for v in variants if "bfloat16" in v]
+        conv = ms.loc[[op for op in CONVOLUTIONS if op in ms.index]].sum() / step[variants]
+        notes = [say(PAGE, "step_profile_convolutions", shares=", ".join(f"{v} {conv[v]:.0%}" for v in variants)),
+                 *(bfloat16_leftovers(d[d["variant"] == v], v) for v in variants if "bfloat16" in v)]
         parts.append(markdown_table(["op (ms per step)", *variants], rows) + "\n\n" + " ".join(
             [say(PAGE, "step_profile_device", device=cpu(device), hardware=bf16_hardware_note(d), arch=arch,
                  steps=d["steps"].iloc[0], torch=d["torch"].iloc[0], load=load_range(d)), *notes]))

@@ -111,10 +111,10 @@ def anova(results, epochs, among=None):
 
 
 def contrasts_block(results, epochs):
-    """The pre-registered contrasts (H1-H3, contrasts.CONTRASTS) on the seeds committed so far."""
+    """The pre-registered contrasts (H1-H3 of contrasts.FAMILIES) on the seeds committed so far."""
     runs = image_runs(results, epochs)
     rows = []
-    for i, (a, b) in enumerate(contrasts.CONTRASTS["all"], 1):
+    for i, (a, b) in enumerate(contrasts.FAMILIES["H1-H3"][1], 1):
         c = contrast(results, runs, a, b)
         x, y = arm_values(runs, a), arm_values(runs, b)
         welch_power = stats.welch_power_noncentral(c["paper_gap"], x.std(), y.std(), len(x), len(y))
@@ -134,12 +134,12 @@ def contrasts_csv(results):
     table = read_csv(results, "contrasts.csv")
     if table is None:
         return not_yet("contrasts.csv", say(PAGE, "contrasts_csv_not_yet"))
-    rows = [[r["reading"], r["metric"], f"{r['epochs']:g}", f"{r['a']} − {r['b']}", f"{r['n_a']}, {r['n_b']}",
+    rows = [[r["family"], r["reading"], r["metric"], f"{r['epochs']:g}", f"{r['a']} − {r['b']}", f"{r['n_a']}, {r['n_b']}",
              f"{num(r['mean_a'])}, {num(r['mean_b'])}",
              signed(r["mean_diff"]), interval(r["ci_low"], r["ci_high"]), sig(r["p_value"]), sig(r["p_holm"]),
              num(r["paper_gap"]), num(r["power_at_paper_gap"], 2), r["verdict"]] for _, r in table.iterrows()]
     machines = sorted({cpu(m.strip()) for h in table["hardware"].dropna() for m in h.split("/")})
-    return (markdown_table(["reading", "metric", "epochs", "a − b", "seeds", "means", "difference",
+    return (markdown_table(["family", "reading", "metric", "epochs", "a − b", "seeds", "means", "difference",
                             "95 % interval (Welch)", "p", "p (Holm)", "paper's gap", "power at the paper's gap",
                             "verdict"], rows)
             + "\n\n" + say(PAGE, "contrasts_csv_note", machines=", ".join(machines)))

@@ -149,6 +149,7 @@ def contrast(results, runs, a, b, metric="final_fid"):
 
 
 VERDICT_EPOCHS = 2  # the largest budget at which every arm has runs
+H10_EPOCHS = 10  # the pre-registered 10-epoch contrast (docs/preregistration-addendum.md)
 
 
 def run_logs(results, epochs):
@@ -236,18 +237,18 @@ def alignment_facts(results):
             "h4": a[(a["clip_params"] == "weights") & (a["total_steps"] > 300)]}
 
 
-def campaign_rows(results, epochs=VERDICT_EPOCHS, reading="all"):
-    """The FID contrasts of the pre-registered campaign (results/contrasts.csv) for one reading of
-    the clipping, or None while it is not committed."""
+def campaign_rows(results, epochs=VERDICT_EPOCHS, family="H1-H3"):
+    """The FID contrasts of one family of the pre-registered campaign (results/contrasts.csv; the families
+    of contrasts.FAMILIES), or None while it is not committed."""
     table = read_csv(results, "contrasts.csv")
     if table is None:
         return None
-    return table[(table["reading"] == reading) & (table["metric"] == "final_fid") & (table["epochs"].round() == epochs)]
+    return table[(table["family"] == family) & (table["metric"] == "final_fid") & (table["epochs"].round() == epochs)]
 
 
-def campaign_row(results, a, b, epochs=VERDICT_EPOCHS, reading="all"):
+def campaign_row(results, a, b, epochs=VERDICT_EPOCHS, family="H1-H3"):
     """The FID contrast a - b of the campaign, or None while it is not committed."""
-    rows = campaign_rows(results, epochs, reading)
+    rows = campaign_rows(results, epochs, family)
     rows = None if rows is None else rows[(rows["a"] == a) & (rows["b"] == b)]
     return rows.iloc[0] if rows is not None and len(rows) else None
 

@@ -9,7 +9,7 @@ import pandas as pd
 
 from minkgan import contrasts, derivations, settings, verdicts
 from minkgan.report.text import interval, listed_p, num, ranked, signed, span, value_range
-from minkgan.report.facts import (H8_SEEDS, UNINFORMATIVE_HQ_PCT, VERDICT_EPOCHS, alignment_facts, arm_key, arm_label,
+from minkgan.report.facts import (H8_SEEDS, H10_EPOCHS, UNINFORMATIVE_HQ_PCT, VERDICT_EPOCHS, alignment_facts, arm_key, arm_label,
     arms, campaign_row, campaign_rows, contrast, crossings, failure_rows, horizon_curves, horizon_rows, image_runs,
     last_epoch, paper_fid, pooled_sd, read_csv, run_logs, seeds_per_arm, toy_contrast, toy_rows)
 from minkgan.report.sentences import say
@@ -19,23 +19,31 @@ from minkgan.utils import UserError
 PAGE = "verdict"  # its sentences: minkgan/report/sentences/verdict.txt
 
 
-def contrast_text(results, a, b, epochs=VERDICT_EPOCHS, reading="all"):
+def contrast_text(results, a, b, epochs=VERDICT_EPOCHS, family="H1-H3"):
     """'+8.4 FID (95 % interval ...; paper -98.2): <reading>' for a - b, from the campaign where it
     is committed, else from the committed seeds: the pooled interval, and Welch's where its reading
     differs; the power where the reading is inconclusive."""
-    r = campaign_row(results, a, b, epochs, reading)
+    r = campaign_row(results, a, b, epochs, family)
     if r is not None:
         text = say(PAGE, "contrast_campaign", diff=signed(r["mean_diff"]), interval=interval(r["ci_low"], r["ci_high"]),
                    n_a=r["n_a"], n_b=r["n_b"], paper=num(r["paper_gap"]), verdict=r["verdict"])
         if r["verdict"] in ("supported", "contradicted"):
             text += " " + say(PAGE, "contrast_holm", p=r["p_value"], p_holm=r["p_holm"],
-                              family=len(campaign_rows(results, epochs, reading)))
+                              family=len(campaign_rows(results, epochs, family)))
         return text + power_note(r["verdict"], r["power_at_paper_gap"])
     c = contrast(results, image_runs(results, epochs), a, b)
     text = say(PAGE, "contrast_pooled_split" if c["welch_verdict"] != c["verdict"] else "contrast_pooled",
                diff=signed(c["diff"]), interval=interval(c["low"], c["high"]), paper=num(c["paper_gap"]),
                verdict=c["verdict"], welch=interval(c["welch_low"], c["welch_high"]), welch_verdict=c["welch_verdict"])
     return text + power_note(c["verdict"], c["power"])
+
+
+def campaign_text(results, a, b, epochs, family="H1-H3"):
+    """contrast_text of a contrast that the campaign alone tests (H9, H10: no committed seeds to pool
+    beforehand), or 'not yet measured' while results/contrasts.csv has no row of it."""
+    if campaign_row(results, a, b, epochs, family) is None:
+        return say(PAGE, "not_yet_measured")
+    return contrast_text(results, a, b, epochs, family)
 
 
 def power_note(word, power):
@@ -154,8 +162,10 @@ def words_of(results, epochs, fingerprint):
     words["even_p"] = HOLDS[not verdicts.even_p_fails(min_loss)]
     words["binomial"] = HOLDS[not verdicts.binomial_fails(dlog)]
     words["optimal_d"] = verdicts.optimal_d_checked(derivations.optimal_d_largest_gap())
-    for name in ("gan", "wgan", "minkowski-p1"):
-        r = campaign_row(results, "minkowski-p4", name, epochs)
+    for name, row in {"gan": ("gan", epochs, "H1-H3"), "wgan": ("wgan", epochs, "H1-H3"),
+                      "minkowski-p1": ("minkowski-p1", epochs, "H1-H3"), "wgan_equal_g": ("wgan-equal-g", epochs, "H9"),
+                      "gan_10epochs": ("gan", H10_EPOCHS, "H1-H3")}.items():
+        r = campaign_row(results, "minkowski-p4", *row)
         words[f"p4_vs_{name}"] = r["verdict"] if r is not None else "not yet measured"
     return words
 
@@ -193,7 +203,8 @@ def far_behind(w):
 def claim_a(results, w):
     counts = h8_counts(results)
     weights = say(PAGE, "claim_a_weights", **counts) if counts else say(PAGE, "not_yet_measured")
-    return say(PAGE, "claim_a", gan=phrase(w, "gan"), wgan=phrase(w, "wgan"), weights=weights)
+    return say(PAGE, "claim_a", gan=phrase(w, "gan"), wgan=phrase(w, "wgan"), wgan_g=phrase(w, "wgan_equal_g"),
+               gan_10=phrase(w, "gan_10epochs"), weights=weights)
 
 
 def claim_b(results, w):
@@ -294,7 +305,9 @@ def verdict(results):
     return "\n".join([
         contrast_source(results) + "\n",
         say(PAGE, "verdict_a", epochs=VERDICT_EPOCHS, gan=contrast_text(results, "minkowski-p4", "gan"),
-            wgan=contrast_text(results, "minkowski-p4", "wgan"), progress=campaign_progress(results)),
+            wgan=contrast_text(results, "minkowski-p4", "wgan"), progress=campaign_progress(results),
+            wgan_g=campaign_text(results, "minkowski-p4", "wgan-equal-g", VERDICT_EPOCHS, "H9"),
+            gan_10=campaign_text(results, "minkowski-p4", "gan", H10_EPOCHS)),
         say(PAGE, "verdict_b", best_p=words["best_p"], epochs=VERDICT_EPOCHS, lowest=min(means, key=means.get),
             p1=contrast_text(results, "minkowski-p4", "minkowski-p1"), low=min(level), high=max(level), behind=far),
         say(PAGE, "verdict_c", steadiness=steadiness(results),
@@ -319,12 +332,12 @@ def verdict(results):
 def weights_only_line(results, epochs=VERDICT_EPOCHS):
     """The verdict's line on the other reading of the clipping (H4, exploratory): its contrasts,
     and how many Minkowski runs learned no images (precision and coverage 0)."""
-    if campaign_row(results, "minkowski-p4", "gan", epochs, "weights") is None:
+    if campaign_row(results, "minkowski-p4", "gan", epochs, "H4") is None:
         return say(PAGE, "weights_none")
     runs = image_runs(results, epochs, clip_params="weights")
     mink = runs[runs["loss"] == "minkowski"]
     blank = mink[(mink["final_precision"] == 0) & (mink["final_coverage"] == 0)]
-    text = lambda b: contrast_text(results, "minkowski-p4", b, epochs, "weights")  # noqa: E731
+    text = lambda b: contrast_text(results, "minkowski-p4", b, epochs, "H4")  # noqa: E731
     return say(PAGE, "weights", seeds=seeds_per_arm(runs), epochs=epochs, logits=value_range(runs["final_logit_absmax"], 1),
                logits_all=value_range(image_runs(results, epochs)["final_logit_absmax"], 2), gan=text("gan"),
                wgan=text("wgan"), p1=text("minkowski-p1"), p8=text("minkowski-p8"), blank=len(blank), mink=len(mink),

@@ -9,7 +9,7 @@ from scipy import stats
 
 from minkgan import contrasts
 from minkgan import stats as mstats
-from minkgan.utils import run_main
+from minkgan.utils import UserError, run_main
 
 
 def test_welch_interval_and_p_value_equal_scipys():
@@ -81,9 +81,11 @@ def test_contrasts_from_a_runs_csv_keep_readings_and_budgets_apart(tmp_path, cap
     out = tmp_path / "contrasts.csv"
     assert contrasts.main([str(path), "--csv", str(out), "--figure", str(tmp_path / "c.png")]) == 0
     said = [line for line in capsys.readouterr().out.splitlines() if line.startswith("not tested")]
-    assert said == ["not tested, a Welch interval needs two runs an arm: minkowski-p4 − wgan (weights): 2 and 0 runs",
-                    "not tested, a Welch interval needs two runs an arm: minkowski-p4 − minkowski-p1 (weights): 2 and 0 runs",
-                    "not tested, a Welch interval needs two runs an arm: minkowski-p4 − minkowski-p8 (weights): 2 and 1 runs"]
+    said = [line.removeprefix("not tested, a Welch interval needs two runs an arm: ") for line in said]
+    assert said == ["minkowski-p4 − wgan (H4, clip weights, 2 epochs): 2 and 0 runs",
+                    "minkowski-p4 − minkowski-p1 (H4, clip weights, 2 epochs): 2 and 0 runs",
+                    "minkowski-p4 − minkowski-p8 (H4, clip weights, 2 epochs): 2 and 1 runs",
+                    "minkowski-p4 − wgan-equal-g (H9, clip all, 2 epochs): 3 and 0 runs"]
     rows = pd.read_csv(out).set_index(["reading", "b"])
     gan = rows.loc[("all", "gan")]
     assert (gan["n_a"], gan["n_b"], gan["mean_diff"]) == (3, 3, pytest.approx(178.333333 - 170, rel=1e-6))
@@ -94,6 +96,45 @@ def test_contrasts_from_a_runs_csv_keep_readings_and_budgets_apart(tmp_path, cap
     family = rows.loc["all"]
     np.testing.assert_allclose(family["p_holm"], contrasts.holm(family["p_value"]))
     assert os.path.getsize(tmp_path / "c.png") > 0
+
+
+def test_h9_compares_p4_with_wgan_trained_five_times_the_epochs_in_a_family_of_its_own(tmp_path, capsys):
+    """At equal G steps: p = 4's 2 epochs (1562 G steps) against WGAN's 10 with 5 critic steps (1562 G steps);
+    the seed-0 WGAN evaluated 2000 samples on the way and got its FID of 5000 afterwards (--final-fids)."""
+    path = tmp_path / "runs.csv"
+    runs_csv(path, {("gan", None, 1, "all", 2.0): [160, 170, 180], ("wgan", None, 5, "all", 2.0038): [200, 205, 210],
+                    ("minkowski", 4.0, 1, "all", 2.0): [170, 175, 190], ("wgan", None, 5, "all", 10.0): [120, 130, 125]})
+    runs = pd.read_csv(path).assign(n_fake=5000)
+    runs.loc[(runs["epochs"] == 10.0) & (runs["seed"] == 0), ["n_fake", "final_fid"]] = 2000, 133.0
+    runs.to_csv(path, index=False)
+    horizon = tmp_path / "horizon.csv"
+    pd.DataFrame([{"run": "folder/wganNone-all-seed0", "total_steps": 1562, "step": 1562, "n": n, "fid": fid}
+                  for n, fid in ((2000, 133.0), (5000, 122.0))]
+                 + [{"run": "folder/wganNone-all-seed0", "total_steps": 1562, "step": 781, "n": 5000, "fid": 150.0}]
+                 ).to_csv(horizon, index=False)
+    out = tmp_path / "contrasts.csv"
+    with pytest.raises(UserError, match="mixes FIDs of 2000 and 5000 samples"):
+        contrasts.main([str(path), "--csv", str(out)])
+    assert not out.exists()
+    assert contrasts.main([str(path), "--final-fids", str(horizon), "--csv", str(out)]) == 0
+    rows = pd.read_csv(out).set_index("b")
+    h9 = rows.loc["wgan-equal-g"]
+    assert (h9["family"], h9["reading"], h9["epochs"], h9["steps"], h9["steps_b"]) == ("H9", "all", 2.0, 1562, 1562)
+    assert h9["mean_b"] == pytest.approx((122 + 130 + 125) / 3) and h9["paper_gap"] == pytest.approx(99.6 - 210.3)
+    assert h9["p_holm"] == h9["p_value"]  # a family of one
+    assert rows.loc["wgan", "family"] == "H1-H3" and rows.loc["wgan", "mean_b"] == pytest.approx(205.0)
+    h1_h3 = rows[rows["family"] == "H1-H3"]
+    np.testing.assert_allclose(h1_h3["p_holm"], contrasts.holm(h1_h3["p_value"]))  # H9 stays out of their family
+
+
+def test_a_final_fids_file_that_is_not_horizons_is_one_line(tmp_path):
+    path = tmp_path / "runs.csv"
+    runs_csv(path, {("gan", None, 1, "all", 2.0): [160, 170], ("minkowski", 4.0, 1, "all", 2.0): [170, 175]})
+    (tmp_path / "theirs.csv").write_text("name,score\na,1\n")
+    (tmp_path / "words.csv").write_text("run,total_steps,step,n,fid\nx,1562,1562,5000,high\n")
+    for name, words in (("none.csv", "is not a file"), ("theirs.csv", "has no column run"), ("words.csv", "not a number")):
+        with pytest.raises(UserError, match=words):
+            contrasts.main([str(path), "--final-fids", str(tmp_path / name)])
 
 
 def test_a_file_that_is_not_a_runs_csv_is_one_line(tmp_path, capsys):

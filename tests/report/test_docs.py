@@ -93,7 +93,7 @@ def test_files_not_yet_committed_are_one_line_and_rendered_once_they_are(tmp_pat
         (results / name).unlink(missing_ok=True)
     assert cifar.contrasts_csv(str(results)).startswith("Not yet measured") and "\n" not in cifar.contrasts_csv(str(results))
     assert cifar.horizon(str(results)).startswith("Not yet measured")
-    pd.DataFrame([{"reading": "all", "metric": "final_fid", "epochs": 2.0, "steps": 1562, "a": "minkowski-p4",
+    pd.DataFrame([{"family": "H1-H3", "reading": "all", "metric": "final_fid", "epochs": 2.0, "steps": 1562, "a": "minkowski-p4",
                    "b": "gan", "n_a": 5, "n_b": 5, "mean_a": 170.0, "mean_b": 160.0, "mean_diff": 10.0,
                    "ci_low": -4.5, "ci_high": 24.5, "p_value": 0.15, "p_holm": 0.3, "paper_gap": -98.2,
                    "power_at_paper_gap": 1.0, "excludes_zero": False, "excludes_paper_gap": True,
@@ -380,7 +380,7 @@ def test_weights_only_line_reads_h4s_contrasts_and_counts_the_blank_runs(tmp_pat
     contrasts = contrasts[contrasts["reading"] == "all"]
     contrasts.to_csv(results / "contrasts.csv", index=False)
     assert "not yet measured" in verdict.weights_only_line(str(results))
-    row = lambda b, diff, verdict: {"reading": "weights", "metric": "final_fid", "epochs": 2.0, "a": "minkowski-p4", "b": b,  # noqa: E731
+    row = lambda b, diff, verdict: {"family": "H4", "reading": "weights", "metric": "final_fid", "epochs": 2.0, "a": "minkowski-p4", "b": b,  # noqa: E731
                                     "n_a": 2, "n_b": 2, "mean_diff": diff, "ci_low": diff - 5, "ci_high": diff + 5,
                                     "p_value": 0.01, "p_holm": 0.04, "paper_gap": -98.2, "power_at_paper_gap": 0.5,
                                     "verdict": verdict}
@@ -442,6 +442,7 @@ def test_the_step_profile_block_sums_ops_per_variant_and_names_bfloat16s_float32
     assert "| `convolution_backward` | 300 | 150 |" in text and "| `convolution` | 100 | 50 |" in text
     assert "| `_to_copy` | – | 12 |" in text and "| every other op | 20 | 18 |" in text
     assert "| step (sum of its ops) | 420 | 230 |" in text
+    assert "The convolutions, forward and backward, take of each step: plain 95%, bfloat16 87%." in text
     assert "Under bfloat16, 29 of the 230 ms are ops whose floating inputs are all float32 (the largest: `_to_copy`, " \
            "12 ms), and 15 ms are dtype and layout conversions" in text
     assert "AMD EPYC x2 threads (bfloat16 hardware: AVX512-BF16), dcgan's step" in text

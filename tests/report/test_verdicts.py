@@ -138,3 +138,39 @@ def test_the_loss_curves_word_follows_stability_csv(tmp_path):
     assert verdict.claim(str(results), "c_curves").startswith("G's loss: supported (p = 4 − GAN")
     (results / "stability.csv").unlink()
     assert verdict.claim(str(results), "c_curves").startswith("untested")
+
+
+@pytest.mark.parametrize("wgan_fid, p4_10_fid, word_g, word_10", [
+    (120.0, 70.0, "contradicted", "supported"), (320.0, 90.0, "supported", "paper's gap excluded")])
+def test_h9_and_h10_words_follow_the_10_epoch_runs(tmp_path, wgan_fid, p4_10_fid, word_g, word_10):
+    """WGAN at equal G steps (H9) and p = 4 − GAN at 10 epochs (H10) are 'not yet measured' until their seeds
+    are in runs.csv, then take the rule's word from the FIDs: on both sides of it."""
+    import shutil
+
+    import pandas as pd
+
+    from minkgan.report import verdict
+    from minkgan import contrasts, paths
+    results = tmp_path / "results"
+    shutil.copytree(paths.RESULTS, results, ignore=shutil.ignore_patterns("figures", "dynamics"))
+    assert verdict.claim_words(str(results))["p4_vs_wgan_equal_g"] == "not yet measured"
+    runs = pd.read_csv(results / "runs.csv")
+    ten = runs[(runs["epochs"].round() == 10) & runs["loss"].isin(["gan", "wgan", "minkowski"])
+               & ((runs["loss"] != "minkowski") | (runs["p"] == 4))]
+    fids = {"gan": 90.0, "wgan": wgan_fid, "minkowski": p4_10_fid}
+    new = [ten.assign(seed=s, run=ten["run"].str.replace("seed0", f"seed{s}"), n_fake=5000,
+                      final_fid=ten["loss"].map(fids) + s) for s in (1, 2)]
+    pd.concat([runs, *new]).to_csv(results / "runs.csv", index=False)
+    horizon = pd.read_csv(results / "horizon.csv")  # seed 0's FID of 5000, beside the new seeds'
+    final = (horizon["n"] == 5000) & (horizon["step"] == horizon["total_steps"])
+    horizon.loc[final, "fid"] = horizon.loc[final, "loss"].map(fids) + 0.5
+    horizon.to_csv(results / "horizon.csv", index=False)
+    assert contrasts.main([str(results / "runs.csv"), "--epochs", "2", "10", "--final-fids", str(results / "horizon.csv"),
+                           "--csv", str(results / "contrasts.csv")]) == 0
+    words = verdict.claim_words(str(results))
+    assert (words["p4_vs_wgan_equal_g"], words["p4_vs_gan_10epochs"]) == (word_g, word_10)
+    claim = verdict.claim(str(results), "a")
+    assert f"against WGAN at equal G steps: {verdict.phrase(words, 'wgan_equal_g')} (H9)" in claim
+    assert f"against GAN at 10 epochs: {verdict.phrase(words, 'gan_10epochs')} (H10)" in claim
+    h9 = pd.read_csv(results / "contrasts.csv").query("family == 'H9'").iloc[0]
+    assert (h9["n_a"], h9["n_b"], h9["steps"], h9["steps_b"]) == (5, 3, 1562, 1562)
