@@ -150,6 +150,7 @@ def contrast(results, runs, a, b, metric="final_fid"):
 
 VERDICT_EPOCHS = 2  # the largest budget at which every arm has runs
 H10_EPOCHS = 10  # the pre-registered 10-epoch contrast (docs/preregistration-addendum.md)
+LONG_RUN_SEEDS = 3  # H9's and H10's 10-epoch arms: seeds 0, 1 and 2
 
 
 def run_logs(results, epochs):

@@ -9,7 +9,7 @@ import pandas as pd
 
 from minkgan import contrasts, derivations, settings, verdicts
 from minkgan.report.text import interval, listed_p, num, ranked, signed, span, value_range
-from minkgan.report.facts import (H8_SEEDS, H10_EPOCHS, UNINFORMATIVE_HQ_PCT, VERDICT_EPOCHS, alignment_facts, arm_key, arm_label,
+from minkgan.report.facts import (H8_SEEDS, H10_EPOCHS, LONG_RUN_SEEDS, UNINFORMATIVE_HQ_PCT, VERDICT_EPOCHS, alignment_facts, arm_key, arm_label,
     arms, campaign_row, campaign_rows, contrast, crossings, failure_rows, horizon_curves, horizon_rows, image_runs,
     last_epoch, paper_fid, pooled_sd, read_csv, run_logs, seeds_per_arm, toy_contrast, toy_rows)
 from minkgan.report.sentences import say
@@ -38,12 +38,16 @@ def contrast_text(results, a, b, epochs=VERDICT_EPOCHS, family="H1-H3"):
     return text + power_note(c["verdict"], c["power"])
 
 
-def campaign_text(results, a, b, epochs, family="H1-H3"):
+def campaign_text(results, a, b, epochs, family="H1-H3", seeds=LONG_RUN_SEEDS):
     """contrast_text of a contrast that the campaign alone tests (H9, H10: no committed seeds to pool
-    beforehand), or 'not yet measured' while results/contrasts.csv has no row of it."""
-    if campaign_row(results, a, b, epochs, family) is None:
+    beforehand), said to be interim while an arm has fewer than its pre-registered seeds, or 'not yet
+    measured' while results/contrasts.csv has no row of it."""
+    r = campaign_row(results, a, b, epochs, family)
+    if r is None:
         return say(PAGE, "not_yet_measured")
-    return contrast_text(results, a, b, epochs, family)
+    fewest = int(min(r["n_a"], r["n_b"]))
+    interim = " " + say(PAGE, "interim_arm", have=fewest, seeds=seeds) if fewest < seeds else ""
+    return contrast_text(results, a, b, epochs, family) + interim
 
 
 def power_note(word, power):

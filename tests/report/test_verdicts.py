@@ -160,6 +160,11 @@ def test_h9_and_h10_words_follow_the_10_epoch_runs(tmp_path, wgan_fid, p4_10_fid
     fids = {"gan": 90.0, "wgan": wgan_fid, "minkowski": p4_10_fid}
     new = [ten.assign(seed=s, run=ten["run"].str.replace("seed0", f"seed{s}"), n_fake=5000,
                       final_fid=ten["loss"].map(fids) + s) for s in (1, 2)]
+    pd.concat([runs, *new[:1]]).to_csv(results / "runs.csv", index=False)  # seed 1 first: an interim reading
+    assert contrasts.main([str(results / "runs.csv"), "--epochs", "2", "10", "--final-fids", str(results / "horizon.csv"),
+                           "--csv", str(results / "contrasts.csv")]) == 0
+    assert "(interim: 2 of the 3 pre-registered seeds in an arm)" in verdict.campaign_text(
+        str(results), "minkowski-p4", "wgan-equal-g", 2, "H9")
     pd.concat([runs, *new]).to_csv(results / "runs.csv", index=False)
     horizon = pd.read_csv(results / "horizon.csv")  # seed 0's FID of 5000, beside the new seeds'
     final = (horizon["n"] == 5000) & (horizon["step"] == horizon["total_steps"])
@@ -172,5 +177,6 @@ def test_h9_and_h10_words_follow_the_10_epoch_runs(tmp_path, wgan_fid, p4_10_fid
     claim = verdict.claim(str(results), "a")
     assert f"against WGAN at equal G steps: {verdict.phrase(words, 'wgan_equal_g')} (H9)" in claim
     assert f"against GAN at 10 epochs: {verdict.phrase(words, 'gan_10epochs')} (H10)" in claim
+    assert "interim" not in verdict.campaign_text(str(results), "minkowski-p4", "wgan-equal-g", 2, "H9")
     h9 = pd.read_csv(results / "contrasts.csv").query("family == 'H9'").iloc[0]
     assert (h9["n_a"], h9["n_b"], h9["steps"], h9["steps_b"]) == (5, 3, 1562, 1562)
