@@ -142,7 +142,8 @@ def contrasts_csv(results):
     return (markdown_table(["family", "reading", "metric", "epochs", "a − b", "seeds", "means", "difference",
                             "95 % interval (Welch)", "p", "p (Holm)", "paper's gap", "power at the paper's gap",
                             "verdict"], rows)
-            + "\n\n" + say(PAGE, "contrasts_csv_note", machines=", ".join(machines)))
+            + "\n\n" + say(PAGE, "contrasts_csv_note", machines=", ".join(machines))
+            + (" " + say(PAGE, "contrasts_csv_long") if (table["epochs"] > 2).any() or (table["family"] == "H9").any() else ""))
 
 
 def regime(results, epochs):

@@ -153,7 +153,9 @@ def test_h9_and_h10_words_follow_the_10_epoch_runs(tmp_path, wgan_fid, p4_10_fid
     from minkgan import contrasts, paths
     results = tmp_path / "results"
     shutil.copytree(paths.RESULTS, results, ignore=shutil.ignore_patterns("figures", "dynamics"))
+    from minkgan.report import cifar
     assert verdict.claim_words(str(results))["p4_vs_wgan_equal_g"] == "not yet measured"
+    assert "H9's WGAN arm" not in cifar.contrasts_csv(str(results))
     runs = pd.read_csv(results / "runs.csv")
     ten = runs[(runs["epochs"].round() == 10) & runs["loss"].isin(["gan", "wgan", "minkowski"])
                & ((runs["loss"] != "minkowski") | (runs["p"] == 4))]
@@ -178,5 +180,6 @@ def test_h9_and_h10_words_follow_the_10_epoch_runs(tmp_path, wgan_fid, p4_10_fid
     assert f"against WGAN at equal G steps: {verdict.phrase(words, 'wgan_equal_g')} (H9)" in claim
     assert f"against GAN at 10 epochs: {verdict.phrase(words, 'gan_10epochs')} (H10)" in claim
     assert "interim" not in verdict.campaign_text(str(results), "minkowski-p4", "wgan-equal-g", 2, "H9")
+    assert "H9's WGAN arm (`wgan-equal-g`) trained 5 times" in cifar.contrasts_csv(str(results))
     h9 = pd.read_csv(results / "contrasts.csv").query("family == 'H9'").iloc[0]
     assert (h9["n_a"], h9["n_b"], h9["steps"], h9["steps_b"]) == (5, 3, 1562, 1562)
