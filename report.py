@@ -36,8 +36,8 @@ HERE, RESULTS = paths.ROOT, paths.RESULTS
 # The analyses that derive a results file from runs.csv and the run logs, as `--recompute` reruns them
 # ({r} is the results folder): each merges its rows by key, so a rerun on the same data changes nothing.
 RECOMPUTE = [
-    ["analysis.contrasts", "{r}/runs.csv", "--epochs", "2", "10", "--final-fids", "{r}/horizon.csv",
-     "--csv", "{r}/contrasts.csv", "--figure", "{r}/figures/contrasts.png"],
+    ["analysis.contrasts", "{r}/runs.csv", "--epochs", "2", "10", "--csv", "{r}/contrasts.csv",
+     "--figure", "{r}/figures/contrasts.png"],
     ["analysis.p_effect", "{r}/runs.csv", "--steps", "1562", "--csv", "{r}/p_effect.csv",
      "--figure", "{r}/figures/fid_vs_p_2ep.png"],
     ["analysis.p_effect", "{r}/runs.csv", "--steps", "781", "--csv", "{r}/p_effect.csv", "--figure", "{r}/figures/fid_vs_p.png"],

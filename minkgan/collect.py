@@ -46,7 +46,8 @@ def collect_rows(runs_dir):
                "status": summary["status"], "steps": summary.get("step"), "epochs": summary.get("epoch"),
                "n_fake": cfg.get("eval_n"), "n_real": cfg.get("eval_n"),
                "device": cfg.get("hardware", cfg.get("device")), "seconds": summary.get("seconds")}
-        row.update({k: v for k, v in summary.items() if k.startswith(("final_", "best_"))})
+        row.update({k: v for k, v in summary.items() if k.startswith(("final_", "best_"))
+                    and not (k == "final_fid_precision" and v == precision.DEFAULT)})  # empty for float32, as `precision`
         metrics = read_metrics(run_dir)
         row.update(final_regime(metrics))
         if cfg["dataset"] in data.IMAGE_DATASETS:

@@ -231,7 +231,8 @@ def build_parser():
     ap.add_argument("--epochs", type=float, nargs="+", default=[2.0],
                     help="the budgets to test (every arm trained this many epochs, times EPOCHS_MULTIPLE's factor)")
     ap.add_argument("--final-fids", default=None,
-                    help="analysis/horizon.py's CSV: the final FID of 5000 of long runs that evaluated 2000 on the way")
+                    help="analysis/horizon.py's CSV: the final FID of 5000 of long runs that evaluated 2000 on the way "
+                         "(default: the horizon.csv beside RUNS, where there is one)")
     ap.add_argument("--metric", default="final_fid", help="the column to compare; the paper's gap applies to FIDs only")
     ap.add_argument("--csv", default=None, help="merge the rows into this CSV (by reading, metric, epochs, a, b)")
     ap.add_argument("--figure", default=None, help="draw the intervals here")
@@ -244,6 +245,8 @@ def main(argv=None):
         check_merge_target(args.csv, CONTRAST_KEY, "--csv")
     if args.figure:
         check_writable_file(args.figure, "--figure")
+    beside = os.path.join(os.path.dirname(os.path.abspath(args.runs)), "horizon.csv")
+    args.final_fids = args.final_fids or (beside if os.path.isfile(beside) else None)
     final = read_final_fids(args.final_fids) if args.final_fids else {}
     runs = read_runs(args.runs, args.metric)
     if args.metric == "final_fid":

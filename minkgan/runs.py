@@ -17,6 +17,7 @@ from minkgan.utils import UserError, is_number, read_csv_of_ours
 
 COLUMNS = ["loss", "p", "seed", "status"]  # what every reader of a runs.csv needs
 NUMBERS = ["p", "n_critic", "seed", "epochs", "steps", "total_steps", "adam_eps", "clip", "n_fake", "n_real"]
+WORDS = ["final_fid_precision"]  # the one final_ column that holds words: the Inception precision of the final FID
 REMEDY = "pass a runs.csv written by ablate_p.py --collect"
 
 
@@ -41,8 +42,9 @@ def read(path, metric=None, needs=()):
 
 
 def number_columns(runs):
-    """The columns of a runs.csv that hold numbers: the settings of NUMBERS and every final_/best_ metric."""
-    return [c for c in runs if c in NUMBERS or c.startswith(("final_", "best_"))]
+    """The columns of a runs.csv that hold numbers: the settings of NUMBERS and every final_/best_ metric
+    but WORDS."""
+    return [c for c in runs if c in NUMBERS or (c.startswith(("final_", "best_")) and c not in WORDS)]
 
 
 def check_numbers(runs, path):
@@ -71,11 +73,13 @@ def completed(runs, metric=None):
 
 def comparable(runs, adam_eps=None):
     """The runs that may share a mean with the paper's: torch's Adam eps (or `adam_eps`: another eps is an
-    experiment on the optimiser) and float32 (a bfloat16 run is a group of its own)."""
+    experiment on the optimiser), trained in float32 (a bfloat16 run is a group of its own) and with a
+    float32 final FID (a bfloat16 Inception's is for curves only)."""
     eps = runs["adam_eps"] if "adam_eps" in runs else pd.Series(np.nan, index=runs.index)
     same_eps = eps.isna() if adam_eps is None else np.isclose(eps, float(adam_eps))
     float32 = runs["precision"].isna() if "precision" in runs else True
-    return runs[same_eps & float32]
+    float32_fid = runs["final_fid_precision"].fillna("float32") == "float32" if "final_fid_precision" in runs else True
+    return runs[same_eps & float32 & float32_fid]
 
 
 def image_runs(path, epochs, reading="all", adam_eps=None):

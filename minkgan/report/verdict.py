@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from minkgan import contrasts, derivations, settings, verdicts
-from minkgan.report.text import interval, listed_p, num, ranked, signed, span, value_range
+from minkgan.report.text import interval, listed_p, num, ranked, sig, signed, span, value_range
 from minkgan.report.facts import (H8_SEEDS, H10_EPOCHS, LONG_RUN_SEEDS, UNINFORMATIVE_HQ_PCT, VERDICT_EPOCHS, alignment_facts, arm_key, arm_label,
     arms, campaign_row, campaign_rows, contrast, crossings, failure_rows, horizon_curves, horizon_rows, image_runs,
     last_epoch, paper_fid, pooled_sd, read_csv, run_logs, seeds_per_arm, toy_contrast, toy_rows)
@@ -27,9 +27,10 @@ def contrast_text(results, a, b, epochs=VERDICT_EPOCHS, family="H1-H3"):
     if r is not None:
         text = say(PAGE, "contrast_campaign", diff=signed(r["mean_diff"]), interval=interval(r["ci_low"], r["ci_high"]),
                    n_a=r["n_a"], n_b=r["n_b"], paper=num(r["paper_gap"]), verdict=r["verdict"])
+        size = len(campaign_rows(results, epochs, family))
         if r["verdict"] in ("supported", "contradicted"):
-            text += " " + say(PAGE, "contrast_holm", p=r["p_value"], p_holm=r["p_holm"],
-                              family=len(campaign_rows(results, epochs, family)))
+            text += " " + (say(PAGE, "contrast_holm", p=sig(r["p_value"]), p_holm=sig(r["p_holm"]), family=size)
+                           if size > 1 else say(PAGE, "contrast_p", p=sig(r["p_value"])))
         return text + power_note(r["verdict"], r["power_at_paper_gap"])
     c = contrast(results, image_runs(results, epochs), a, b)
     text = say(PAGE, "contrast_pooled_split" if c["welch_verdict"] != c["verdict"] else "contrast_pooled",

@@ -107,7 +107,7 @@ def test_h9_compares_p4_with_wgan_trained_five_times_the_epochs_in_a_family_of_i
     runs = pd.read_csv(path).assign(n_fake=5000)
     runs.loc[(runs["epochs"] == 10.0) & (runs["seed"] == 0), ["n_fake", "final_fid"]] = 2000, 133.0
     runs.to_csv(path, index=False)
-    horizon = tmp_path / "horizon.csv"
+    horizon = tmp_path / "final.csv"
     pd.DataFrame([{"run": "folder/wganNone-all-seed0", "total_steps": 1562, "step": 1562, "n": n, "fid": fid}
                   for n, fid in ((2000, 133.0), (5000, 122.0))]
                  + [{"run": "folder/wganNone-all-seed0", "total_steps": 1562, "step": 781, "n": 5000, "fid": 150.0}]
@@ -117,6 +117,9 @@ def test_h9_compares_p4_with_wgan_trained_five_times_the_epochs_in_a_family_of_i
         contrasts.main([str(path), "--csv", str(out)])
     assert not out.exists()
     assert contrasts.main([str(path), "--final-fids", str(horizon), "--csv", str(out)]) == 0
+    horizon.rename(tmp_path / "horizon.csv")  # the horizon.csv beside runs.csv is the default
+    assert contrasts.main([str(path), "--csv", str(tmp_path / "again.csv")]) == 0
+    assert (tmp_path / "again.csv").read_text() == out.read_text()
     rows = pd.read_csv(out).set_index("b")
     h9 = rows.loc["wgan-equal-g"]
     assert (h9["family"], h9["reading"], h9["epochs"], h9["steps"], h9["steps_b"]) == ("H9", "all", 2.0, 1562, 1562)

@@ -395,8 +395,8 @@ def test_weights_only_line_reads_h4s_contrasts_and_counts_the_blank_runs(tmp_pat
     runs.to_csv(results / "runs.csv", index=False)
     line = verdict.weights_only_line(str(results))
     assert "2 seeds an arm), at 2 epochs" in line
-    assert "p = 4 − GAN: +30.0 FID (+25.0 to +35.0, Welch, 2 and 2 seeds; paper -98.2): **contradicted** (p = 0.010; " \
-           "0.040 after Holm's correction over the 4 contrasts)" in line
+    assert "p = 4 − GAN: +30.0 FID (+25.0 to +35.0, Welch, 2 and 2 seeds; paper -98.2): **contradicted** (p = 0.01; " \
+           "0.04 after Holm's correction over the 4 contrasts)" in line
     assert "p = 4 − p = 8: +3.0 FID (-2.0 to +8.0, Welch, 2 and 2 seeds; paper -98.2): **inconclusive** (power 0.50)" in line
     assert "4 of 6 Minkowski runs end with precision and coverage 0" in line  # p = 1's two runs cover something
 

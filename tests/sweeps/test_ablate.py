@@ -355,6 +355,20 @@ def test_collect_keeps_the_column_order_of_an_existing_runs_csv(tmp_path):
     assert after[0] == before[0] + ",final_modes" and len(after) == 3
 
 
+def test_a_float32_final_fid_adds_no_precision_column_and_a_bfloat16_one_is_read_as_words(tmp_path):
+    """Observed: a run of today's train.py brought final_fid_precision 'float32' into runs.csv: a new
+    column, so every committed line changed, and a cell that readers refused as 'not a number'. Empty
+    for float32, as `precision` is; a bfloat16 Inception's FID is named and kept out of the means."""
+    fabricate_run(tmp_path, "gan-seed0", "gan", None, 0, "completed", final_fid=80.0, final_fid_precision="float32")
+    assert "final_fid_precision" not in collect.collect_rows(str(tmp_path))
+    fabricate_run(tmp_path, "gan-seed1", "gan", None, 1, "completed", final_fid=79.0, final_fid_precision="bfloat16")
+    rows = collect.collect_rows(str(tmp_path))
+    assert rows["final_fid_precision"].fillna("").tolist() == ["", "bfloat16"]
+    rows.to_csv(tmp_path / "runs.csv", index=False)
+    from minkgan import runs as runs_csv
+    assert runs_csv.comparable(runs_csv.read(str(tmp_path / "runs.csv")))["seed"].tolist() == [0]
+
+
 def test_a_failed_run_never_replaces_a_completed_one_in_runs_csv(tmp_path):
     fabricate_run(tmp_path / "a", "gan-seed0", "gan", None, 0, "completed", final_modes=8)
     fabricate_run(tmp_path / "b", "gan-seed0", "gan", None, 0, "diverged", final_modes=1)

@@ -83,6 +83,17 @@ def test_comparable_keeps_the_paper_optimiser_and_float32(tmp_path):
     assert runs_csv.comparable(runs, 1e-12)["seed"].tolist() == [1]
 
 
+def test_the_final_fids_precision_is_a_word_and_only_a_float32_fid_shares_a_mean(tmp_path):
+    """Observed: a run of today's train.py brings final_fid_precision ('float32') into runs.csv, and the
+    loader refused the whole file for a final_ cell that is not a number."""
+    rows = [row(final_fid_precision="float32"), row(seed=1, final_fid_precision="bfloat16"), row(seed=2)]
+    runs = runs_csv.read(write(tmp_path, rows))
+    assert runs["final_fid_precision"].tolist()[:2] == ["float32", "bfloat16"]
+    assert runs_csv.comparable(runs)["seed"].tolist() == [0, 2]
+    with pytest.raises(UserError, match="final_fid is 'abc'"):
+        runs_csv.read(write(tmp_path, [row(final_fid_precision="float32", final_fid="abc")]))
+
+
 def test_completed_drops_failed_runs_and_runs_without_the_metric(tmp_path):
     runs = runs_csv.read(write(tmp_path, [row(), row(seed=1, status="failed"), row(seed=2, final_fid=None)]))
     assert runs_csv.completed(runs)["seed"].tolist() == [0, 2]
