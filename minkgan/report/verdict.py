@@ -197,7 +197,8 @@ def h8_counts(results, epochs=VERDICT_EPOCHS):
     r = h8[h8["rule"] == "preregistered"].set_index("b")
     return dict(p4=r["failed_a"].iloc[0], n_p4=r["n_a"].iloc[0], gan=r.loc["gan", "failed_b"], n_gan=r.loc["gan", "n_b"],
                 wgan=r.loc["wgan", "failed_b"], n_wgan=r.loc["wgan", "n_b"], vs_gan=r.loc["gan", "failure_verdict"],
-                vs_wgan=r.loc["wgan", "failure_verdict"])
+                vs_wgan=r.loc["wgan", "failure_verdict"],
+                so_far=" so far" if min(r["n_a"].min(), r["n_b"].min()) < H8_SEEDS else "")
 
 
 def far_behind(w):
@@ -289,7 +290,8 @@ def answer(results, epochs=VERDICT_EPOCHS):
     seeds = f"{int(rows['n_a'].min())}" if rows is not None and len(rows) else say(PAGE, "answer_seeds_none")
     counts = h8_counts(results, epochs)
     other = say(PAGE, "answer_h8", **counts) if counts else say(PAGE, "answer_h8_none")
-    return say(PAGE, "answer", epochs=epochs, seeds=seeds, wgan=phrase(w, "wgan"), gan=phrase(w, "gan"),
+    return say(PAGE, "answer", epochs=epochs, seeds=seeds, wgan=phrase(w, "wgan"), wgan_g=phrase(w, "wgan_equal_g"),
+               gan=phrase(w, "gan"),
                p1=phrase(w, "minkowski-p1"), best_p=w["best_p"], behind=far_behind(w), ring8=w["modes_ring8"],
                grid25=w["modes_grid25"], coverage=w["coverage"], one_loss=w["one_loss"], other=other)
 

@@ -188,3 +188,20 @@ def test_h9_and_h10_words_follow_the_10_epoch_runs(tmp_path, wgan_fid, p4_10_fid
     assert "H9's WGAN arm (`wgan-equal-g`) trained 5 times" in cifar.contrasts_csv(str(results))
     h9 = pd.read_csv(results / "contrasts.csv").query("family == 'H9'").iloc[0]
     assert (h9["n_a"], h9["n_b"], h9["steps"], h9["steps_b"]) == (5, 3, 1562, 1562)
+
+
+def test_the_answer_says_h8_so_far_only_while_an_arm_is_short_of_its_8_seeds(tmp_path):
+    import shutil
+
+    import pandas as pd
+
+    from minkgan.report import verdict
+    from minkgan import paths
+    results = tmp_path / "results"
+    shutil.copytree(paths.RESULTS, results, ignore=shutil.ignore_patterns("figures", "dynamics", "run_logs"))
+    counts = verdict.h8_counts(str(results))
+    assert counts["n_p4"] == counts["n_gan"] == counts["n_wgan"] == 8 and counts["so_far"] == ""
+    failures = pd.read_csv(results / "failures.csv")
+    failures.loc[failures["b"] == "wgan", "n_b"] = 7
+    failures.to_csv(results / "failures.csv", index=False)
+    assert verdict.h8_counts(str(results))["so_far"] == " so far"
