@@ -100,6 +100,8 @@ def read_final_fids(path, n=5000):
         raise UserError(f"--final-fids {path} is not a file; {remedy}")
     text = read_csv_of_ours(path, FINAL_FID_COLUMNS, f"--final-fids {path}", remedy)
     table = pd.read_csv(io.StringIO(text)) if text.strip() else pd.DataFrame(columns=FINAL_FID_COLUMNS)
+    if not len(table):  # empty or its header alone: no long run to take a FID from
+        return {}
     bad = [c for c in FINAL_FID_COLUMNS[1:] if not pd.api.types.is_numeric_dtype(table[c])]
     if bad:
         raise UserError(f"--final-fids {path}: column {bad[0]} holds a cell that is not a number; {remedy}")

@@ -138,6 +138,8 @@ def test_a_final_fids_file_that_is_not_horizons_is_one_line(tmp_path):
     for name, words in (("none.csv", "is not a file"), ("theirs.csv", "has no column run"), ("words.csv", "not a number")):
         with pytest.raises(UserError, match=words):
             contrasts.main([str(path), "--final-fids", str(tmp_path / name)])
+    (tmp_path / "header.csv").write_text("run,total_steps,step,n,fid\n")  # no long run: nothing to take, no error
+    assert contrasts.main([str(path), "--final-fids", str(tmp_path / "header.csv")]) == 0
 
 
 def test_a_file_that_is_not_a_runs_csv_is_one_line(tmp_path, capsys):
