@@ -44,7 +44,7 @@ from minkgan import rundir
 from minkgan.utils import check_merge_target, merge_csv
 import models
 
-CSV_KEY = ["device", "variant"]
+CSV_KEY = [*precision.MACHINE_KEY, "variant"]
 
 
 
@@ -123,13 +123,13 @@ def main(argv=None):
     ap.add_argument("--throughput-n", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=3, help="alternating throughput timings (the median)")
     ap.add_argument("--throughput-only", action="store_true", help="time the Inception variants only (step 1)")
-    ap.add_argument("--csv", default=None, help="merge the throughput rows here, by (device, variant)")
+    ap.add_argument("--csv", default=None, help="merge the throughput rows here, by (device, bf16_hardware, variant)")
     ap.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
     args = ap.parse_args(argv)
     if args.data_root is None and not args.throughput_only:
         ap.error("--data-root is needed but with --throughput-only")
     if args.csv:  # before minutes of timing
-        check_merge_target(args.csv, CSV_KEY, "--csv")
+        check_merge_target(args.csv, CSV_KEY, "--csv", added=precision.ADDED_KEY)
     note = precision.emulated_note()
     if note:
         print(note)
@@ -137,7 +137,7 @@ def main(argv=None):
     for row in rows:
         print(f"throughput  {row['variant']}: {row['images_per_s']:.2f} images/s ({row['ratio']:.2f}x float32)")
     if args.csv:
-        merge_csv(args.csv, pd.DataFrame(rows), CSV_KEY)
+        merge_csv(args.csv, pd.DataFrame(rows), CSV_KEY, added=precision.ADDED_KEY)
         print(f"merged into {args.csv}")
     if args.throughput_only:
         return

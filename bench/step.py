@@ -16,8 +16,8 @@ many steps as fill --min-time seconds (a GPU step takes milliseconds: a few of t
 window), and each figure is the median over rounds, so load from other processes hits them alike;
 `ratio` is the plain (float32) step's time over the variant's, on the same CPU and threads; each row
 names the CPU (`cpu`) and its bfloat16 hardware (`bf16_hardware`: AMX, AVX512-BF16 or none, where
-bfloat16 is emulated and the run says so). Rows merge into --csv by (device, arch, variant): a run on
-another machine adds its rows, the others stay. `aten_ops` counts the ATen operators one step
+bfloat16 is emulated and the run says so). Rows merge into --csv by (device, bf16_hardware, arch,
+variant): a run on another machine adds its rows, the others stay. `aten_ops` counts the ATen operators one step
 dispatches, views included (a TorchDispatchMode; eager variants only): each of the others is about
 one kernel launch on a GPU, where a step of these small networks is launch-bound; `--count-only`
 counts them (for Minkowski p = 4 and WGAN, whose step has 5 critic steps) without timing anything, a
@@ -31,7 +31,7 @@ dense-math ceiling the step reaches. A variant that fails is reported in `error`
 autograd, so backward's ops too; a GPU is synchronized around each op), keyed by the op, the dtypes of
 its floating inputs and the layout of its 4-D input: which ops stay float32 under bfloat16, what the
 layout and dtype conversions (`_to_copy`, `copy_`) cost. Ops under 0.5 % of a step are summed as
-`(other)`; rows merge into --csv by (device, arch, variant, op, dtypes, layout).
+`(other)`; rows merge into --csv by (device, bf16_hardware, arch, variant, op, dtypes, layout).
 """
 import os
 import sys
@@ -70,9 +70,9 @@ VARIANTS = {  # name -> (train.py flags, fused ops, torch.compile mode applied h
     "bfloat16+channels_last": (["--precision", "bfloat16", "--channels-last"], "on", None),
     "bfloat16+channels_last+compile": (["--precision", "bfloat16", "--channels-last", "--compile"], "on", None),
 }
-CSV_KEY = ["device", "arch", "variant"]  # a rerun on the same device and threads replaces its rows
+CSV_KEY = [*precision.MACHINE_KEY, "arch", "variant"]  # a rerun on the same machine and threads replaces its rows
 GPU_ONLY = {"compile_reduce_overhead"}  # CUDA graphs: on the CPU the mode is plain --compile
-PROFILE_KEY = ["device", "arch", "variant", "op", "dtypes", "layout"]
+PROFILE_KEY = [*precision.MACHINE_KEY, "arch", "variant", "op", "dtypes", "layout"]
 PROFILE_SMALL = 0.005  # ops under this share of a step are summed into one (other) row
 
 
@@ -271,7 +271,7 @@ def write_profile(devices, args):
         print(f"{device}, {arch}, {variant}: {g['step_ms'].iloc[0]:.1f} ms of ops per step")
         print(g[["op", "dtypes", "layout", "calls", "ms", "share"]].head(12).to_string(index=False, float_format="{:.3g}".format))
     if args.csv:
-        merge_csv(args.csv, table, PROFILE_KEY)
+        merge_csv(args.csv, table, PROFILE_KEY, added=precision.ADDED_KEY)
         print(f"merged into {args.csv}")
     return 0
 
@@ -301,7 +301,7 @@ def main(argv=None):
     devices = [check_device(d) for d in (args.devices or ["cuda" if torch.cuda.is_available() else "cpu"])]
     if args.csv:  # before minutes of timing
         key = ["revision", "device", "arch", "loss"] if args.count_only else PROFILE_KEY if args.profile else CSV_KEY
-        check_merge_target(args.csv, key, "--csv")
+        check_merge_target(args.csv, key, "--csv", added=() if args.count_only else precision.ADDED_KEY)
     if args.profile:
         return write_profile(devices, args)
     if args.count_only:
@@ -325,7 +325,7 @@ def main(argv=None):
     table = pd.DataFrame(rows)
     print(table.drop(columns=["torch"]).to_string(index=False, float_format="{:.3g}".format))
     if args.csv:
-        merge_csv(args.csv, table, CSV_KEY)
+        merge_csv(args.csv, table, CSV_KEY, added=precision.ADDED_KEY)
         print(f"merged into {args.csv}")
     return 1 if table["error"].astype(bool).any() else 0
 

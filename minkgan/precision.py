@@ -18,6 +18,10 @@ PRECISIONS = ("float32", "bfloat16")
 DEFAULT = "float32"
 # /proc/cpuinfo flag -> the name a CSV row gives it, best first
 BF16_FLAGS = (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16"))
+# the columns that name the machine of a benchmark row: one model name ("AMD EPYC" under KVM) covers
+# CPUs with and without bfloat16 units, whose rows must not replace each other
+MACHINE_KEY = ["device", "bf16_hardware"]
+ADDED_KEY = ["bf16_hardware"]  # the key column a benchmark CSV written before it may lack: its rows stay
 
 
 def cpu_name(cpuinfo="/proc/cpuinfo"):

@@ -4,6 +4,7 @@ import os
 import pandas as pd
 
 from minkgan import derivations
+from minkgan.precision import MACHINE_KEY
 from minkgan.report.text import cpu, markdown_table, not_yet, num, sig, value_range
 from minkgan.report.facts import read_csv
 from minkgan.report.sentences import say
@@ -39,12 +40,19 @@ def bench_ops(results):
                                                        torch=b["torch"].iloc[0], backend=b["backend"].iloc[0], load=load_range(b))
 
 
+def machines(bench):
+    """(device, its rows) for each machine of a benchmark CSV: a device name and its bfloat16 hardware, where
+    the CSV records it (one name, "AMD EPYC", covers CPUs with and without bfloat16 units)."""
+    key = [c for c in MACHINE_KEY if c in bench]
+    return [(names[0], rows) for names, rows in bench.groupby(key, sort=False, dropna=False)]
+
+
 def bench_step(results):
     """bench/step.py (results/bench_step.csv): one training step per variant, as ratios to plain float32,
     one table per device (a CPU's bfloat16 hardware named where the row records it)."""
     b = read_csv(results, "bench_step.csv")
     parts = []
-    for device, d in b.groupby("device", sort=False):
+    for device, d in machines(b):
         variants = [v for v in d["variant"].unique() if v != "plain"]
         rows = []
         for arch, g in d.groupby("arch", sort=False):
@@ -70,7 +78,7 @@ def step_profile(results, arch="dcgan", top=8):
     if p is None:
         return not_yet("step_profile.csv", say(PAGE, "step_profile_not_yet"))
     parts = []
-    for device, d in p[p["arch"] == arch].groupby("device", sort=False):
+    for device, d in machines(p[p["arch"] == arch]):
         variants = list(d["variant"].unique())
         ms = d.groupby(["op", "variant"])["ms"].sum().unstack("variant")[variants]
         largest = ms.drop(index="(other)", errors="ignore").max(axis=1).sort_values(ascending=False).index[:top]
@@ -194,7 +202,7 @@ def bench_fid(results):
     if b is None:
         return not_yet("bench_fid.csv", say(PAGE, "bench_fid_not_yet"))
     parts = []
-    for device, d in b.groupby("device", sort=False):
+    for device, d in machines(b):
         rows = [[r["variant"], f"{r['images_per_s']:.1f}", f"{r['ratio']:.2f}x"] for _, r in d.iterrows()]
         parts.append(markdown_table(["Inception pass", "images/s", "ratio"], rows) + "\n\n"
                      + say(PAGE, "bench_fid_device", device=cpu(device), hardware=bf16_hardware_note(d), torch=d["torch"].iloc[0],

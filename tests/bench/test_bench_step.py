@@ -3,11 +3,13 @@ the small ops' sum, and a profiled step whose rows add up to it. No timing is co
 the benchmark."""
 import collections
 
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
 
 from bench import step as bench_step
+from minkgan import precision
 
 
 def test_an_ops_dtypes_are_its_floating_inputs_and_its_layout_that_of_its_4d_input():
@@ -55,3 +57,26 @@ def test_a_profiled_step_adds_up_and_shows_bfloat16s_convolutions():
         assert ("convolution_backward", "float32" if variant == "plain" else "bfloat16") in ops
     assert {r["dtypes"] for r in rows if r["variant"] == "plain"} <= {"float32", "-"}
     assert {r["steps"] for r in rows} == {1} and rows[0]["device"].endswith("threads")
+
+
+def test_rows_of_two_cpus_of_one_name_but_other_bfloat16_hardware_both_stay(tmp_path):
+    """KVM names a Zen 3 and a Zen 4 EPYC "AMD EPYC": a run on one must not replace the other's rows."""
+    from minkgan.utils import merge_csv
+    path = str(tmp_path / "bench_step.csv")
+    row = {"device": "AMD EPYC x2 threads", "arch": "dcgan", "variant": "plain", "ms": 359.0}
+    pd.DataFrame([{**row, "bf16_hardware": "AVX512-BF16"}]).to_csv(path, index=False)
+    merge_csv(path, pd.DataFrame([{**row, "bf16_hardware": "none", "ms": 450.0}]), bench_step.CSV_KEY,
+              added=precision.ADDED_KEY)
+    merged = merge_csv(path, pd.DataFrame([{**row, "bf16_hardware": "none", "ms": 440.0}]), bench_step.CSV_KEY,
+                       added=precision.ADDED_KEY)
+    assert sorted(zip(merged["bf16_hardware"], merged["ms"])) == [("AVX512-BF16", 359.0), ("none", 440.0)]
+
+
+def test_a_bench_csv_written_before_the_hardware_column_keeps_its_rows(tmp_path):
+    from minkgan.utils import check_merge_target, merge_csv
+    path = str(tmp_path / "bench_step.csv")
+    pd.DataFrame([{"device": "Intel x2 threads", "arch": "dcgan", "variant": "plain", "ms": 693.0}]).to_csv(path, index=False)
+    check_merge_target(path, bench_step.CSV_KEY, "--csv", added=precision.ADDED_KEY)
+    new = {"device": "Intel x2 threads", "arch": "dcgan", "variant": "plain", "ms": 456.0, "bf16_hardware": "AMX"}
+    merged = merge_csv(path, pd.DataFrame([new]), bench_step.CSV_KEY, added=precision.ADDED_KEY)
+    assert sorted(merged["ms"]) == [456.0, 693.0]

@@ -446,4 +446,7 @@ def test_the_step_profile_block_sums_ops_per_variant_and_names_bfloat16s_float32
     assert "Under bfloat16, 29 of the 230 ms are ops whose floating inputs are all float32 (the largest: `_to_copy`, " \
            "12 ms), and 15 ms are dtype and layout conversions" in text
     assert "AMD EPYC x2 threads (bfloat16 hardware: AVX512-BF16), dcgan's step" in text
+    pd.DataFrame(rows + [{**r, "bf16_hardware": "none"} for r in rows]).to_csv(tmp_path / "step_profile.csv", index=False)
+    two = appendix.step_profile(str(tmp_path), top=3)  # one CPU name, two machines: two tables
+    assert two.count("| step (sum of its ops) | 420 | 230 |") == 2 and "(bfloat16 hardware: none)" in two
     assert appendix.step_profile(str(tmp_path / "none")).startswith("Not yet measured")
